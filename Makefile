@@ -1,0 +1,59 @@
+# One file for every set-up and run step. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+DEPLOY_VENV ?= .venv-deploy
+DEPLOY_PY   := $(DEPLOY_VENV)/bin/python
+HOST     ?= 127.0.0.1
+PORT     ?= 5001
+
+SYSTEM_STAMP := $(VENV)/.system-deps
+VENV_STAMP   := $(VENV)/.installed
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+
+.PHONY: help setup deploy-setup test test-main test-deploy lint serve demo demo-mic bench clean
+
+help:  ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------- set-up
+$(SYSTEM_STAMP): scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV_STAMP): $(SYSTEM_STAMP) requirements-cloud.txt requirements-edge.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+setup: $(VENV_STAMP)  ## system packages + .venv with everything (cloud, edge, tests)
+
+# ---------------------------------------------------------------- tests
+test: test-main  ## set everything up and run all tests (what CI runs)
+
+test-main: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: setup  ## ruff
+	$(VENV)/bin/ruff check .
+
+# ---------------------------------------------------------------- cloud: scoring service
+serve: setup  ## serve scoring-func/score_audio.py locally on http://$(HOST):$(PORT)/score
+	$(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
+
+# ---------------------------------------------------------------- edge app
+
+# ---------------------------------------------------------------- keyword model
+
+# ---------------------------------------------------------------- deployment
+
+# ---------------------------------------------------------------- demo
+
+# ---------------------------------------------------------------- benchmarks
+
+clean:  ## remove virtual environments and caches
+	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .ruff_cache
