@@ -1,0 +1,78 @@
+"""Speech synthesis with espeak-ng: the project's own audio (demo recordings, bootstrap data).
+
+The project ships no third-party recordings; whatever audio it needs it speaks itself. espeak-ng
+(Debian package `espeak-ng`) writes a 22.05 kHz WAV to stdout; it is read with soundfile and
+resampled to 16 kHz with soxr, so no temporary files and no sox binary are needed.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16000
+
+
+class TTSUnavailable(RuntimeError):
+    """espeak-ng is not installed."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """An espeak-ng voice: language + variant (e.g. `en-us+m3`), speed (wpm) and pitch (0-99)."""
+
+    name: str = "en-us"
+    speed: int = 150
+    pitch: int = 50
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.speed}wpm/p{self.pitch}"
+
+
+def espeak_path() -> str:
+    """The espeak-ng binary, or a clear error saying how to install it."""
+    path = shutil.which("espeak-ng")
+    if path is None:
+        raise TTSUnavailable(
+            "espeak-ng is not installed (Debian/Ubuntu: sudo apt install espeak-ng)"
+        )
+    return path
+
+
+def list_variants() -> list[str]:
+    """The voice variants espeak-ng knows (`m1`, `f3`, `klatt`, ...), for varied bootstrap data."""
+    out = subprocess.run(
+        [espeak_path(), "--voices=variant"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line.split()[4].removeprefix("!v/") for line in out.splitlines()[1:] if line.strip()]
+
+
+def synthesize(text: str, voice: Voice = Voice(), sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Speak `text`; return mono float32 samples in [-1, 1] at `sample_rate`."""
+    cmd = [
+        espeak_path(),
+        "-v",
+        voice.name,
+        "-s",
+        str(voice.speed),
+        "-p",
+        str(voice.pitch),
+        "--stdout",
+        text,
+    ]
+    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
+    audio, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if rate != sample_rate:
+        audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
+    return audio
+
+
+def silence(seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    return np.zeros(int(round(seconds * sample_rate)), dtype=np.float32)
