@@ -17,6 +17,19 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CLIENT = REPO / "cloudml" / "sample-client.py"
 
 
+def reference_decode(model_dir, audio) -> str:
+    """A CTC model's transcript of exactly these samples (processor, argmax, batch_decode)."""
+    import torch
+    from transformers import AutoModelForCTC, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForCTC.from_pretrained(model_dir).eval()
+    inputs = processor(audio, sampling_rate=16000, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(inputs.input_values).logits
+    return processor.batch_decode(logits.argmax(-1))[0]
+
+
 def load_sample_client():
     """cloudml/sample-client.py imported as a module (its file name has a hyphen)."""
     spec = importlib.util.spec_from_file_location("sample_client", SAMPLE_CLIENT)

@@ -18,6 +18,7 @@ from clienttools import (
     Reply,
     json_reply,
     load_sample_client,
+    reference_decode,
     scripted_endpoint,
 )
 from support.paths import SCORE_SCRIPT
@@ -44,19 +45,6 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=180,
     )
-
-
-def reference_decode(model_dir, audio: np.ndarray) -> str:
-    """The tiny model's transcript of exactly these samples (processor + argmax + batch_decode)."""
-    import torch
-    from transformers import AutoModelForCTC, AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(model_dir)
-    model = AutoModelForCTC.from_pretrained(model_dir).eval()
-    inputs = processor(audio, sampling_rate=16000, return_tensors="pt")
-    with torch.inference_mode():
-        logits = model(inputs.input_values).logits
-    return processor.batch_decode(logits.argmax(-1))[0]
 
 
 # ---------------------------------------------------------------- the real local service
