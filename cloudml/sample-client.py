@@ -114,7 +114,9 @@ def read_key(key_file: Path | None) -> str | None:
         try:
             key = key_file.read_text().strip()
         except OSError as err:
-            raise SystemExit(f"sample-client.py: error: key file {key_file}: {err.strerror}") from None
+            raise SystemExit(
+                f"sample-client.py: error: key file {key_file}: {err.strerror}"
+            ) from None
         if not key:
             raise SystemExit(f"sample-client.py: error: key file {key_file} is empty")
         return key

@@ -53,11 +53,13 @@ def fetch_model(hub_id: str, folder: Path) -> None:
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     print(f"fetching {hub_id} into {rel(folder)} ...", flush=True)
-    snapshot_download(
-        hub_id,
-        local_dir=partial,
-        allow_patterns=["*.json", "*.txt", "*.model", *weights],
-    )
+    try:
+        snapshot_download(
+            hub_id, local_dir=partial, allow_patterns=["*.json", "*.txt", "*.model", *weights]
+        )
+    except Exception as err:  # network drop, disk full, ...: no half folder left behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise DeployError(f"downloading {hub_id} failed: {first_line(err)}") from None
     shutil.rmtree(partial / ".cache", ignore_errors=True)  # download metadata, not the model
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial.rename(folder)

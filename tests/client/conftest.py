@@ -28,4 +28,8 @@ def demo_wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     stereo = np.stack([audio, 0.5 * audio], axis=1)
     stereo22k = soxr.resample(stereo, rate, 22050)
     sf.write(out / "sentence-22k-stereo.wav", stereo22k, 22050, subtype="PCM_16")
-    return {"mono16k": mono16k, "stereo22k": out / "sentence-22k-stereo.wav", "sentence": meta["sentence"]}
+    return {
+        "mono16k": mono16k,
+        "stereo22k": out / "sentence-22k-stereo.wav",
+        "sentence": meta["sentence"],
+    }

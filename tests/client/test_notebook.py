@@ -35,7 +35,10 @@ def test_notebook_runs_and_prints_the_model_transcript(tiny_ctc_model_dir, tmp_p
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     ).execute()
 
     (cell,) = [c for c in nb.cells if "transcript" in c.metadata.get("tags", [])]

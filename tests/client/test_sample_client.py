@@ -30,7 +30,13 @@ client = load_sample_client()
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
-    for name in ("SCORING_URI", "SCORING_KEY", "SCORING_KEY_FILE", "SCORING_FORMAT", "SCORING_TIMEOUT"):
+    for name in (
+        "SCORING_URI",
+        "SCORING_KEY",
+        "SCORING_KEY_FILE",
+        "SCORING_FORMAT",
+        "SCORING_TIMEOUT",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -99,8 +105,12 @@ def test_json_body_is_the_write_up_format(demo_wavs, capsys):
 def test_wav_body_is_16k_mono_pcm_and_far_smaller(demo_wavs, monkeypatch, capsys):
     monkeypatch.setenv("SCORING_KEY", KEY)
     with scripted_endpoint() as ep:
-        assert client.main([str(demo_wavs["mono16k"]), "--endpoint", ep.url, "--format", "json"]) == 0
-        assert client.main([str(demo_wavs["mono16k"]), "--endpoint", ep.url, "--format", "wav"]) == 0
+        assert (
+            client.main([str(demo_wavs["mono16k"]), "--endpoint", ep.url, "--format", "json"]) == 0
+        )
+        assert (
+            client.main([str(demo_wavs["mono16k"]), "--endpoint", ep.url, "--format", "wav"]) == 0
+        )
     json_request, wav_request = ep.requests
     assert wav_request["headers"]["Content-Type"] == "audio/wav"
     assert wav_request["headers"]["Authorization"] == f"Bearer {KEY}"
@@ -122,7 +132,12 @@ def test_key_from_a_file(demo_wavs, tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n")
     with scripted_endpoint() as ep:
-        assert client.main([str(demo_wavs["mono16k"]), "--endpoint", ep.url, "--key-file", str(key_file)]) == 0
+        assert (
+            client.main(
+                [str(demo_wavs["mono16k"]), "--endpoint", ep.url, "--key-file", str(key_file)]
+            )
+            == 0
+        )
     assert ep.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
 
 
@@ -141,17 +156,33 @@ def test_busy_service_is_retried(demo_wavs, capsys):
     ("reply", "with_key", "words"),
     [
         (json_reply(401, {"message": "unauthorized"}), False, ["401", "SCORING_KEY"]),
-        (json_reply(401, {"message": "unauthorized"}), True, ["refused the key", "get-credentials"]),
+        (
+            json_reply(401, {"message": "unauthorized"}),
+            True,
+            ["refused the key", "get-credentials"],
+        ),
         (json_reply(403, {"message": "forbidden"}), True, ["refused the key"]),
-        (json_reply(400, {"error": "empty_audio", "message": "data is empty"}), False,
-         ["400", "empty_audio", "data is empty"]),
-        (json_reply(413, {"error": "audio_too_long", "message": "over 120 s"}), False,
-         ["too long", "over 120 s"]),
-        (json_reply(415, {"error": "unsupported_media_type", "message": "use audio/wav"}), False,
-         ["415", "use audio/wav"]),
+        (
+            json_reply(400, {"error": "empty_audio", "message": "data is empty"}),
+            False,
+            ["400", "empty_audio", "data is empty"],
+        ),
+        (
+            json_reply(413, {"error": "audio_too_long", "message": "over 120 s"}),
+            False,
+            ["too long", "over 120 s"],
+        ),
+        (
+            json_reply(415, {"error": "unsupported_media_type", "message": "use audio/wav"}),
+            False,
+            ["415", "use audio/wav"],
+        ),
         (Reply(status=404, body=b"not found", content_type="text/plain"), False, ["404", "/score"]),
-        (Reply(status=500, body=b"<html>oops</html>", content_type="text/html"), False,
-         ["failed (500)"]),
+        (
+            Reply(status=500, body=b"<html>oops</html>", content_type="text/html"),
+            False,
+            ["failed (500)"],
+        ),
     ],
 )
 def test_error_answers_are_explained(demo_wavs, monkeypatch, capsys, reply, with_key, words):
@@ -175,19 +206,25 @@ def test_answer_without_result_is_an_error(demo_wavs, capsys):
 
 def test_timeout(demo_wavs, capsys):
     with scripted_endpoint(Reply(delay=3.0)) as ep:
-        assert client.main([str(demo_wavs["mono16k"]), "--endpoint", ep.url, "--timeout", "0.5"]) == 1
+        assert (
+            client.main([str(demo_wavs["mono16k"]), "--endpoint", ep.url, "--timeout", "0.5"]) == 1
+        )
     assert "did not answer within 0.5 s" in capsys.readouterr().err
 
 
 def test_key_is_never_sent_over_plain_http_to_another_host(demo_wavs, monkeypatch, capsys):
     monkeypatch.setenv("SCORING_KEY", KEY)
-    code = client.main([str(demo_wavs["mono16k"]), "--endpoint", "http://voice.example.invalid/score"])
+    code = client.main(
+        [str(demo_wavs["mono16k"]), "--endpoint", "http://voice.example.invalid/score"]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "plain http" in err and KEY not in err
 
 
 def test_refused_connection_missing_file_and_bad_audio_through_the_cli(demo_wavs, tmp_path):
-    refused = run_cli(str(demo_wavs["mono16k"]), "--endpoint", f"http://127.0.0.1:{free_port()}/score")
+    refused = run_cli(
+        str(demo_wavs["mono16k"]), "--endpoint", f"http://127.0.0.1:{free_port()}/score"
+    )
     assert refused.returncode == 1
     assert "connection refused" in refused.stderr and "Traceback" not in refused.stderr
 

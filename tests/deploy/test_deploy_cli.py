@@ -9,12 +9,19 @@ import sys
 
 import pytest
 
-pytest.importorskip("azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`")
+pytest.importorskip(
+    "azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`"
+)
 
 import deploy  # noqa: E402
 from deploytools import DEPLOY_PY, REPO, needs_scoring_script  # noqa: E402
 
-AZURE_VARS = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE", "AZUREML_CONFIG")
+AZURE_VARS = (
+    "AZURE_SUBSCRIPTION_ID",
+    "AZURE_RESOURCE_GROUP",
+    "AZUREML_WORKSPACE",
+    "AZUREML_CONFIG",
+)
 
 
 def run_cli(*args: str, cwd=REPO, **env: str) -> subprocess.CompletedProcess:

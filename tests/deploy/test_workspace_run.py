@@ -16,7 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-pytest.importorskip("azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`")
+pytest.importorskip(
+    "azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`"
+)
 
 from amldeploy.common import DeployError, Settings  # noqa: E402
 from amldeploy.specs import load_specs  # noqa: E402
@@ -82,7 +84,8 @@ class FakeWorkspace:
     def _ep_put(self, endpoint):
         self.calls.append(f"online_endpoints.put traffic={json.dumps(endpoint.traffic)}")
         self.rest_bodies.append(endpoint._to_rest_online_endpoint(location="westeurope").as_dict())
-        stored = copy.deepcopy(endpoint)  # the service keeps its own copy and fills read-only fields
+        # the service keeps its own copy and fills the read-only fields
+        stored = copy.deepcopy(endpoint)
         stored._scoring_uri = f"https://{endpoint.name}.westeurope.inference.ml.azure.com/score"
         self.endpoints[endpoint.name] = stored
         return _Poller(copy.deepcopy(stored))
@@ -108,9 +111,7 @@ def _specs(root: Path, target: str = "managed", **overrides):
     return load_specs(settings), settings
 
 
-def test_first_run_creates_everything_and_routes_traffic_after_the_smoke_request(
-    yaml_copy, capsys
-):
+def test_first_run_creates_everything_and_routes_traffic_after_the_smoke_request(yaml_copy, capsys):
     ws = FakeWorkspace()
     specs, settings = _specs(yaml_copy())
     uri = deploy(ws, specs, settings)
@@ -154,9 +155,10 @@ def test_changed_model_folder_registers_a_new_version(yaml_copy, tmp_path):
     (Path(specs.model.path) / "config.json").write_text('{"model_type": "wav2vec2", "v": 2}')
     deploy(ws, *_specs(root))
     assert [m.version for m in ws.models_registered] == ["1", "2"]
-    assert ws.models_registered[1].tags["content_sha256"] != ws.models_registered[0].tags[
-        "content_sha256"
-    ]
+    assert (
+        ws.models_registered[1].tags["content_sha256"]
+        != ws.models_registered[0].tags["content_sha256"]
+    )
 
 
 def test_failed_smoke_request_leaves_traffic_alone(yaml_copy):
@@ -206,7 +208,9 @@ def test_smoke_body_from_a_wav(tmp_path):
         w.setframerate(16000)
         w.writeframes(b"\x01\x00\xff\xff" * 800)
     body = smoke_request_body(path)
-    assert body["sample_rate"] == 16000 and body["data"][:2] == [1, -1] and len(body["data"]) == 1600
+    assert (
+        body["sample_rate"] == 16000 and body["data"][:2] == [1, -1] and len(body["data"]) == 1600
+    )
     stereo = tmp_path / "stereo.wav"
     with wave.open(str(stereo), "wb") as w:
         w.setnchannels(2)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`")
+pytest.importorskip(
+    "azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`"
+)
 
 import deploy  # noqa: E402  (cloudml/deploy.py; deploytools put cloudml/ on sys.path)
 from amldeploy.common import Settings  # noqa: E402
@@ -174,42 +176,110 @@ def _set(path: str, value):
 
 BROKEN = [
     # (file, change, target, words the message must contain)
-    ("managed/deployment.yml", _set("request_settings.request_timeout_ms", "ninety"), "managed",
-     ["request_settings.request_timeout_ms", "Not a valid integer"]),
-    ("managed/deployment.yml", _set("instance_countt", 2), "managed",
-     ["instance_countt", "Unknown field"]),
-    ("managed/deployment.yml", _set("instance_type", None), "managed",
-     ["instance_type", "Missing data for required field"]),
-    ("managed/deployment.yml", _set("liveness_probe.period", "often"), "managed",
-     ["liveness_probe.period"]),
-    ("managed/deployment.yml", _set("request_settings.request_timeout_ms", 5000), "managed",
-     ["request_settings.request_timeout_ms", "5000"]),
-    ("managed/deployment.yml", _set("request_settings.request_timeout_ms", 600000), "managed",
-     ["request_settings.request_timeout_ms", "180000"]),
-    ("managed/deployment.yml", _set("request_settings.max_concurrent_requests_per_instance", 8),
-     "managed", ["max_concurrent_requests_per_instance", "WORKER_COUNT"]),
-    ("managed/deployment.yml", _set("liveness_probe.initial_delay", None), "managed",
-     ["liveness_probe.initial_delay"]),
-    ("managed/deployment.yml", _set("app_insights_enabled", False), "managed",
-     ["app_insights_enabled"]),
-    ("managed/deployment.yml", _set("endpoint_name", "someone-else"), "managed",
-     ["endpoint_name", "someone-else"]),
-    ("managed/deployment.yml", _set("model", "azureml:other-model@latest"), "managed",
-     ["model", "other-model"]),
-    ("managed/deployment.yml", _set("environment_variables.SCORING_KEY", "abc"), "managed",
-     ["environment_variables.SCORING_KEY", "secret"]),
-    ("managed/deployment.yml", _set("code_configuration.scoring_script", "nope.py"), "managed",
-     ["code_configuration.scoring_script", "nope.py"]),
+    (
+        "managed/deployment.yml",
+        _set("request_settings.request_timeout_ms", "ninety"),
+        "managed",
+        ["request_settings.request_timeout_ms", "Not a valid integer"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("instance_countt", 2),
+        "managed",
+        ["instance_countt", "Unknown field"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("instance_type", None),
+        "managed",
+        ["instance_type", "Missing data for required field"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("liveness_probe.period", "often"),
+        "managed",
+        ["liveness_probe.period"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("request_settings.request_timeout_ms", 5000),
+        "managed",
+        ["request_settings.request_timeout_ms", "5000"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("request_settings.request_timeout_ms", 600000),
+        "managed",
+        ["request_settings.request_timeout_ms", "180000"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("request_settings.max_concurrent_requests_per_instance", 8),
+        "managed",
+        ["max_concurrent_requests_per_instance", "WORKER_COUNT"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("liveness_probe.initial_delay", None),
+        "managed",
+        ["liveness_probe.initial_delay"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("app_insights_enabled", False),
+        "managed",
+        ["app_insights_enabled"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("endpoint_name", "someone-else"),
+        "managed",
+        ["endpoint_name", "someone-else"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("model", "azureml:other-model@latest"),
+        "managed",
+        ["model", "other-model"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("environment_variables.SCORING_KEY", "abc"),
+        "managed",
+        ["environment_variables.SCORING_KEY", "secret"],
+    ),
+    (
+        "managed/deployment.yml",
+        _set("code_configuration.scoring_script", "nope.py"),
+        "managed",
+        ["code_configuration.scoring_script", "nope.py"],
+    ),
     ("managed/endpoint.yml", _set("auth_mode", "aml_token"), "managed", ["auth_mode"]),
-    ("kubernetes/deployment.yml", _set("resources.limits", None), "kubernetes",
-     ["resources.limits"]),
+    (
+        "kubernetes/deployment.yml",
+        _set("resources.limits", None),
+        "kubernetes",
+        ["resources.limits"],
+    ),
     ("kubernetes/endpoint.yml", _set("compute", None), "kubernetes", ["compute"]),
-    ("environment.yml", _set("build.dockerfile_path", "Dockerfile.gpu"), "managed",
-     ["build.dockerfile_path", "Dockerfile.gpu"]),
-    ("environment/Dockerfile", lambda text: text.replace(":59", ":latest"), "managed",
-     ["FROM", ":latest"]),
-    ("environment/Dockerfile", lambda text: text + "COPY extra.txt /tmp/\n", "managed",
-     ["COPY extra.txt", "build context"]),
+    (
+        "environment.yml",
+        _set("build.dockerfile_path", "Dockerfile.gpu"),
+        "managed",
+        ["build.dockerfile_path", "Dockerfile.gpu"],
+    ),
+    (
+        "environment/Dockerfile",
+        lambda text: text.replace(":59", ":latest"),
+        "managed",
+        ["FROM", ":latest"],
+    ),
+    (
+        "environment/Dockerfile",
+        lambda text: text + "COPY extra.txt /tmp/\n",
+        "managed",
+        ["COPY extra.txt", "build context"],
+    ),
     ("model.yml", _set("type", "mlflow_model"), "managed", ["type", "custom_model"]),
 ]
 
