@@ -17,6 +17,20 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CLIENT = REPO / "cloudml" / "sample-client.py"
 
 
+def as_pcm16(audio):
+    """Float samples as they arrive after a trip through a 16-bit WAV (what --format wav sends)."""
+    import numpy as np
+
+    return (np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16) / 32768.0).astype(np.float32)
+
+
+def without_scoring_vars() -> dict[str, str]:
+    """This process's environment minus SCORING_*: a client run must not pick up a stray key."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
+
+
 def reference_decode(model_dir, audio) -> str:
     """A CTC model's transcript of exactly these samples (processor, argmax, batch_decode)."""
     import torch

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import soundfile as sf
 from clienttools import (
     REPO,
     SAMPLE_CLIENT,
     Reply,
+    as_pcm16,
     json_reply,
     load_sample_client,
     reference_decode,
     scripted_endpoint,
+    without_scoring_vars,
 )
 from support.paths import SCORE_SCRIPT
 from support.servers import free_port
@@ -41,8 +41,7 @@ def _clean_env(monkeypatch):
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
-    full_env.update(env)
+    full_env = {**without_scoring_vars(), **env}
     return subprocess.run(
         [sys.executable, str(SAMPLE_CLIENT), *args],
         cwd=REPO,
@@ -79,8 +78,8 @@ def test_transcribes_through_the_local_service(
     # What was sent: librosa's 16 kHz mono samples, as floats (json) or 16-bit PCM (wav).
     audio, _ = librosa.load(demo_wavs[recording], sr=16000, mono=True)
     if fmt == "wav":
-        audio = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16) / 32768.0
-    assert answer["result"] == reference_decode(tiny_ctc_model_dir, audio.astype(np.float32))
+        audio = as_pcm16(audio)
+    assert answer["result"] == reference_decode(tiny_ctc_model_dir, audio)
     assert answer["audio_seconds"] == pytest.approx(len(audio) / 16000, abs=0.01)
 
 
