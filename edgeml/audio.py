@@ -69,12 +69,15 @@ class Recording:
 
 
 class HighPass:
-    """2nd-order Butterworth high-pass with state carried across blocks (mains hum, rumble)."""
+    """4th-order Butterworth high-pass, state carried across blocks: mains hum, rumble.
+
+    At an 80 Hz cut-off 50 Hz hum drops by 16 dB while 100 Hz (a low voice) keeps 93 %.
+    """
 
     def __init__(self, cutoff_hz: float, rate: int = SAMPLE_RATE) -> None:
         from scipy.signal import butter, sosfilt_zi
 
-        self._sos = butter(2, cutoff_hz, btype="highpass", fs=rate, output="sos")
+        self._sos = butter(4, cutoff_hz, btype="highpass", fs=rate, output="sos")
         self._zi = sosfilt_zi(self._sos) * 0.0
 
     def __call__(self, block: np.ndarray) -> np.ndarray:

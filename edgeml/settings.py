@@ -232,9 +232,9 @@ def _read_key(parser: argparse.ArgumentParser, key_file: Path | None, env) -> st
             key = key_file.read_text().strip()
         except OSError as exc:
             parser.error(f"cannot read key file {key_file}: {exc.strerror}")
-        if mode & (stat.S_IRGRP | stat.S_IROTH):
+        if mode & stat.S_IROTH:
             logging.getLogger("edgeml").warning(
-                "key file %s is readable by others (chmod 600 it)", key_file
+                "key file %s is readable by every user (chmod o-r it)", key_file
             )
         if not key:
             parser.error(f"key file {key_file} is empty")
