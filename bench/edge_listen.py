@@ -153,10 +153,16 @@ REOPEN = "close and reopen (original, measured)"
 REOPEN_INSTANT = "close and reopen, instant reopen (best case)"
 
 
-def trial(audio: Audio, model: EdgeML, mic, wav: Path, keyword, sentence, approach: str):
-    """Play keyword + 100 ms + sentence into the mic; detect; record the way `approach` does."""
+def trial(audio: Audio, model: EdgeML, mic, wav, keyword, sentence, approach: str, phase: float):
+    """Play keyword + 100 ms + sentence into the mic; detect; record the way `approach` does.
+
+    The 250 ms window grid starts `phase` seconds before the playback, so that over the trials
+    the keyword's end falls at every point between two windows.
+    """
+    grid = audio.ring.end
+    time.sleep(phase)
     player = mic.play(wav)
-    det, t_detect = spot(audio, model)
+    det, t_detect = spot(audio, model, start=grid)
     # where the keyword ended in the stream, and when those samples had arrived
     look = audio.ring.read(det.end_index - 3 * RATE, 3 * RATE, timeout=5)
     kw_offset, _ = locate(look, keyword)
@@ -219,10 +225,10 @@ def run_trials(mic, eim: Path, wav: Path, keyword, sentence, trials: int) -> dic
     try:
         while audio.ring.end < RATE:
             time.sleep(0.05)
-        order = [a for _ in range(trials) for a in (ONE_STREAM, REOPEN)]
-        for i, approach in enumerate(tqdm(order, desc="trials")):
-            time.sleep(0.37 * (i % 3))  # vary where the keyword falls on the 250 ms hop grid
-            audio, records = trial(audio, model, mic, wav, keyword, sentence, approach)
+        order = [(a, k) for k in range(trials) for a in (ONE_STREAM, REOPEN)]
+        for approach, k in tqdm(order, desc="trials"):
+            phase = 0.25 * k / trials  # spread over one hop
+            audio, records = trial(audio, model, mic, wav, keyword, sentence, approach, phase)
             for name, record in records.items():
                 results[name].append(record)
     finally:
@@ -238,7 +244,14 @@ def summarise(records: list[dict]) -> dict:
         if isinstance(values[0], bool):
             out[key] = f"{sum(values)}/{len(values)}"
         else:
-            out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+            known = [v for v in values if v is not None]
+            out[key] = {
+                "median": statistics.median(known) if known else None,
+                "min": min(known, default=None),
+                "max": max(known, default=None),
+            }
+            if len(known) < len(values):  # the sentence's end was not even in the recording
+                out[key]["not_measurable"] = len(values) - len(known)
     return out
 
 
@@ -269,7 +282,7 @@ def chart(report: dict, path: Path) -> None:
             "Recording starts (ms after keyword end)",
         ),
     ]:
-        data = [[r[key] for r in trials[a]] for a in trials]
+        data = [[r[key] for r in trials[a] if r[key] is not None] for a in trials]
         ax.boxplot(data)
         ax.set_xticks(range(1, len(trials) + 1), list(trials), rotation=10)
         ax.set_title(title)

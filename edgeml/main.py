@@ -362,7 +362,7 @@ class App:
             except Fatal as exc:
                 log.error("%s; next try in %.0f s", exc, delay)
                 self._stop.wait(delay)
-                delay = min(60.0, delay * 2)
+                delay = min(10.0, delay * 2)  # a replugged microphone should be back soon
 
 
 def print_devices() -> int:

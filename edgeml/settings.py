@@ -116,8 +116,8 @@ OPTIONS = [
     _Opt("--endpoint", "SCORING_URI", "endpoint", str, "scoring URL (POST)", "URL"),
     _Opt("--key-file", "SCORING_KEY_FILE", "key_file", Path,
          "file holding the endpoint key (or put the key itself in SCORING_KEY)", "PATH"),
-    _Opt("--keyword", "EDGEML_KEYWORD", "keyword", str, "the model label that triggers recording"),
-    _Opt("--threshold", "EDGEML_THRESHOLD", "threshold", _unit, "keyword score that triggers"),
+    _Opt("--keyword", "EDGEML_KEYWORD", "keyword", str, "the model label that triggers recording", "LABEL"),
+    _Opt("--threshold", "EDGEML_THRESHOLD", "threshold", _unit, "keyword score that triggers", "X"),
     _Opt("--average", "EDGEML_AVERAGE", "average_windows", _positive(int),
          "average the keyword score over the last K windows", "K"),
     _Opt("--refractory", "EDGEML_REFRACTORY", "refractory_seconds", _non_negative,
@@ -149,13 +149,14 @@ OPTIONS = [
          "high-pass filter cut-off against mains hum, e.g. 80 (0: off)", "HZ"),
     _Opt("--jsonl", "EDGEML_JSONL", "jsonl", Path, "append one JSON record per transcript", "PATH"),
     _Opt("--save-dir", "EDGEML_SAVE_DIR", "save_dir", Path, "keep a copy of every recording here", "DIR"),
-    _Opt("--log-level", "EDGEML_LOG_LEVEL", "log_level", _level, "DEBUG, INFO, WARNING, ERROR"),
+    _Opt("--log-level", "EDGEML_LOG_LEVEL", "log_level", _level, "DEBUG, INFO, WARNING, ERROR", "LEVEL"),
     _Opt("--timeout", "EDGEML_TIMEOUT", "read_timeout", _positive(float),
          "seconds to wait for the endpoint's answer", "S"),
     _Opt("--connect-timeout", "EDGEML_CONNECT_TIMEOUT", "connect_timeout", _positive(float),
          "seconds to wait for a connection", "S"),
     _Opt("--retries", "EDGEML_RETRIES", "retries", int,
-         "quick retries of one request (connection errors, 429, 5xx) before it waits in the spool"),
+         "quick retries of one request (connection errors, 429, 5xx) before it waits in the spool",
+         "N"),
     _Opt("--model-timeout", "EDGEML_MODEL_TIMEOUT", "model_timeout", _positive(float),
          "seconds a keyword model call may take before the model is restarted", "S"),
 ]  # fmt: skip
@@ -167,8 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="main.py",
         description="Listen for a keyword with an Edge Impulse model, record what is said next, "
         "send it to the scoring endpoint and print the transcript.",
-        epilog="Every option falls back to the environment variable shown, then to the default. "
-        "The endpoint key comes from SCORING_KEY or --key-file / SCORING_KEY_FILE only.",
+        epilog="Every option falls back to the environment variable shown, then to the default.\n"
+        "The endpoint key comes from SCORING_KEY or --key-file / SCORING_KEY_FILE only.\n\n"
+        "stdout: one line per transcript. --once exit codes: 0 transcript printed, 1 error,\n"
+        "2 usage, 3 keyword but no speech, 4 no keyword in --input, 5 endpoint unavailable\n"
+        "(recording kept in the spool), 6 endpoint rejected the recording or the key.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for opt in OPTIONS:
         env = f"env {opt.env}" if opt.env else ""

@@ -164,7 +164,23 @@ class MicSource:
         import pyaudio
 
         self._sink = sink
+        # PortAudio counts initialisations and only enumerates devices on the first: a failed
+        # start must terminate, or a replugged microphone would never be seen again.
         self._pa = open_pyaudio()
+        try:
+            self._open(pyaudio)
+        except BaseException:
+            self.stop()
+            raise
+        log.info(
+            "capturing from device %d %r at %d Hz, %d channel(s)",
+            self.device.index,
+            self.device.name,
+            self.rate,
+            self.channels,
+        )
+
+    def _open(self, pyaudio) -> None:
         try:
             default = self._pa.get_default_input_device_info()["index"]
         except OSError:
@@ -186,15 +202,7 @@ class MicSource:
                 stream_callback=self._callback,
             )
         except OSError as exc:
-            self.stop()
             raise AudioSourceError(f"cannot open input device {self.device.name!r}: {exc}") from exc
-        log.info(
-            "capturing from device %d %r at %d Hz, %d channel(s)",
-            self.device.index,
-            self.device.name,
-            self.rate,
-            self.channels,
-        )
 
     def _pick_format(self, pyaudio) -> tuple[int, int]:
         """16 kHz mono if the device takes it, else its native rate and/or two channels."""

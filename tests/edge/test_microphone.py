@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from edge_helpers import locate, run_main, start_main, trim, wait_for_line
+from support.pulse import missing_tools, virtual_microphone
 
 from sources import MicSource
 
@@ -106,3 +107,39 @@ def test_capture_is_the_played_audio(virtual_mic, tmp_path, monkeypatch, forced)
     assert captured.dtype == np.int16
     _, match = locate(captured, tone)
     assert match > 0.95, match
+
+
+def test_lost_input_device_is_reopened_and_listening_goes_on(
+    keyword_eim, spoken_file, fault_server, tmp_path
+):
+    """The sound server (the 'device') dies mid-run and comes back: the app reopens it and hears
+    the keyword afterwards. (PortAudio only enumerates devices on its first initialisation, so
+    this also checks that failed opens are cleaned up.)"""
+    if missing_tools():
+        pytest.skip("PulseAudio tools not installed (make setup)")
+    pulse_dir = tmp_path / "pulse"
+    seen: list[str] = []
+    first = virtual_microphone(pulse_dir)
+    mic = first.__enter__()
+    proc = start_main(
+        ["--model", keyword_eim, "--device", "pulse", "--endpoint", fault_server.url, "--once",
+         "--spool-dir", tmp_path / "spool"],
+        env=mic.env,
+    )  # fmt: skip
+    try:
+        try:
+            assert wait_for_line(proc.stderr, "listening", timeout=30, seen=seen), "".join(seen)
+        finally:
+            first.__exit__(None, None, None)  # the sound server goes away, stream open
+        assert wait_for_line(proc.stderr, "reopening the input", timeout=20, seen=seen)
+        assert wait_for_line(proc.stderr, "no audio input device", timeout=10, seen=seen)
+        with virtual_microphone(pulse_dir) as mic:  # plugged in again
+            assert wait_for_line(proc.stderr, "listening", timeout=30, seen=seen), "".join(seen)
+            mic.play(spoken_file.path).wait(timeout=30)
+            out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, "".join(seen) + err
+    assert out.startswith("REC ") and len(fault_server.delivered) == 1
