@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -231,12 +230,3 @@ class Audio:
             speech_start_index=at(endpointer.first_speech_frame),
             speech_end_index=at(endpointer.last_speech_frame, 1),
         )
-
-    def wait_until(self, index: int, timeout: float) -> bool:
-        """Wait until the stream has reached `index` (used by tests and benchmarks)."""
-        deadline = time.monotonic() + timeout
-        while self.ring.end < index:
-            if time.monotonic() > deadline or self.ring.closed:
-                return False
-            time.sleep(0.01)
-        return True

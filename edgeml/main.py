@@ -206,8 +206,7 @@ class App:
             self._start()
             code = self._loop()
         except Fatal as exc:
-            log.error("%s", exc)
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {exc}", file=sys.stderr, flush=True)
             code = exc.code
         finally:
             self._close()

@@ -239,10 +239,6 @@ class MicSource:
             log.exception("audio callback failed")
         return None, pyaudio.paContinue
 
-    @property
-    def active(self) -> bool:
-        return self._stream is not None and self._stream.is_active()
-
     def stop(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
@@ -280,7 +276,6 @@ class FileSource:
         self.live = realtime
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.done = threading.Event()
 
     def start(
         self, sink: Sink, *, on_end: Callable[[], None], blocking_sink: Sink | None = None
@@ -314,12 +309,7 @@ class FileSource:
                         return
                 write(samples[start : start + BLOCK])
         finally:
-            self.done.set()
             on_end()
-
-    @property
-    def active(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()

@@ -125,26 +125,44 @@ class Spool:
                 path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ reading
+    def _seqs(self) -> list[int]:
+        """Sequence numbers of the stored items, oldest first (names only: cheap on an SD card)."""
+        return sorted(int(m.group(1)) for p in self.dir.iterdir() if (m := _ITEM.match(p.name)))
+
+    def _load(self, seq: int) -> SpoolItem | None:
+        meta_path = self.dir / f"{seq:010d}.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return SpoolItem(seq, meta_path.with_suffix(".wav"), meta_path, meta)
+
     def items(self) -> list[SpoolItem]:
         """Every stored recording, oldest first."""
-        found = []
-        for path in self.dir.iterdir():
-            match = _ITEM.match(path.name)
-            if not match:
-                continue
-            try:
-                meta = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            found.append(SpoolItem(int(match.group(1)), path.with_suffix(".wav"), path, meta))
-        return sorted(found, key=lambda item: item.seq)
+        return [item for seq in self._seqs() if (item := self._load(seq)) is not None]
 
     def oldest(self) -> SpoolItem | None:
-        items = self.items()
-        return items[0] if items else None
+        """The next recording to send, reading only its own JSON (the backlog may be long)."""
+        for seq in self._seqs():
+            item = self._load(seq)
+            if item is not None:
+                return item
+            self._quarantine(seq)  # damaged metadata: never let it block the queue
+        return None
+
+    def _quarantine(self, seq: int) -> None:
+        rejected = self.dir / "rejected"
+        with self._lock:
+            rejected.mkdir(exist_ok=True)
+            for suffix in (".json", ".wav"):
+                path = self.dir / f"{seq:010d}{suffix}"
+                if path.exists():
+                    os.replace(
+                        path, rejected / f"damaged-{time.strftime('%Y%m%d-%H%M%S')}-{path.name}"
+                    )
 
     def __len__(self) -> int:
-        return len(self.items())
+        return len(self._seqs())
 
     def size_bytes(self) -> int:
         total = 0

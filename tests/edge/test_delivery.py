@@ -194,3 +194,13 @@ def test_wrong_key_keeps_recordings_for_a_fixed_configuration(tmp_path, fault_se
         spool.close()
     assert outcome.kept and "401" in str(outcome.error) and outcomes == []
     assert len(Spool(tmp_path)) == 1
+
+
+def test_damaged_item_is_set_aside_not_blocking_the_queue(tmp_path):
+    spool = Spool(tmp_path)
+    spool.add(_recording(1))
+    spool.add(_recording(2))
+    (tmp_path / "0000000001.json").write_text("{not json")
+    assert int(spool.oldest().samples()[0]) == 2
+    assert len(spool) == 1 and len(list((tmp_path / "rejected").iterdir())) == 2
+    spool.close()
