@@ -260,19 +260,24 @@ def chart(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import textwrap
+
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    def wrap(name: str) -> str:
+        return "\n".join(textwrap.wrap(name, 16))
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
     cpu = report["cpu"]
     names = list(cpu)
     app = [cpu[n]["app_cpu_s_per_min"] for n in names]
     model = [cpu[n]["model_cpu_s_per_min"] for n in names]
-    axes[0].bar(names, app, label="app process")
-    axes[0].bar(names, model, bottom=app, label="model process")
+    labels = [wrap(n) for n in names]
+    axes[0].bar(labels, app, label="app process")
+    axes[0].bar(labels, model, bottom=app, label="model process (scripted .eim)")
     axes[0].set_ylabel("CPU seconds per minute of audio")
     axes[0].set_title("Listening loop CPU")
-    axes[0].legend()
-    axes[0].tick_params(axis="x", labelrotation=15)
+    axes[0].legend(loc="lower right", fontsize=8)
     trials = report["trials"]
     for ax, key, title in [
         (axes[1], "sentence_coverage", "Share of the sentence recorded"),
@@ -284,7 +289,7 @@ def chart(report: dict, path: Path) -> None:
     ]:
         data = [[r[key] for r in trials[a] if r[key] is not None] for a in trials]
         ax.boxplot(data)
-        ax.set_xticks(range(1, len(trials) + 1), list(trials), rotation=10)
+        ax.set_xticks(range(1, len(trials) + 1), [wrap(a) for a in trials], fontsize=8)
         ax.set_title(title)
     axes[1].set_ylim(0, 1.05)
     fig.tight_layout()
@@ -296,8 +301,12 @@ def main() -> int:
     parser.add_argument("--cpu-seconds", type=float, default=30.0)
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--replot", action="store_true", help="redraw edge.png from edge.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        chart(json.loads((args.out / "edge.json").read_text()), args.out / "edge.png")
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
