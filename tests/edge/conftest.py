@@ -8,11 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_helpers import KEYWORD, FaultServer, Segment, compose, quiet, speak, write_wav
+from edge_helpers import KEYWORD, SENTENCE, FaultServer, Segment, compose, quiet, speak, write_wav
 from support.pulse import VirtualMic, missing_tools, virtual_microphone
 from support.scripted_eim import write_eim
-
-SENTENCE = "what is the weather like tomorrow morning"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from kwtrain.tts import Voice, silence, synthesize
 RATE = 16000
 VOICE = Voice("en-us", speed=140, pitch=50)  # the demo's voice (scripts/make_demo_audio.py)
 KEYWORD = "listen"
+SENTENCE = "what is the weather like tomorrow morning"
 
 
 def speak(text: str, voice: Voice = VOICE, gain: float = 0.7) -> np.ndarray:
