@@ -74,8 +74,8 @@ def check_model_file(path: Path) -> None:
     """Fail early with a message that says what to do, before the SDK gets a chance to hang."""
     if not path.exists():
         raise ModelError(
-            f"keyword model not found: {path}. Train one with the repository's keyword tooling "
-            "(README, 'Keyword model'), or download your Edge Impulse project's Linux model "
+            f"keyword model not found: {path}. Build it with `make keyword-model` (README, "
+            "'Keyword model'), or download your Edge Impulse project's Linux model "
             "(`edge-impulse-linux-runner --download model.eim`) and pass --model PATH / EDGEML_MODEL."
         )
     if path.is_dir():
