@@ -225,3 +225,17 @@ def test_sigterm_stops_cleanly_model_ended_spool_intact(eim_dir, keyword_audio, 
     pids = {int(line.split()[0]) for line in calls.read_text().splitlines()}
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)  # model processes ended
     assert sorted(p.name for p in spool.iterdir() if p.suffix in (".wav", ".json")) == kept
+
+
+def test_once_with_the_endpoint_down_exits_5_and_keeps_the_recording(
+    keyword_eim, spoken_file, tmp_path
+):
+    down = FaultServer()  # never started: connection refused
+    result = run_main(
+        _args(
+            keyword_eim, down.url, tmp_path, "--input", spoken_file.path, "--once", "--retries", "0"
+        )
+    )
+    assert result.returncode == 5, result.stderr
+    assert "Connection refused" in result.stderr and "will be sent by the next run" in result.stderr
+    assert len(list(tmp_path.glob("*.wav"))) == 1 and result.stdout == ""
