@@ -154,9 +154,6 @@ class Audio:
                         f"no audio from the input for {self.stall_seconds:.0f} s"
                     ) from None
 
-    def live_index(self) -> int:
-        return self.ring.end
-
     def windows(self, size: int, *, start_index: int | None = None) -> Iterator[Window]:
         """Windows of `size` samples every 250 ms, from `start_index` onwards.
 
