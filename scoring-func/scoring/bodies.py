@@ -118,7 +118,9 @@ def decode_body(content_type: str | None, body: bytes, settings: ServiceSettings
     else:
         samples, rate = _decode_raw(body, settings)
         name = "pcm"
-    return DecodedAudio(samples=_to_target_rate(samples, rate), source_rate=rate, kind=name)
+    samples = _to_target_rate(samples, rate)
+    _check_min_duration(samples)
+    return DecodedAudio(samples=samples, source_rate=rate, kind=name)
 
 
 # ------------------------------------------------------------------------------------------ JSON
@@ -352,6 +354,7 @@ def _check_rate(rate: int) -> int:
 
 def _check_duration(frames: int, rate: int, settings: ServiceSettings) -> None:
     """413 above MAX_AUDIO_SECONDS, checked on the header/length before decoding the samples."""
+
     seconds = frames / rate
     if seconds > settings.max_audio_seconds:
         raise RequestError(
@@ -360,6 +363,10 @@ def _check_duration(frames: int, rate: int, settings: ServiceSettings) -> None:
             f"the audio is {seconds:.1f} s long; this service takes at most "
             f"{settings.max_audio_seconds:g} s per request",
         )
+
+
+def _check_min_duration(samples: np.ndarray) -> None:
+    seconds = len(samples) / TARGET_RATE
     if seconds < MIN_AUDIO_SECONDS:
         raise RequestError(
             400,
