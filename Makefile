@@ -64,8 +64,9 @@ test-cloud: setup  ## only the scoring service tests (tests/cloud)
 # ---------------------------------------------------------------- demo
 
 # ---------------------------------------------------------------- benchmarks
-bench-scoring: setup  ## seed entry script vs the service (fp32, int8), wav2vec2-base, ~15 min
+bench-scoring: setup  ## seed entry script vs the service (fp32, int8) + memory vs length, ~25 min
 	$(PY) bench/scoring_bench.py
+	$(PY) bench/scoring_memory.py
 
 bench-wer: setup  ## served vs direct WER of Whisper tiny.en on ../shared/data/speech/utt
 	$(PY) bench/served_wer.py

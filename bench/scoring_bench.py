@@ -36,7 +36,9 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "scoring-func")]
 from support.models import build_ctc_model  # noqa: E402
 from support.paths import speech_dir  # noqa: E402
 from support.scoring_client import (  # noqa: E402
+    flac_bytes,
     json_floats_body,
+    json_int16_body,
     noise_signal,
     post,
     to_int16,
@@ -208,6 +210,14 @@ def main() -> int:
         "startup_seconds": startup,
         "int8_onnx_log": int8_build,
         "rows": rows,
+        "payload_bytes_other_bodies": {
+            f"{d:g} s": {
+                "flac": len(flac_bytes(to_int16(audio[d][0]))),
+                "json_int16": len(json_int16_body(to_int16(audio[d][0]))),
+                "raw_pcm": 2 * len(audio[d][0]),
+            }
+            for d in args.durations
+        },
         "targets": checks,
         "transcripts_agree_json_vs_wav": all(
             transcripts[("service fp32 JSON", d)] == transcripts[("service fp32 WAV", d)]

@@ -64,6 +64,21 @@ def init() -> None:
     swagger.register(run, settings.max_audio_seconds)
 
 
+def _read_body(request: AMLRequest, limit: int) -> bytes:
+    """The body, read at most `limit` + 1 bytes far: a chunked upload has no Content-Length to
+    check beforehand, so an endless one must not fill the memory (one byte over -> 413)."""
+    if request.content_length is not None:  # already checked against the limit
+        return request.get_data()
+    parts, size = [], 0
+    while size <= limit:
+        part = request.stream.read(min(1 << 20, limit + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
 @rawhttp
 def run(request: AMLRequest) -> AMLResponse:
     """Answer one request to /score (POST; any other method gets a JSON 405)."""
@@ -78,7 +93,7 @@ def run(request: AMLRequest) -> AMLResponse:
             request.method,
             request.headers.get("Content-Type"),
             request.content_length,
-            request.get_data,
+            lambda limit: _read_body(request, limit),
         )
     except TimeoutError:
         raise  # azmlinfsrv's SCORING_TIMEOUT_MS alarm: let the server answer it

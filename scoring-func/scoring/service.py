@@ -77,9 +77,12 @@ class ScoringService:
         method: str,
         content_type: str | None,
         content_length: int | None,
-        read_body: Callable[[], bytes],
+        read_body: Callable[[int], bytes],
     ) -> Answer:
-        """One HTTP request -> Answer; client mistakes become 4xx JSON, never an exception."""
+        """One HTTP request -> Answer; client mistakes become 4xx JSON, never an exception.
+
+        `read_body(limit)` returns the body, or its first limit + 1 bytes when it is longer.
+        """
         try:
             if method != "POST":
                 raise RequestError(
@@ -89,7 +92,7 @@ class ScoringService:
                     "(GET /swagger.json describes the API)",
                 )
             check_body_size(content_length, self.settings)
-            audio = decode_body(content_type, read_body(), self.settings)
+            audio = decode_body(content_type, read_body(self.settings.max_body_bytes), self.settings)
         except RequestError as err:
             logger.info("Rejected request: %d %s: %s", err.status, err.code, err.message)
             return Answer(err.status, err.as_json())

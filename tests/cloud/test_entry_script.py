@@ -69,3 +69,25 @@ def test_run_before_init_says_not_ready():
     finally:
         module._service = saved
     assert status == 503 and body["error"] == "not_ready"
+
+
+def test_chunked_body_is_read_no_further_than_the_limit():
+    import io
+
+    import score_audio
+
+    environ = EnvironBuilder(method="POST", headers={"Content-Type": "audio/wav"}).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input": io.BytesIO(b"\0" * 50_000), "wsgi.input_terminated": True})
+    request = Request(environ)
+    assert request.content_length is None
+    assert len(score_audio._read_body(request, 1000)) == 1001
+
+
+def test_body_over_the_limit_is_413(score_audio):
+    service = score_audio._service
+    limit = service.settings.max_body_bytes
+    answer = service.handle("POST", "audio/wav", None, lambda n: b"\0" * (n + 1))
+    assert answer.status == 413 and answer.body["error"] == "body_too_large"
+    answer = service.handle("POST", "audio/wav", limit + 1, lambda n: b"")
+    assert answer.status == 413 and answer.body["error"] == "body_too_large"
