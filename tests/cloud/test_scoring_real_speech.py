@@ -1,5 +1,5 @@
 """Real human speech through the real server (the tiny CTC model knows no words: the round
-trip is checked, not the text; tests/cloud/test_whisper.py checks the words)."""
+trip is checked, not the text; tests/cloud/test_scoring_whisper.py checks the words)."""
 
 from __future__ import annotations
 
