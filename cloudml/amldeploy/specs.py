@@ -119,6 +119,8 @@ def load_specs(settings: Settings) -> Specs:
     )
     if settings.model_dir is not None:
         specs.model.path = str(settings.model_dir.resolve())
+        # tags.source names the Hub model of model.yml's folder, not this one: never fetch it here
+        specs.model.tags = {k: v for k, v in (specs.model.tags or {}).items() if k != "source"}
     if settings.hub_model:
         specs.model.tags = {**(specs.model.tags or {}), "source": settings.hub_model}
     if settings.endpoint_name:

@@ -114,3 +114,11 @@ def test_bad_flag_values_exit_with_usage():
     assert proc.returncode == 2 and "--traffic" in proc.stderr
     proc = run_cli("--target", "aks")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_missing_model_dir_is_an_error_not_a_download(yaml_copy, tmp_path, capsys):
+    root = yaml_copy()
+    missing = tmp_path / "my-model"
+    assert deploy.main(["--dry-run", "--yaml-dir", str(root), "--model-dir", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert "my-model does not exist" in err
