@@ -33,11 +33,11 @@ $(VENV_STAMP): $(SYSTEM_STAMP) requirements-cloud.txt requirements-edge.txt requ
 setup: $(VENV_STAMP)  ## system packages + .venv with everything (cloud, edge, tests)
 
 # ---------------------------------------------------------------- tests
-test: test-main  ## set everything up and run all tests (what CI runs)
+test: test-main test-deploy  ## set everything up and run all tests (what CI runs)
 
 test-main: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/deploy
 
 lint: setup  ## ruff
 	$(VENV)/bin/ruff check .
@@ -74,6 +74,22 @@ bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence
 # ---------------------------------------------------------------- keyword model
 
 # ---------------------------------------------------------------- deployment
+.PHONY: deploy-dry-run deploy
+$(DEPLOY_STAMP): cloudml/requirements-deploy.txt
+	@test -x $(DEPLOY_PY) || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_PY) -m pip install -q --disable-pip-version-check -r cloudml/requirements-deploy.txt
+	@touch $@
+
+deploy-setup: $(DEPLOY_STAMP)  ## .venv-deploy with azure-ai-ml (apart: it breaks the server's pins)
+
+test-deploy: deploy-setup  ## deployment tests (YAML, deploy.py) in .venv-deploy
+	$(DEPLOY_PY) -m pytest tests/deploy
+
+deploy-dry-run: deploy-setup  ## offline: validate every cloudml/ YAML + file reference, print the plan
+	$(DEPLOY_PY) cloudml/deploy.py --dry-run
+
+deploy: deploy-setup  ## deploy to Azure ML (managed endpoint; ARGS="--target kubernetes ...")
+	$(DEPLOY_PY) cloudml/deploy.py $(ARGS)
 
 # ---------------------------------------------------------------- demo
 

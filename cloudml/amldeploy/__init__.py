@@ -1,0 +1,1 @@
+"""Deployment of the scoring service to Azure ML (used by cloudml/deploy.py)."""
