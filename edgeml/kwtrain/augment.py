@@ -2,7 +2,8 @@
 
 Each training window is redrawn every epoch with (in this order): a speed change (tempo and
 pitch together, as resampling does), a time shift that keeps the keyword inside the window,
-a room (synthetic reverberation) and microphone colouring (spectral tilt), background noise
+a room (synthetic reverberation), microphone colouring (spectral tilt) and band limit (a
+cheap or phone-quality microphone, an upsampled recording), background noise
 from the noise pool at a random signal-to-noise ratio, a random gain, and a microphone's
 noise floor. Everything is numpy on float windows in [-1, 1].
 """
@@ -23,6 +24,7 @@ class AugmentSettings:
     max_shift_seconds: float = 0.25
     p_reverb: float = 0.3
     p_tilt: float = 0.4
+    p_lowpass: float = 0.25  # band-limited microphones, phone-quality or resampled recordings
     p_noise: float = 0.8
     snr_db: tuple[float, float] = (3.0, 30.0)
     gain_db: tuple[float, float] = (-20.0, 3.0)
@@ -67,8 +69,10 @@ def shift(x: np.ndarray, offset: int) -> np.ndarray:
     return out
 
 
-def room(x: np.ndarray, rate: int, rng: np.random.Generator, reverb: bool, tilt: bool):
-    """Reverberation (exponentially decaying noise impulse response) and a spectral tilt."""
+def room(
+    x: np.ndarray, rate: int, rng: np.random.Generator, reverb: bool, tilt: bool, lowpass: bool
+) -> np.ndarray:
+    """Reverberation (decaying noise impulse response), spectral tilt, band limit (3-7 kHz)."""
     n = len(x)
     size = 1 << int(np.ceil(np.log2(2 * n)))
     spec = np.fft.rfft(x, size)
@@ -82,6 +86,10 @@ def room(x: np.ndarray, rate: int, rng: np.random.Generator, reverb: bool, tilt:
         freqs = np.fft.rfftfreq(size, 1.0 / rate)
         octaves = np.log2(np.maximum(freqs, 50.0) / 1000.0)
         spec = spec * 10 ** (rng.uniform(-4.0, 4.0) * octaves / 20)
+    if lowpass:
+        freqs = np.fft.rfftfreq(size, 1.0 / rate)
+        cutoff = rng.uniform(3000.0, 7000.0)
+        spec = spec / np.sqrt(1.0 + (freqs / cutoff) ** 16)  # 8th-order Butterworth magnitude
     y = np.fft.irfft(spec, size)[:n]
     peak = np.max(np.abs(y)) + 1e-9
     return (y * (np.max(np.abs(x)) / peak)).astype(np.float32)
@@ -121,8 +129,9 @@ class Augmenter:
                 y = shift(y, int(rng.integers(lo, hi + 1)))
         reverb = rng.random() < s.p_reverb
         tilt = rng.random() < s.p_tilt
-        if reverb or tilt:
-            y = room(y, self.rate, rng, reverb, tilt)
+        lowpass = rng.random() < s.p_lowpass
+        if reverb or tilt or lowpass:
+            y = room(y, self.rate, rng, reverb, tilt, lowpass)
         if len(self.noise_pool) and rng.random() < s.p_noise:
             bg = self.noise_pool[rng.integers(len(self.noise_pool))]
             bg = np.roll(bg, int(rng.integers(n)))

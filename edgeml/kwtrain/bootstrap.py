@@ -4,7 +4,9 @@ Writes Edge Impulse's folder-per-label layout with 1 s, 16 kHz clips:
 
     <out>/<keyword>/  the keyword in many voices, speeds and pitches, at random offsets
     <out>/unknown/    other words (common, confusable, command words) and 1 s cuts of sentences
-    <out>/noise/      white, pink, brown noise, mains hum, hum + pink, a quiet microphone
+                      (as the sliding window sees them, often with the sentence's start or end)
+    <out>/noise/      white, pink, brown noise, mains hum, hum + pink, a quiet microphone,
+                      bursts and clicks (transients over a quiet floor)
     <out>/manifest.csv  file,label,group,text,voice; group = the espeak-ng voice variant
 
 A voice is an accent (en-us, en-gb, en-gb-scotland, ...) plus one of espeak-ng's ~100 variants
@@ -45,7 +47,7 @@ class BootstrapSettings:
     keyword: str = "listen"
     keyword_per_voice: int = 2
     words_per_voice: int = 3
-    sentence_cuts_per_voice: int = 1
+    sentence_cuts_per_voice: int = 2
     noise_clips: int = 800
     accents: tuple[str, ...] = ACCENTS
     variants: tuple[str, ...] | None = None  # None = every variant espeak-ng has
@@ -124,10 +126,25 @@ def render(job: Job, settings: BootstrapSettings) -> np.ndarray | None:
     if job.label == settings.keyword and len(speech) > window:
         return None
     for _ in range(5):
-        clip = place(speech, window, rng, margin=int(0.02 * settings.rate))
+        if job.kind == "sentence":
+            clip = stream_cut(speech, window, int(0.3 * settings.rate), rng)
+        else:
+            clip = place(speech, window, rng, margin=int(0.02 * settings.rate))
         if np.max(np.abs(clip)) > 0.05 * np.max(np.abs(speech)):
             return normalize_peak(clip, float(rng.uniform(-12.0, -1.0)))
     return None
+
+
+def stream_cut(speech: np.ndarray, window: int, min_inside: int, rng: np.random.Generator):
+    """A window as the runner slides it over an utterance: often with its start or end inside.
+
+    At least `min_inside` samples of speech are in the window; outside the speech is silence.
+    """
+    start = int(rng.integers(-(window - min_inside), max(1, len(speech) - min_inside) + 1))
+    clip = np.zeros(window, dtype=np.float32)
+    src_lo, src_hi = max(0, start), min(len(speech), start + window)
+    clip[src_lo - start : src_hi - start] = speech[src_lo:src_hi]
+    return clip
 
 
 def _file_name(job: Job) -> str:
