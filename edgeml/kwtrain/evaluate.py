@@ -22,6 +22,7 @@ from kwtrain import noise
 from kwtrain.clips import to_int16_values, windows
 from kwtrain.dataset import read_clip
 from kwtrain.report import threshold_table
+from kwtrain.runtime import KeywordImpulse, KeywordModel
 
 HOP_SECONDS = 0.25  # the SDK's AudioImpulseRunner: 4 windows per second
 PAD_SECONDS = 0.75
@@ -33,12 +34,12 @@ Scorer = Callable[[np.ndarray], np.ndarray]  # (n, window) float audio -> (n,) k
 class InProcessScorer:
     """Scores with the model's numpy code, no subprocess (same maths as the .eim)."""
 
-    def __init__(self, eim_or_model: Path, keyword: str | None = None) -> None:
+    def __init__(self, model: KeywordModel | Path, keyword: str | None = None) -> None:
         from kwtrain.export import read_model
-        from kwtrain.runtime import KeywordImpulse, KeywordModel
 
-        path = Path(eim_or_model)
-        model = KeywordModel.load(path) if path.suffix == ".npz" else read_model(path)
+        if not isinstance(model, KeywordModel):
+            path = Path(model)
+            model = KeywordModel.load(path) if path.suffix == ".npz" else read_model(path)
         self.impulse = KeywordImpulse(model)
         self.keyword = keyword or model.keyword
         self.index = model.labels.index(self.keyword)
