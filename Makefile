@@ -46,6 +46,20 @@ serve: setup  ## serve scoring-func/score_audio.py locally on http://$(HOST):$(P
 	$(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
 
 # ---------------------------------------------------------------- edge app
+EDGE_ARGS ?=
+.PHONY: run-edge edge-devices test-edge bench-edge
+
+run-edge: setup  ## the device app on the microphone (EDGE_ARGS="--device USB --endpoint URL ...")
+	$(PY) edgeml/main.py $(EDGE_ARGS)
+
+edge-devices: setup  ## list the audio input devices the edge app can use
+	$(PY) edgeml/main.py --list-devices
+
+test-edge: setup  ## the edge app's tests only
+	$(PY) -m pytest tests/edge
+
+bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence coverage
+	$(PY) bench/edge_listen.py
 
 # ---------------------------------------------------------------- keyword model
 KWS_WORK     ?= build/kws

@@ -1,0 +1,324 @@
+"""EdgeML: the keyword model, an Edge Impulse `.eim` driven through the SDK's ImpulseRunner.
+
+The `.eim` is a separate process that the SDK (`edge_impulse_linux.runner.ImpulseRunner`)
+starts and talks to over a Unix socket. This class keeps that process healthy for weeks:
+
+- window length, sample rate and labels come from the model's hello, never from our settings;
+- the SDK's `init()` waits FOREVER when the model exits before creating its socket, and with
+  `allow_shm=True` (its default) the socket has no timeout, so a hung model hangs `classify()`.
+  Start-up here is bounded (a watchdog thread) and every call has a socket timeout;
+- a model that dies later (a cut-off reply surfaces in the SDK as IndexError) is reported as
+  `ModelCrashed`, and `restart()` brings it back;
+- the SDK's `stop()` signals the process but never reaps it; here it is waited for (and killed
+  if it lingers), so restarts over weeks leave no zombies.
+
+An exported .eim may be a script with `#!/usr/bin/env python3`. The SDK starts it with our
+environment, so the directory of the interpreter running this app is put first on PATH: the
+model then runs under the same Python (and sees the same numpy) as the app.
+
+This relies on three attributes of ImpulseRunner (`_runner`, `_tempdir`, `_client`) of the
+pinned edge_impulse_linux==1.2.2; the workarounds are all in this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+log = logging.getLogger("edgeml.model")
+
+SENSOR_MICROPHONE = 1
+
+
+class ModelError(RuntimeError):
+    """The model cannot be used: missing, not executable, exits at start, not an audio model."""
+
+
+class ModelCrashed(RuntimeError):
+    """The model process died or stopped answering during a call; restart() may bring it back."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the model's hello says about itself."""
+
+    name: str
+    labels: tuple[str, ...]
+    frequency: int
+    window_samples: int
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_samples / self.frequency
+
+
+def ensure_interpreter_on_path(env: os._Environ | dict = os.environ) -> None:
+    """Put this interpreter's directory first on PATH, for `#!/usr/bin/env python3` models."""
+    bindir = os.path.dirname(sys.executable)
+    parts = env.get("PATH", "").split(os.pathsep) if env.get("PATH") else []
+    if not parts or parts[0] != bindir:
+        env["PATH"] = os.pathsep.join([bindir, *[p for p in parts if p != bindir]])
+
+
+def check_model_file(path: Path) -> None:
+    """Fail early with a message that says what to do, before the SDK gets a chance to hang."""
+    if not path.exists():
+        raise ModelError(
+            f"keyword model not found: {path}. Build it with `make keyword-model` (README, "
+            "'Keyword model'), or download your Edge Impulse project's Linux model "
+            "(`edge-impulse-linux-runner --download model.eim`) and pass --model PATH / EDGEML_MODEL."
+        )
+    if path.is_dir():
+        raise ModelError(f"keyword model path is a folder, not a .eim file: {path}")
+    if not os.access(path, os.X_OK):
+        raise ModelError(f"keyword model is not executable: {path} (fix: chmod +x {path})")
+
+
+def _interpreter_of(path: Path) -> str | None:
+    """The interpreter named on a `#!` line, if the model is a script."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    return first[2:].decode(errors="replace").strip() or None
+
+
+class _Abandoned:
+    """Stands in for the model process so a stuck SDK init() loop raises and its thread ends."""
+
+    pid = -1
+
+    def poll(self) -> int:
+        raise ModelError("model start abandoned")
+
+
+class EdgeML:
+    """A running .eim keyword model: start, classify windows, restart, stop."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        start_timeout: float = 15.0,
+        call_timeout: float = 5.0,
+    ) -> None:
+        self.model_path = Path(model_path).expanduser().absolute()
+        self.start_timeout = start_timeout
+        self.call_timeout = call_timeout
+        self.info: ModelInfo | None = None
+        self.restarts = 0
+        self._runner = None  # edge_impulse_linux.runner.ImpulseRunner
+        self._proc: subprocess.Popen | None = None
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> ModelInfo:
+        """Start the model process and read its hello. Raises ModelError within start_timeout."""
+        check_model_file(self.model_path)
+        ensure_interpreter_on_path()
+        from edge_impulse_linux.runner import ImpulseRunner
+
+        runner = ImpulseRunner(str(self.model_path))
+        hello = self._bounded_init(runner)
+        self._runner = runner
+        self._proc = runner._runner
+        # allow_shm=True leaves the socket without a timeout: bound every later call.
+        runner._client.settimeout(self.call_timeout)
+        self.info = self._parse_hello(hello)
+        log.info(
+            "model %s: labels %s, %d samples at %d Hz (pid %s)",
+            self.info.name,
+            list(self.info.labels),
+            self.info.window_samples,
+            self.info.frequency,
+            self._proc.pid if self._proc else "?",
+        )
+        return self.info
+
+    def _bounded_init(self, runner) -> dict:
+        """Run the SDK's init() in a thread and watch the model process while it waits."""
+        box: dict = {}
+
+        def init() -> None:
+            try:
+                box["hello"] = runner.init()
+            except BaseException as exc:  # noqa: BLE001 - reported by the watchdog below
+                box["error"] = exc
+
+        thread = threading.Thread(target=init, name="eim-init", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + self.start_timeout
+        problem = None
+        while thread.is_alive():
+            thread.join(0.05)
+            proc = runner._runner
+            if not thread.is_alive():
+                break
+            if isinstance(proc, subprocess.Popen) and proc.poll() is not None:
+                problem = (
+                    f"keyword model exited with code {proc.returncode} at start: "
+                    f"{self.model_path} (run it by hand to see why: {self.model_path} --print-info)"
+                )
+                break
+            if time.monotonic() > deadline:
+                problem = (
+                    f"keyword model did not answer within {self.start_timeout:.0f} s: "
+                    f"{self.model_path}"
+                )
+                break
+        if problem is not None:
+            self._abandon_init(runner, thread)
+            raise ModelError(problem)
+        if "error" in box:
+            self._cleanup(runner)
+            raise self._start_error(box["error"]) from box["error"]
+        return box["hello"]
+
+    def _abandon_init(self, runner, thread: threading.Thread) -> None:
+        """Kill the model and make the SDK's waiting loop end (it has no exit of its own)."""
+        proc = runner._runner
+        if isinstance(proc, subprocess.Popen):
+            _kill(proc)
+        # The SDK loops while the socket is missing or the process has exited: give it a path
+        # that exists and a process object whose poll() raises, so its thread ends.
+        if runner._tempdir:
+            with contextlib.suppress(OSError):
+                Path(runner._tempdir, "runner.sock").touch()
+        runner._runner = _Abandoned()
+        thread.join(2.0)
+        runner._runner = None
+        self._cleanup(runner)
+
+    def _start_error(self, exc: BaseException) -> ModelError:
+        if isinstance(exc, OSError) and exc.errno == 8:  # ENOEXEC: wrong architecture
+            return ModelError(
+                f"keyword model is not a program for this machine ({exc.strerror}): "
+                f"{self.model_path}. Download the .eim built for this board (e.g. linux-aarch64)."
+            )
+        if isinstance(exc, FileNotFoundError):
+            interp = _interpreter_of(self.model_path)
+            return ModelError(
+                f"cannot run keyword model {self.model_path}: its interpreter {interp!r} is missing"
+                if interp
+                else f"cannot run {self.model_path}: {exc}"
+            )
+        return ModelError(f"keyword model failed to start: {self.model_path}: {exc}")
+
+    def _parse_hello(self, hello: dict) -> ModelInfo:
+        params = hello.get("model_parameters") or {}
+        project = hello.get("project") or {}
+        try:
+            info = ModelInfo(
+                name=f"{project.get('owner', '?')}/{project.get('name', '?')}"
+                f" v{project.get('deploy_version', '?')}",
+                labels=tuple(str(label) for label in params["labels"]),
+                frequency=int(params["frequency"]),
+                window_samples=int(params["input_features_count"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            self.stop()
+            raise ModelError(f"keyword model's hello lacks {exc}: {self.model_path}") from exc
+        if params.get("sensor") != SENSOR_MICROPHONE or info.frequency <= 0:
+            self.stop()
+            raise ModelError(
+                f"keyword model is not an audio model (sensor {params.get('sensor')}, "
+                f"frequency {info.frequency}): {self.model_path}"
+            )
+        return info
+
+    def restart(self) -> ModelInfo:
+        """Stop whatever is left of the model and start it again."""
+        self.stop()
+        self.restarts += 1
+        return self.start()
+
+    def stop(self) -> None:
+        """End the model process and reap it."""
+        runner, self._runner = self._runner, None
+        proc, self._proc = self._proc, None
+        if runner is not None:
+            self._cleanup(runner)
+        if proc is not None:
+            _reap(proc)
+
+    @staticmethod
+    def _cleanup(runner) -> None:
+        proc = runner._runner
+        if isinstance(proc, subprocess.Popen) and proc.poll() is not None:
+            runner._runner = None  # already gone (and reaped): never signal a reused pid
+        with contextlib.suppress(Exception):
+            runner.stop()  # closes the socket, SIGINTs the process, removes the temp dir
+        if isinstance(proc, subprocess.Popen):
+            _reap(proc)
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and self._proc is not None and self._proc.poll() is None
+
+    # ------------------------------------------------------------------ inference
+    def classify(self, window: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
+        """Scores per label for one window of int16 samples. Raises ModelCrashed."""
+        if self._runner is None or self.info is None:
+            raise ModelCrashed("keyword model is not running")
+        if sample_rate != self.info.frequency:
+            window = soxr.resample(window.astype(np.float32), sample_rate, self.info.frequency)
+            window = np.clip(np.round(window), -32768, 32767).astype(np.int16)
+        if len(window) != self.info.window_samples:
+            raise ValueError(
+                f"window has {len(window)} samples, the model wants {self.info.window_samples}"
+            )
+        try:
+            reply = self._runner.classify(window.tolist())
+            return {str(k): float(v) for k, v in reply["result"]["classification"].items()}
+        except Exception as exc:  # noqa: BLE001 - IndexError, timeouts, the SDK's bare Exception
+            # After any failure the socket may hold half a reply: the caller must restart().
+            raise self._crashed(exc) from exc
+
+    def _crashed(self, exc: BaseException) -> ModelCrashed:
+        code = None
+        if self._proc is not None and not isinstance(exc, TimeoutError):
+            # A cut-off reply usually means the process is exiting: give it a moment to say how.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._proc.wait(timeout=0.5)
+        if code is not None:
+            why = f"model process exited with code {code}"
+        elif isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
+            why = f"model did not answer within {self.call_timeout:.1f} s"
+        else:
+            why = f"{type(exc).__name__}: {exc}"
+        return ModelCrashed(why)
+
+    def __enter__(self) -> EdgeML:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=2)
+
+
+def _reap(proc: subprocess.Popen, grace: float = 2.0) -> None:
+    """Wait for a process the SDK has signalled; kill it if it lingers."""
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _kill(proc)

@@ -1,0 +1,136 @@
+"""Silence detection: when has the speaker started, and when have they stopped talking?
+
+Energy in 20 ms frames against an adaptive noise floor, not a fixed level: a Pi in a quiet room
+and a Pi next to a fan differ by 30 dB, and a USB microphone's gain is unknown. The floor is a
+low percentile of the last few seconds of frame energies (minimum statistics), so it follows a
+fan switching on within about a second but does not rise during speech, whose pauses keep the
+low percentile down. A frame is voiced when it is `margin_db` above the floor.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+FRAME_SAMPLES = 320  # 20 ms at 16 kHz
+FLOOR_DBFS = -96.0  # what exact digital silence reads as (log of zero is clamped here)
+
+
+def frame_dbfs(frames: np.ndarray) -> np.ndarray:
+    """RMS level in dB full scale of each row of int16 `frames` (shape: n_frames x samples)."""
+    x = frames.astype(np.float32) / 32768.0
+    rms = np.sqrt(np.mean(x * x, axis=-1) + 1e-12)
+    return np.maximum(20.0 * np.log10(rms), FLOOR_DBFS)
+
+
+class NoiseFloor:
+    """The background level: a low percentile of recent frame energies (dBFS)."""
+
+    def __init__(self, history_seconds: float = 5.0, percentile: float = 10.0) -> None:
+        self._levels: deque[float] = deque(maxlen=max(10, int(history_seconds * 50)))
+        self._percentile = percentile
+        self._cached: float | None = None
+
+    def add(self, levels: np.ndarray) -> None:
+        self._levels.extend(float(v) for v in levels)
+        self._cached = None
+
+    @property
+    def level(self) -> float:
+        """Current floor in dBFS (the quietest plausible level until anything was heard)."""
+        if not self._levels:
+            return FLOOR_DBFS
+        if self._cached is None:
+            self._cached = float(np.percentile(np.fromiter(self._levels, float), self._percentile))
+        return self._cached
+
+
+class Framer:
+    """Cuts a stream of arbitrary-length blocks into whole 20 ms frames, keeping the remainder."""
+
+    def __init__(self, frame: int = FRAME_SAMPLES) -> None:
+        self._frame = frame
+        self._rest = np.zeros(0, dtype=np.int16)
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Return the complete frames now available, shape (n, frame)."""
+        data = np.concatenate([self._rest, np.asarray(block, dtype=np.int16)])
+        n = len(data) // self._frame
+        self._rest = data[n * self._frame :]
+        return data[: n * self._frame].reshape(n, self._frame)
+
+
+class EndReason(str, Enum):
+    SILENCE = "silence"  # the speaker stopped: silence_seconds of quiet after speech
+    MAX_LENGTH = "max_length"
+    NO_SPEECH = "no_speech"  # nothing was said within no_speech_seconds of the keyword
+    END_OF_INPUT = "end_of_input"  # the file being replayed ended
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """When a recording ends. Times are seconds of audio after the keyword."""
+
+    silence_seconds: float = 1.0
+    max_seconds: float = 15.0
+    no_speech_seconds: float = 4.0
+    margin_db: float = 10.0  # voiced = this much above the noise floor
+    min_speech_dbfs: float = -55.0  # ... and at least this loud (guards a digitally silent floor)
+    min_voiced_frames: int = 2  # consecutive voiced frames that count as speech (40 ms)
+
+
+class Endpointer:
+    """Frame-by-frame decision: is the recording over, and why?
+
+    Frames are fed from the keyword onwards (the pre-roll is recorded but not judged, since it
+    may hold the end of the keyword itself, which is speech but not the sentence).
+    """
+
+    def __init__(self, config: EndpointConfig, floor: NoiseFloor) -> None:
+        self.config = config
+        self.floor = floor
+        self.frames = 0
+        self.speech_frames = 0
+        self.first_speech_frame: int | None = None
+        self.last_speech_frame: int | None = None
+        self._run = 0  # consecutive voiced frames
+
+    @property
+    def threshold_dbfs(self) -> float:
+        return max(self.floor.level + self.config.margin_db, self.config.min_speech_dbfs)
+
+    def push(self, levels: np.ndarray) -> EndReason | None:
+        """Feed frame levels (dBFS); return why the recording ends, or None to go on."""
+        for level in levels:
+            reason = self._push_one(float(level))
+            if reason is not None:
+                return reason
+        return None
+
+    def _push_one(self, level: float) -> EndReason | None:
+        cfg = self.config
+        voiced = level >= self.threshold_dbfs
+        self.floor.add(np.array([level]))
+        self._run = self._run + 1 if voiced else 0
+        if self._run >= cfg.min_voiced_frames:
+            if self.first_speech_frame is None:
+                self.first_speech_frame = self.frames - self._run + 1
+            self.last_speech_frame = self.frames
+        if voiced:
+            self.speech_frames += 1
+        self.frames += 1
+        seconds = self.frames * FRAME_SAMPLES / SAMPLE_RATE
+        if self.last_speech_frame is None:
+            if seconds >= cfg.no_speech_seconds:
+                return EndReason.NO_SPEECH
+        else:
+            quiet = (self.frames - 1 - self.last_speech_frame) * FRAME_SAMPLES / SAMPLE_RATE
+            if quiet >= cfg.silence_seconds:
+                return EndReason.SILENCE
+        if seconds >= cfg.max_seconds:
+            return EndReason.MAX_LENGTH
+        return None

@@ -1,0 +1,148 @@
+"""EdgeML drives scripted .eim executables through the real edge_impulse_linux ImpulseRunner."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edge_helpers import quiet
+from support.scripted_eim import write_eim
+
+from edgeml import EdgeML, ModelCrashed, ModelError
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (reaped processes are gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_hello_gives_window_rate_labels_and_the_keyword_scores(keyword_eim, keyword_audio):
+    with EdgeML(keyword_eim) as model:
+        assert model.info.labels == ("listen", "noise", "unknown")
+        assert (model.info.frequency, model.info.window_samples) == (16000, 16000)
+        window = quiet(1.0)
+        window[4000 : 4000 + len(keyword_audio)] = keyword_audio
+        assert model.classify(window)["listen"] > 0.95
+        half = quiet(1.0)
+        half[-4000:] = keyword_audio[:4000]  # only the start of the word: not the keyword
+        assert model.classify(half)["listen"] < 0.6
+        assert model.classify(quiet(1.0))["listen"] < 0.1
+
+
+def test_model_with_another_rate_gets_resampled_windows(eim_dir):
+    path = write_eim(eim_dir / "8k.eim", frequency=8000, window_samples=8000, schedule=[0.5])
+    with EdgeML(path) as model:
+        assert model.info.window_seconds == 1.0
+        assert model.classify(quiet(1.0), 16000)["listen"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "absent.eim", "not found"),
+        (lambda d: d, "is a folder"),
+        (lambda d: _not_executable(d / "plain.eim"), "not executable"),
+        (lambda d: write_eim(d / "noint.eim", shebang="/nonexistent/python3"), "interpreter"),
+    ],
+    ids=["missing", "folder", "not-executable", "missing-interpreter"],
+)
+def test_unusable_model_files_fail_fast_with_a_clear_message(tmp_path, make, message):
+    path = make(tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(ModelError, match=message) as err:
+        EdgeML(path).start()
+    assert time.monotonic() - t0 < 2
+    assert str(path) in str(err.value)
+
+
+def _not_executable(path: Path) -> Path:
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o644)
+    return path
+
+
+def test_model_exiting_at_start_is_an_error_within_seconds_not_a_hang(eim_dir):
+    """The SDK's own init() loops forever here; EdgeML reports it and leaves no thread behind."""
+    import threading
+
+    before = threading.active_count()
+    path = write_eim(eim_dir / "exits.eim", exit_at_start=3)
+    t0 = time.monotonic()
+    with pytest.raises(ModelError, match="exited with code 3"):
+        EdgeML(path, start_timeout=20).start()
+    assert time.monotonic() - t0 < 5
+    time.sleep(0.3)
+    assert threading.active_count() == before  # the SDK's waiting thread has ended
+
+
+def test_model_that_never_opens_its_socket_times_out(eim_dir):
+    path = write_eim(eim_dir / "silent.eim", no_socket=True)
+    t0 = time.monotonic()
+    with pytest.raises(ModelError, match="did not answer within 2 s"):
+        EdgeML(path, start_timeout=2).start()
+    assert time.monotonic() - t0 < 4
+
+
+def test_model_dying_mid_run_is_reported_and_restarted(eim_dir, tmp_path):
+    calls = tmp_path / "calls.log"
+    path = write_eim(eim_dir / "dies.eim", schedule=[0.2] * 10, die_after=2, calls_log=calls)
+    model = EdgeML(path)
+    model.start()
+    first_pid = model._proc.pid
+    try:
+        assert model.classify(quiet(1.0))["listen"] == 0.2
+        assert model.classify(quiet(1.0))["listen"] == 0.2
+        with pytest.raises(ModelCrashed, match="exited with code 17"):
+            model.classify(quiet(1.0))
+        model.restart()
+        assert model.restarts == 1 and model._proc.pid != first_pid
+        assert model.classify(quiet(1.0))["listen"] == 0.2  # the app goes on
+        assert not _alive(first_pid)  # the dead one was reaped, no zombie
+    finally:
+        model.stop()
+    pids = {line.split()[0] for line in calls.read_text().splitlines()}
+    assert len(pids) == 2
+
+
+def test_hung_model_call_is_bounded_by_the_timeout(eim_dir):
+    path = write_eim(eim_dir / "hangs.eim", schedule=[0.3] * 10, hang_after=1)
+    model = EdgeML(path, call_timeout=1.0)
+    model.start()
+    try:
+        model.classify(quiet(1.0))
+        t0 = time.monotonic()
+        with pytest.raises(ModelCrashed, match="did not answer within 1.0 s"):
+            model.classify(quiet(1.0))
+        assert time.monotonic() - t0 < 3
+        hung_pid = model._proc.pid
+        model.restart()
+        assert model.classify(quiet(1.0))["listen"] == 0.3
+        assert not _alive(hung_pid)
+    finally:
+        model.stop()
+
+
+def test_env_python3_shebang_runs_with_the_apps_interpreter(eim_dir, monkeypatch):
+    """An exported .eim may start with `#!/usr/bin/env python3`: it must find our numpy."""
+    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
+    path = write_eim(eim_dir / "envpy.eim", schedule=[0.4], shebang="/usr/bin/env python3")
+    with EdgeML(path) as model:
+        assert model.classify(quiet(1.0))["listen"] == 0.4
+        assert os.environ["PATH"].split(os.pathsep)[0] == os.path.dirname(os.sys.executable)
+
+
+def test_stop_ends_and_reaps_the_model_process(keyword_eim):
+    model = EdgeML(keyword_eim)
+    model.start()
+    pid = model._proc.pid
+    model.stop()
+    assert not _alive(pid) and not model.running
+    with pytest.raises(ModelCrashed):
+        model.classify(np.zeros(16000, np.int16))

@@ -1,0 +1,241 @@
+"""`python edgeml/main.py` as a real process: the command line, --once, the loop, restarts, signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from edge_helpers import (
+    FaultServer,
+    audio_id,
+    compose,
+    quiet,
+    run_main,
+    speak,
+    start_main,
+    wait_for_line,
+    write_wav,
+)
+from support.scripted_eim import write_eim
+
+from settings import OPTIONS
+
+SENTENCES = ["turn on the kitchen light", "what time is it", "play some music please"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, keyword_audio, sentence_audio) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("inputs")
+    utterances = []
+    for text in SENTENCES:
+        utterances += [keyword_audio, quiet(0.3), speak(text), quiet(1.6)]
+    return {
+        "three": write_wav(d / "three.wav", compose(quiet(0.8), *utterances)[0]),
+        "sentence_only": write_wav(
+            d / "sentence.wav", compose(quiet(0.5), sentence_audio, quiet(1.5))[0]
+        ),
+        "keyword_only": write_wav(
+            d / "keyword.wav", compose(quiet(0.5), keyword_audio, quiet(3.0))[0]
+        ),
+        "silence": write_wav(d / "silence.wav", quiet(1.0)),
+        "late": write_wav(
+            d / "late.wav",
+            compose(quiet(4.0), keyword_audio, quiet(0.3), sentence_audio, quiet(1.6))[0],
+        ),
+    }
+
+
+def _args(model, server_url, spool, *extra) -> list:
+    return ["--model", model, "--endpoint", server_url, "--spool-dir", spool, "--input-speed",
+            "fast", "--no-speech-seconds", "2", *extra]  # fmt: skip
+
+
+def test_help_names_every_environment_variable():
+    result = run_main(["--help"])
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for opt in OPTIONS:
+        assert opt.flag in text
+        if opt.env:
+            assert opt.env in text, opt.env
+    assert "SCORING_KEY" in text
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--threshold", "1.5"], {}, "--threshold: '1.5': must be in (0, 1]"),
+        ([], {"EDGEML_THRESHOLD": "high"}, "EDGEML_THRESHOLD='high'"),
+        (["--format", "mp3"], {}, "invalid choice: 'mp3'"),
+        ([], {"EDGEML_FORMAT": "mp3"}, "EDGEML_FORMAT='mp3'"),
+        (
+            ["--silence-seconds", "5", "--max-seconds", "3"],
+            {},
+            "--max-seconds (3.0) must be longer",
+        ),
+        ([], {"SCORING_URI": "localhost:5001"}, "must be an http(s) URL"),
+        (["--key-file", "/nonexistent/key"], {}, "cannot read key file /nonexistent/key"),
+    ],
+)
+def test_bad_settings_exit_2_with_a_message(args, env, message):
+    result = run_main(args, env=env)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_model_says_where_and_how_to_get_one(tmp_path):
+    result = run_main(["--model", tmp_path / "nope.eim", "--spool-dir", tmp_path / "s", "--once"])
+    assert result.returncode == 1
+    assert f"keyword model not found: {tmp_path / 'nope.eim'}" in result.stderr
+    assert "--model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_keyword_must_be_a_label_of_the_model(keyword_eim, tmp_path, spoken_file):
+    result = run_main(
+        ["--model", keyword_eim, "--keyword", "hey", "--input", spoken_file.path, "--once",
+         "--spool-dir", tmp_path]
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        "keyword 'hey' is not a label of the model (labels: listen, noise, unknown)"
+        in result.stderr
+    )
+
+
+def test_once_prints_the_transcript_and_appends_jsonl(
+    keyword_eim, spoken_file, fault_server, tmp_path
+):
+    jsonl = tmp_path / "out.jsonl"
+    result = run_main(
+        _args(keyword_eim, fault_server.url, tmp_path / "spool", "--input", spoken_file.path,
+              "--once", "--jsonl", jsonl, "--format", "json")
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (req,) = fault_server.requests
+    assert req.content_type == "application/json"
+    lines = result.stdout.splitlines()
+    assert lines == [f"REC {req.first_sample} {req.audio_id}"]
+    (record,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert record["text"] == lines[0] and record["keyword"] == "listen"
+    assert record["keyword_score"] >= 0.85 and record["audio_seconds"] == pytest.approx(req.seconds)
+    assert record["latency_s"] >= 0 and record["time"]
+    assert list((tmp_path / "spool").glob("*.wav")) == []
+
+
+@pytest.mark.parametrize(
+    "name, code, message",
+    [
+        ("sentence_only", 4, "the keyword was not heard in"),
+        ("silence", 4, "the keyword was not heard in"),
+        ("keyword_only", 3, "nothing said"),
+    ],
+)
+def test_once_exit_codes_without_a_sentence(
+    keyword_eim, files, fault_server, tmp_path, name, code, message
+):
+    result = run_main(
+        _args(keyword_eim, fault_server.url, tmp_path, "--input", files[name], "--once")
+    )
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr and result.stdout == ""
+    assert fault_server.requests == []
+
+
+def test_once_with_a_wrong_key_exits_6_and_keeps_the_recording(
+    keyword_eim, spoken_file, fault_server, tmp_path
+):
+    fault_server.faults.extend([401] * 5)
+    result = run_main(
+        _args(keyword_eim, fault_server.url, tmp_path, "--input", spoken_file.path, "--once"),
+        env={"SCORING_KEY": "wrong-key-123"},
+    )
+    assert result.returncode == 6
+    assert "refused the key (401" in result.stderr and "wrong-key-123" not in result.stderr
+    assert fault_server.requests[0].authorization == "Bearer wrong-key-123"
+    assert len(list(tmp_path.glob("*.wav"))) == 1
+
+
+def test_recordings_made_while_down_are_delivered_once_in_order_after_restart(
+    keyword_eim, files, fault_server, tmp_path
+):
+    spool = tmp_path / "spool"
+    fault_server.stop()  # the endpoint is down for the whole first run
+    first = run_main(
+        _args(keyword_eim, fault_server.url, spool, "--input", files["three"], "--retries", "0")
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "" and "Connection refused" in first.stderr
+    kept = sorted(spool.glob("*.wav"))
+    assert len(kept) == 3
+    expected = [audio_id(sf.read(str(p), dtype="int16")[0]) for p in kept]
+
+    fault_server.start()
+    fault_server.faults.extend([503, (503, {"Retry-After": "1"})])  # and it comes back wobbly
+    second = run_main(_args(keyword_eim, fault_server.url, spool, "--input", files["silence"]))
+    assert second.returncode == 0, second.stderr
+    printed = second.stdout.splitlines()
+    assert len(printed) == 3 and fault_server.delivered == [line.split()[2] for line in printed]
+    assert fault_server.delivered == expected  # each recording once, oldest first
+    assert list(spool.glob("*.wav")) == []
+
+    third = run_main(_args(keyword_eim, fault_server.url, spool, "--input", files["silence"]))
+    assert third.returncode == 0 and third.stdout == ""  # nothing is sent twice
+    assert len(fault_server.delivered) == 3
+
+
+def test_model_crash_mid_run_is_survived(eim_dir, keyword_audio, files, fault_server, tmp_path):
+    model = write_eim(eim_dir / "dies-listen.eim", template=keyword_audio, die_after=8)
+    result = run_main(_args(model, fault_server.url, tmp_path, "--input", files["late"], "--once"))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "keyword model failed (model process exited with code 17): restarting it" in result.stderr
+    )
+    assert result.stdout.startswith("REC ")
+
+
+def test_sigterm_stops_cleanly_model_ended_spool_intact(eim_dir, keyword_audio, files, tmp_path):
+    calls = tmp_path / "calls.log"
+    model = write_eim(eim_dir / "counted.eim", template=keyword_audio, calls_log=calls)
+    spool = tmp_path / "spool"
+    server = FaultServer()  # never started: refused
+    run_main(_args(model, server.url, spool, "--input", files["three"], "--retries", "0"))
+    kept = sorted(p.name for p in spool.iterdir() if p.suffix in (".wav", ".json"))
+    assert len(kept) == 6
+
+    long_input = write_wav(tmp_path / "long.wav", quiet(60.0))
+    proc = start_main(
+        ["--model", model, "--endpoint", server.url, "--spool-dir", spool, "--input", long_input]
+    )
+    try:
+        assert wait_for_line(proc.stderr, "listening", timeout=20)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        stopped_in = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and stopped_in < 5
+    pids = {int(line.split()[0]) for line in calls.read_text().splitlines()}
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)  # model processes ended
+    assert sorted(p.name for p in spool.iterdir() if p.suffix in (".wav", ".json")) == kept
+
+
+def test_once_with_the_endpoint_down_exits_5_and_keeps_the_recording(
+    keyword_eim, spoken_file, tmp_path
+):
+    down = FaultServer()  # never started: connection refused
+    result = run_main(
+        _args(
+            keyword_eim, down.url, tmp_path, "--input", spoken_file.path, "--once", "--retries", "0"
+        )
+    )
+    assert result.returncode == 5, result.stderr
+    assert "Connection refused" in result.stderr and "will be sent by the next run" in result.stderr
+    assert len(list(tmp_path.glob("*.wav"))) == 1 and result.stdout == ""
