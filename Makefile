@@ -70,7 +70,7 @@ keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report) from genera
 		--holdout default --channels $(KWS_CHANNELS) --name listen --eim edgeml/models/listen.eim
 
 stop-model: setup  ## real speech: "stop" model, held-out speakers (needs ../shared/data/speech)
-	$(PY) bench/kws_stop.py --channels $(KWS_CHANNELS)
+	$(PY) bench/kws_stop.py
 
 bench-kws: setup  ## keyword model: classify time of a 1 s window, file size
 	$(PY) bench/kws_speed.py
