@@ -96,6 +96,12 @@ def write_report(report: dict, path: Path) -> Path:
         th = [r["threshold"] for r in table]
         ax.plot(th, [r["detection_rate"] or 0 for r in table], "o-", label="detection rate")
         ax.plot(th, [r["false_alarm_rate"] or 0 for r in table], "s-", label="false-alarm rate")
+        stream = report.get("streaming", {}).get("all_negatives")
+        if stream:
+            ax.plot(th, [r["detection_rate"] or 0 for r in stream], "o--", color="C0", alpha=0.6,
+                    label="detection, streaming (250 ms hop, per clip)")  # fmt: skip
+            ax.plot(th, [r["false_alarm_rate"] or 0 for r in stream], "s--", color="C1",
+                    alpha=0.6, label="false alarms, streaming (per clip)")  # fmt: skip
         ax.axvline(0.85, color="grey", ls=":", label="default threshold 0.85")
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(f"threshold on '{report.get('keyword', '')}' score")
