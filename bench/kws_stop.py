@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/kws_stop.py            (make stop-model)
 
-The speakers of kw_pos/ ("stop", 25 people) and kw_neg/ (38 other words) are split by speaker
-id: about half train, the others are held out with all their clips. Training data = the
-espeak-ng bootstrap for "stop" + the training speakers' clips (each copied several times so
-that augmentation draws many variants of them) + 3 of the 7 noise clips. Held out: the other
-speakers' "stop" and other words, the other 4 noise clips, and all 14 sentences of utt/
-(never trained on; the 1 s window slides over them with the runner's 250 ms hop).
+The speakers of kw_pos/ ("stop", 25 clips of 24 people) and kw_neg/ (38 other words) are split
+by speaker id: half of the "stop" speakers train, the others are held out with all their clips.
+Training data = the espeak-ng bootstrap for "stop" + the training speakers' clips (each copied
+20 times so that augmentation draws many variants of them) + 7 of the 14 sentences of utt/ +
+3 of the 7 noise clips. Held out: the other speakers' "stop" and other words, the other 7
+sentences (the 1 s window slides over them with the runner's 250 ms hop) and 4 noise clips.
+The network is 16, 32 channels wide by default (Studio's 8, 16 was weaker here).
 
 Everything held out is scored through the exported .eim and the real edge_impulse_linux SDK.
 A clip is detected / a false alarm when any window reaches the threshold. As a baseline in
