@@ -14,7 +14,8 @@ SYSTEM_STAMP := $(VENV)/.system-deps
 VENV_STAMP   := $(VENV)/.installed
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 
-.PHONY: help setup deploy-setup test test-main test-deploy lint serve demo demo-mic bench clean
+.PHONY: help setup deploy-setup test test-main test-deploy lint serve demo demo-mic bench clean \
+        serve-whisper test-cloud bench-scoring bench-wer
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,8 +43,17 @@ lint: setup  ## ruff
 	$(VENV)/bin/ruff check .
 
 # ---------------------------------------------------------------- cloud: scoring service
+# Settings are environment variables (see README "Cloud: the scoring service"); on make's
+# command line they reach the server too: make serve MODEL_NAME_OR_PATH=/path/to/model
 serve: setup  ## serve scoring-func/score_audio.py locally on http://$(HOST):$(PORT)/score
 	$(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
+
+serve-whisper: setup  ## serve the offline Whisper tiny.en (no Hub needed) on port $(PORT)
+	MODEL_NAME_OR_PATH="$$($(PY) scoring-func/scoring/models.py --offline-whisper-path)" \
+	  $(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
+
+test-cloud: setup  ## only the scoring service tests (tests/cloud)
+	$(PY) -m pytest tests/cloud
 
 # ---------------------------------------------------------------- edge app
 EDGE_ARGS ?=
@@ -84,6 +94,12 @@ test-kws: setup  ## the keyword model's tests only
 # ---------------------------------------------------------------- demo
 
 # ---------------------------------------------------------------- benchmarks
+bench-scoring: setup  ## seed entry script vs the service (fp32, int8) + memory vs length, ~25 min
+	$(PY) bench/scoring_bench.py
+	$(PY) bench/scoring_memory.py
+
+bench-wer: setup  ## served vs direct WER of Whisper tiny.en on ../shared/data/speech/utt
+	$(PY) bench/served_wer.py
 
 clean:  ## remove virtual environments and caches
 	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .ruff_cache

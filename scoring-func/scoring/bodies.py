@@ -1,0 +1,383 @@
+"""Request body -> 16 kHz mono float32 samples, or a RequestError that names what is wrong.
+
+Every body kind of the HTTP contract ends here: a JSON sample list (floats in [-1, 1] from
+sample-client, int16-range integers from the edge app), a WAV or FLAC file (any rate, any channel
+count: downmixed and resampled), or raw 16-bit little-endian mono PCM at 16 kHz. Checks run
+cheapest first (Content-Type, size, header) so an oversized or malformed body costs little.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from scoring.errors import RequestError
+from scoring.settings import (
+    MAX_SAMPLE_RATE,
+    MIN_AUDIO_SECONDS,
+    MIN_SAMPLE_RATE,
+    TARGET_RATE,
+    ServiceSettings,
+)
+
+JSON_TYPES = frozenset({"application/json"})
+WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
+FLAC_TYPES = frozenset({"audio/flac", "audio/x-flac"})
+RAW_TYPES = frozenset({"application/octet-stream"})
+SUPPORTED_TYPES = (
+    "application/json, audio/wav (also audio/x-wav, audio/wave), audio/flac, "
+    "application/octet-stream (raw 16-bit little-endian mono PCM at 16 kHz)"
+)
+
+# libsndfile subtypes that are plain linear samples ("PCM" in the contract's sense).
+PCM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
+# WAVE format tags: 1 integer PCM, 3 IEEE float, 0xFFFE extensible (the real tag is in the GUID).
+_WAV_PCM_TAGS = {1, 3}
+_WAV_TAG_NAMES = {
+    0x0002: "Microsoft ADPCM",
+    0x0006: "A-law",
+    0x0007: "mu-law",
+    0x0011: "IMA ADPCM",
+    0x0031: "GSM 6.10",
+    0x0055: "MP3",
+}
+# Writers that stream to a pipe cannot know the length and put a placeholder in the header.
+_STREAMING_DATA_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """What the model gets (16 kHz mono float32) and what the client sent, for the answer/logs."""
+
+    samples: np.ndarray
+    source_rate: int
+    kind: str
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / TARGET_RATE
+
+
+def media_type(content_type: str | None) -> str:
+    """'Audio/WAV; codecs=1' -> 'audio/wav'; '' when the header is absent."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_content_type(content_type: str | None) -> str:
+    """The body kind, or 415 when the Content-Type is missing or not one we decode."""
+    kind = media_type(content_type)
+    if not kind:
+        raise RequestError(
+            415,
+            "missing_content_type",
+            f"the request has no Content-Type header; send one of: {SUPPORTED_TYPES}",
+        )
+    if kind not in JSON_TYPES | WAV_TYPES | FLAC_TYPES | RAW_TYPES:
+        raise RequestError(
+            415,
+            "unsupported_content_type",
+            f"Content-Type {kind!r} is not supported; send one of: {SUPPORTED_TYPES}",
+        )
+    return kind
+
+
+def check_body_size(length: int | None, settings: ServiceSettings) -> None:
+    """413 before reading a body that cannot hold an acceptable request."""
+    if length is not None and length > settings.max_body_bytes:
+        raise RequestError(
+            413,
+            "body_too_large",
+            f"the body is {length} bytes; the limit is {settings.max_body_bytes} bytes "
+            f"(audio up to {settings.max_audio_seconds:g} s)",
+        )
+
+
+def decode_body(content_type: str | None, body: bytes, settings: ServiceSettings) -> DecodedAudio:
+    """Decode and validate one request body (the whole contract in one call)."""
+    if not body:
+        raise RequestError(
+            400, "empty_body", "the request has no body; send audio or {\"data\": [samples...]}"
+        )
+    kind = check_content_type(content_type)
+    check_body_size(len(body), settings)
+    if kind in JSON_TYPES:
+        samples, rate = _decode_json(body, settings)
+        name = "json"
+    elif kind in WAV_TYPES:
+        samples, rate = _decode_wav(body, settings)
+        name = "wav"
+    elif kind in FLAC_TYPES:
+        samples, rate = _decode_flac(body, settings)
+        name = "flac"
+    else:
+        samples, rate = _decode_raw(body, settings)
+        name = "pcm"
+    samples = _to_target_rate(samples, rate)
+    _check_min_duration(samples)
+    return DecodedAudio(samples=samples, source_rate=rate, kind=name)
+
+
+# ------------------------------------------------------------------------------------------ JSON
+def _decode_json(body: bytes, settings: ServiceSettings) -> tuple[np.ndarray, int]:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RequestError(400, "invalid_json", "the body is not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise RequestError(
+            400,
+            "invalid_json",
+            f"the body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}",
+        ) from None
+    if not isinstance(payload, dict):
+        raise RequestError(
+            400,
+            "invalid_json",
+            f'expected a JSON object {{"data": [samples...]}}, got a JSON {_json_type(payload)}',
+        )
+    if "data" not in payload:
+        raise RequestError(
+            400, "missing_data", 'the JSON object has no "data" field (the list of samples)'
+        )
+    data = payload["data"]
+    if not isinstance(data, list):
+        raise RequestError(
+            400,
+            "data_not_a_list",
+            f'"data" must be a flat list of numbers, got a JSON {_json_type(data)}',
+        )
+    if not data:
+        raise RequestError(400, "empty_data", '"data" is an empty list: there is no audio')
+    rate = _json_sample_rate(payload.get("sample_rate", TARGET_RATE))
+    _check_duration(len(data), rate, settings)
+    return _json_samples(data), rate
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+_JSON_ITEM_NAMES = {str: "strings", bool: "booleans", type(None): "nulls"}
+
+
+def _json_sample_rate(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RequestError(
+            400,
+            "invalid_sample_rate",
+            f'"sample_rate" must be a number of samples per second, got a JSON {_json_type(value)}',
+        )
+    if value != value or value in (float("inf"), float("-inf")) or value != int(value):
+        raise RequestError(
+            400, "invalid_sample_rate", f'"sample_rate" must be a whole number, got {value!r}'
+        )
+    return _check_rate(int(value))
+
+
+def _json_samples(data: list) -> np.ndarray:
+    """Samples as float32 in [-1, 1]; integers (or integral floats above 1) are int16 values."""
+    kinds = set(map(type, data))
+    if list in kinds or dict in kinds:
+        raise RequestError(
+            400,
+            "data_not_flat",
+            '"data" must be a flat list of numbers (one mono channel); it holds nested '
+            "lists or objects",
+        )
+    others = kinds - {int, float}
+    if others:
+        found = ", ".join(sorted(_JSON_ITEM_NAMES.get(k, k.__name__) for k in others))
+        raise RequestError(
+            400, "data_not_numeric", f'"data" must hold only numbers; it also holds: {found}'
+        )
+    try:
+        values = np.asarray(data, dtype=np.float64)
+    except OverflowError:
+        raise RequestError(
+            400, "samples_out_of_range", '"data" holds an integer too large for audio'
+        ) from None
+    finite = np.isfinite(values)
+    if not finite.all():
+        index = int(np.argmin(finite))
+        raise RequestError(
+            400,
+            "non_finite_samples",
+            f'"data" holds NaN or Infinity (first at index {index}); samples must be finite',
+        )
+    peak = float(np.abs(values).max())
+    if peak <= 1.0 and kinds != {int}:
+        return values.astype(np.float32)
+    integral = kinds == {int} or bool(np.all(values == np.round(values)))
+    if integral and values.min() >= -32768 and values.max() <= 32767:
+        return (values / 32768.0).astype(np.float32)
+    raise RequestError(
+        400,
+        "samples_out_of_range",
+        f'"data" samples must be floats in [-1, 1] or int16 integers in [-32768, 32767]; '
+        f"the largest magnitude is {peak:g}",
+    )
+
+
+# ---------------------------------------------------------------------------------- WAV / FLAC
+def _decode_wav(body: bytes, settings: ServiceSettings) -> tuple[np.ndarray, int]:
+    if len(body) < 12 or body[:4] not in (b"RIFF", b"RIFX", b"RF64") or body[8:12] != b"WAVE":
+        raise RequestError(400, "not_wav", "the body is not a WAV file" + _sniff_hint(body))
+    if body[:4] == b"RIFF":
+        _check_riff(body)
+    return _decode_soundfile(body, "WAV", settings)
+
+
+def _decode_flac(body: bytes, settings: ServiceSettings) -> tuple[np.ndarray, int]:
+    if body[:4] != b"fLaC":
+        raise RequestError(400, "not_flac", "the body is not a FLAC file" + _sniff_hint(body))
+    return _decode_soundfile(body, "FLAC", settings)
+
+
+def _sniff_hint(body: bytes) -> str:
+    """Point at the right Content-Type when the body is another format we know."""
+    if body[:4] == b"fLaC":
+        return " (it looks like FLAC: send Content-Type: audio/flac)"
+    if body[:4] == b"RIFF" and body[8:12] == b"WAVE":
+        return " (it looks like WAV: send Content-Type: audio/wav)"
+    if body[:1] in (b"{", b"["):
+        return " (it looks like JSON: send Content-Type: application/json)"
+    return f" (it starts with {body[:8]!r})"
+
+
+def _check_riff(body: bytes) -> None:
+    """Walk the RIFF chunks: 415 for a compressed encoding, 400 for a cut-off data chunk.
+
+    libsndfile quietly returns the frames that are present when a WAV is truncated, and decodes
+    some compressed encodings; both must be client errors with a clear message instead.
+    """
+    offset, fmt_tag, data = 12, None, None
+    while offset + 8 <= len(body):
+        chunk_id = body[offset : offset + 4]
+        (size,) = struct.unpack_from("<I", body, offset + 4)
+        start = offset + 8
+        if chunk_id == b"fmt " and start + 2 <= len(body):
+            (fmt_tag,) = struct.unpack_from("<H", body, start)
+            if fmt_tag == 0xFFFE and start + 26 <= len(body):
+                (fmt_tag,) = struct.unpack_from("<H", body, start + 24)  # SubFormat GUID
+        elif chunk_id == b"data":
+            data = (size, len(body) - start)
+            break
+        offset = start + size + (size & 1)
+    if fmt_tag is None or data is None:
+        missing = "'fmt '" if fmt_tag is None else "'data'"
+        raise RequestError(
+            400, "undecodable_audio", f"the WAV file has no {missing} chunk (cut off or not a WAV)"
+        )
+    if fmt_tag not in _WAV_PCM_TAGS:
+        name = _WAV_TAG_NAMES.get(fmt_tag, "a compressed encoding")
+        raise RequestError(
+            415,
+            "unsupported_wav_encoding",
+            f"the WAV file is {name} (format tag 0x{fmt_tag:04x}), not PCM; send 8/16/24/32-bit "
+            "integer or float PCM",
+        )
+    declared, present = data
+    if declared not in _STREAMING_DATA_SIZES and present < declared:
+        raise RequestError(
+            400,
+            "truncated_audio",
+            f"the WAV file is cut off: its header declares {declared} bytes of audio, "
+            f"the body holds {present}",
+        )
+
+
+def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple[np.ndarray, int]:
+    try:
+        with sf.SoundFile(io.BytesIO(body)) as f:
+            if f.subtype not in PCM_SUBTYPES:
+                raise RequestError(
+                    415,
+                    "unsupported_wav_encoding" if fmt == "WAV" else "unsupported_encoding",
+                    f"the {fmt} file is encoded as {f.subtype}, not PCM",
+                )
+            rate = _check_rate(f.samplerate)
+            declared = f.frames
+            _check_duration(declared, rate, settings)
+            frames = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise RequestError(
+            400, "undecodable_audio", f"the {fmt} file cannot be decoded: {_sf_message(err)}"
+        ) from None
+    if fmt == "FLAC" and len(frames) < declared:
+        raise RequestError(
+            400,
+            "truncated_audio",
+            f"the FLAC file is cut off: it declares {declared} frames, {len(frames)} are present",
+        )
+    if len(frames) == 0:
+        raise RequestError(400, "empty_audio", f"the {fmt} file holds no audio frames")
+    mono = frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
+    return np.ascontiguousarray(mono, dtype=np.float32), rate
+
+
+def _sf_message(err: Exception) -> str:
+    """libsndfile's reason without the Python object repr it embeds."""
+    text = str(err)
+    return text.split(": ", 1)[1] if text.startswith("Error opening") and ": " in text else text
+
+
+# ------------------------------------------------------------------------------------- raw PCM
+def _decode_raw(body: bytes, settings: ServiceSettings) -> tuple[np.ndarray, int]:
+    if len(body) % 2:
+        raise RequestError(
+            400,
+            "truncated_audio",
+            f"raw 16-bit PCM needs an even number of bytes; the body has {len(body)}",
+        )
+    _check_duration(len(body) // 2, TARGET_RATE, settings)
+    samples = np.frombuffer(body, dtype="<i2").astype(np.float32) / 32768.0
+    return samples, TARGET_RATE
+
+
+# -------------------------------------------------------------------------------------- common
+def _check_rate(rate: int) -> int:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise RequestError(
+            400,
+            "invalid_sample_rate",
+            f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz",
+        )
+    return rate
+
+
+def _check_duration(frames: int, rate: int, settings: ServiceSettings) -> None:
+    """413 above MAX_AUDIO_SECONDS, checked on the header/length before decoding the samples."""
+
+    seconds = frames / rate
+    if seconds > settings.max_audio_seconds:
+        raise RequestError(
+            413,
+            "audio_too_long",
+            f"the audio is {seconds:.1f} s long; this service takes at most "
+            f"{settings.max_audio_seconds:g} s per request",
+        )
+
+
+def _check_min_duration(samples: np.ndarray) -> None:
+    seconds = len(samples) / TARGET_RATE
+    if seconds < MIN_AUDIO_SECONDS:
+        raise RequestError(
+            400,
+            "audio_too_short",
+            f"the audio is {seconds * 1000:.0f} ms long; at least "
+            f"{MIN_AUDIO_SECONDS * 1000:.0f} ms are needed",
+        )
+
+
+def _to_target_rate(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Resample to 16 kHz with soxr (the resampler librosa uses), float32 in and out."""
+    if rate == TARGET_RATE:
+        return samples
+    return soxr.resample(samples, rate, TARGET_RATE, quality="HQ").astype(np.float32, copy=False)

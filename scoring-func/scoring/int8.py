@@ -1,0 +1,141 @@
+"""The opt-in int8 paths of the CTC engine (QUANTIZE=int8 / int8-onnx / int8-torch).
+
+Two ways to run the linear layers of wav2vec2 in int8 on a CPU, both measured by
+bench/scoring_bench.py; QUANTIZE=int8 uses the faster one (see INT8_DEFAULT):
+- "int8-onnx": export to ONNX, quantize only the MatMul weights with ONNX Runtime's dynamic
+  quantization (quantizing every op was slower than fp32 here), run with ONNX Runtime.
+  The export takes a while for a base-size model, so the quantized file is cached on disk, keyed
+  by a fingerprint of the weights and library versions; a lock makes concurrent workers build it
+  once.
+- "int8-torch": torch.ao.quantization.quantize_dynamic on nn.Linear, in memory, instant.
+fp32 stays the default because int8 accuracy on the real weights cannot be checked offline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger("scoring.int8")
+
+INT8_DEFAULT = "int8-onnx"
+_CACHE_FORMAT = "ctc-int8-matmul-v1"
+
+
+def quantize_torch_dynamic(model):
+    """nn.Linear -> dynamically quantized int8 Linear (weights int8, activations per batch)."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice (torchao)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def model_fingerprint(model) -> str:
+    """Content hash of a model (config, parameter shapes, sampled values) + library versions.
+
+    Sampling the head and tail of every tensor is enough to tell different checkpoints apart and
+    costs milliseconds even for 94 M parameters.
+    """
+    import onnxruntime
+    import torch
+    import transformers
+
+    digest = hashlib.sha256()
+    for part in (
+        _CACHE_FORMAT,
+        torch.__version__,
+        onnxruntime.__version__,
+        transformers.__version__,
+        model.config.to_json_string(),
+    ):
+        digest.update(part.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().reshape(-1).float()
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(flat[:64].numpy().tobytes())
+        digest.update(flat[-64:].numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_onnx_int8(model, cache_dir: Path) -> tuple[Path, bool]:
+    """Path of the int8 ONNX model for `model`, building it once; (path, was_built_now)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / f"{model_fingerprint(model)}.int8.onnx"
+    with _exclusive(target.with_suffix(".lock")):
+        if target.is_file():
+            return target, False
+        started = time.perf_counter()
+        logger.info("Building the int8 ONNX model once (export + quantize) into %s", target)
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            fp32 = Path(tmp) / "model.onnx"
+            _export_onnx(model, fp32)
+            partial = Path(tmp) / "model.int8.onnx"
+            _quantize_matmul_int8(fp32, partial)
+            os.replace(partial, target)  # atomic: readers see a whole file or none
+        logger.info("int8 ONNX model ready in %.0f s", time.perf_counter() - started)
+        return target, True
+
+
+def _export_onnx(model, path: Path) -> None:
+    import torch
+
+    dummy = torch.zeros(1, 16000)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        # The TorchScript-based exporter: it needs no onnxscript and matched PyTorch to 3e-6.
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(path),
+            input_names=["input_values"],
+            output_names=["logits"],
+            dynamic_axes={"input_values": {0: "batch", 1: "samples"}, "logits": {0: "batch", 1: "frames"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def _quantize_matmul_int8(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src), str(dst), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8
+    )
+
+
+class OnnxRunner:
+    """input_values [1, n] float32 -> logits [1, frames, vocab] with ONNX Runtime on the CPU."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, input_values: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"input_values": input_values})[0]

@@ -1,0 +1,119 @@
+"""One loaded model behind the HTTP contract: request in, (status, JSON body) out.
+
+Kept free of Flask/azmlinfsrv so it can be driven directly by unit tests and benchmarks; the
+entry script only adapts the request object and wraps the answer in an AMLResponse.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from scoring.bodies import DecodedAudio, check_body_size, decode_body
+from scoring.errors import RequestError
+from scoring.models import ENGINE_CTC, ModelSource, resolve_model
+from scoring.settings import ServiceSettings
+
+logger = logging.getLogger("scoring.service")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict
+
+
+def load_engine(source: ModelSource, settings: ServiceSettings):
+    """The engine object for a resolved model (imports only the library that engine needs)."""
+    if source.engine == ENGINE_CTC:
+        from scoring.ctc import CtcEngine
+
+        return CtcEngine(source, settings)
+    from scoring.whisper import WhisperEngine
+
+    return WhisperEngine(source, settings)
+
+
+class ScoringService:
+    """Holds the engine; `handle()` answers one request, `transcribe()` one decoded clip."""
+
+    def __init__(self, settings: ServiceSettings, source: ModelSource, engine) -> None:
+        self.settings = settings
+        self.source = source
+        self.engine = engine
+
+    @classmethod
+    def load(cls, settings: ServiceSettings) -> ScoringService:
+        """Resolve, load and warm up the model, logging which, from where, engine and device."""
+        started = time.perf_counter()
+        source = resolve_model(settings.model_name_or_path, settings.azureml_model_dir)
+        logger.info(
+            "Loading model %s from %s (%s), engine %s, %d threads",
+            source.name,
+            source.location,
+            source.origin,
+            source.engine,
+            settings.threads,
+        )
+        engine = load_engine(source, settings)
+        loaded = time.perf_counter()
+        if settings.warm_up:
+            engine.warm_up()
+        logger.info(
+            "Model %s ready: engine %s, %s; loaded in %.1f s, warm-up %.1f s; audio up to %g s",
+            source.name,
+            source.engine,
+            engine.describe(),
+            loaded - started,
+            time.perf_counter() - loaded,
+            settings.max_audio_seconds,
+        )
+        return cls(settings, source, engine)
+
+    def handle(
+        self,
+        method: str,
+        content_type: str | None,
+        content_length: int | None,
+        read_body: Callable[[int], bytes],
+    ) -> Answer:
+        """One HTTP request -> Answer; client mistakes become 4xx JSON, never an exception.
+
+        `read_body(limit)` returns the body, or its first limit + 1 bytes when it is longer.
+        """
+        try:
+            if method != "POST":
+                raise RequestError(
+                    405,
+                    "method_not_allowed",
+                    f"{method} is not supported: POST the audio to /score "
+                    "(GET /swagger.json describes the API)",
+                )
+            check_body_size(content_length, self.settings)
+            audio = decode_body(content_type, read_body(self.settings.max_body_bytes), self.settings)
+        except RequestError as err:
+            logger.info("Rejected request: %d %s: %s", err.status, err.code, err.message)
+            return Answer(err.status, err.as_json())
+        return Answer(200, self.transcribe(audio))
+
+    def transcribe(self, audio: DecodedAudio) -> dict:
+        started = time.perf_counter()
+        text = self.engine.transcribe(audio.samples)
+        inference_ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "Transcribed %.2f s of %s audio (%d Hz) in %.0f ms (RTF %.3f)",
+            audio.seconds,
+            audio.kind,
+            audio.source_rate,
+            inference_ms,
+            inference_ms / 1000 / max(audio.seconds, 1e-9),
+        )
+        return {
+            "result": text,
+            "audio_seconds": round(audio.seconds, 3),
+            "inference_ms": round(inference_ms, 1),
+            "model": self.source.name,
+            "engine": self.engine.engine,
+        }

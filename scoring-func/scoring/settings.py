@@ -1,0 +1,128 @@
+"""Service settings, read once from the environment into a frozen dataclass.
+
+azmlinfsrv gives the entry script no command line: Azure ML deployments and `make serve` configure
+it through environment variables only, so every knob is an environment variable with a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
+TARGET_RATE = 16000
+# Sample rates outside this range are not audio a person speaks into: reject instead of resampling.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 384000
+# The shortest clip worth transcribing; wav2vec2's first convolution alone needs 400 samples.
+MIN_AUDIO_SECONDS = 0.1
+QUANTIZE_MODES = ("none", "int8", "int8-torch", "int8-onnx")
+
+
+def _cpu_count() -> int:
+    """Cores this process may run on (cgroup/affinity aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _default_cache_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "voice-to-text" / "scoring"
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if not value > 0:
+        raise ValueError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{name}={raw!r} must be 1 or more")
+    return value
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything init() needs to know; see the README section "Cloud: the scoring service"."""
+
+    model_name_or_path: str = DEFAULT_MODEL
+    azureml_model_dir: Path | None = None
+    threads: int = field(default_factory=_cpu_count)
+    device: str = "auto"
+    max_audio_seconds: float = 120.0
+    # CTC engine: audio longer than chunk_seconds runs in windows of this length that overlap
+    # by stride_seconds on each side, so memory is bounded by one window whatever the length.
+    chunk_seconds: float = 20.0
+    stride_seconds: float = 2.5
+    quantize: str = "none"
+    cache_dir: Path = field(default_factory=lambda: _default_cache_dir(os.environ))
+    whisper_compute_type: str = "int8"
+    whisper_beam_size: int = 5
+    whisper_language: str | None = None
+    warm_up: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
+        """Read the settings; a malformed value raises ValueError naming the variable."""
+        env = os.environ if env is None else env
+        model_dir = env.get("AZUREML_MODEL_DIR", "").strip()
+        quantize = (env.get("QUANTIZE", "").strip().lower() or "none").replace("fp32", "none")
+        if quantize not in QUANTIZE_MODES:
+            raise ValueError(f"QUANTIZE={quantize!r}: use one of {', '.join(QUANTIZE_MODES)}")
+        threads_var = "SCORING_THREADS" if env.get("SCORING_THREADS") else "OMP_NUM_THREADS"
+        settings = cls(
+            model_name_or_path=env.get("MODEL_NAME_OR_PATH", "").strip() or DEFAULT_MODEL,
+            azureml_model_dir=Path(model_dir) if model_dir else None,
+            threads=_positive_int(env, threads_var, _cpu_count()),
+            device=(env.get("DEVICE", "").strip().lower() or "auto"),
+            max_audio_seconds=_positive_float(env, "MAX_AUDIO_SECONDS", 120.0),
+            chunk_seconds=_positive_float(env, "CHUNK_SECONDS", 20.0),
+            stride_seconds=_positive_float(env, "STRIDE_SECONDS", 2.5),
+            quantize=quantize,
+            cache_dir=Path(env["SCORING_CACHE_DIR"])
+            if env.get("SCORING_CACHE_DIR")
+            else _default_cache_dir(env),
+            whisper_compute_type=env.get("WHISPER_COMPUTE_TYPE", "").strip() or "int8",
+            whisper_beam_size=_positive_int(env, "WHISPER_BEAM_SIZE", 5),
+            whisper_language=env.get("WHISPER_LANGUAGE", "").strip() or None,
+            warm_up=env.get("WARM_UP", "1").strip().lower() not in ("0", "false", "no"),
+        )
+        if settings.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"DEVICE={settings.device!r}: use auto, cpu or cuda")
+        if settings.stride_seconds * 2 >= settings.chunk_seconds:
+            raise ValueError(
+                f"STRIDE_SECONDS={settings.stride_seconds} must be less than half of "
+                f"CHUNK_SECONDS={settings.chunk_seconds}"
+            )
+        return settings
+
+    @property
+    def max_samples(self) -> int:
+        """The most 16 kHz samples a request may carry."""
+        return int(self.max_audio_seconds * TARGET_RATE)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Reject bodies above this before reading them: a JSON float list of the longest audio at
+        48 kHz (about 24 bytes a sample) still fits; a WAV/raw body is checked more tightly by its
+        duration once its header is read."""
+        return max(16 << 20, int(self.max_audio_seconds * 48000 * 24))

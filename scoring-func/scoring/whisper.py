@@ -1,0 +1,65 @@
+"""The Whisper engine: a CTranslate2 Whisper model run by faster-whisper (int8 on CPU by default).
+
+faster-whisper walks long audio in Whisper's own 30 s windows, so memory is bounded the same way
+as the CTC engine's. The text is upper-cased so both engines answer in the contract's style
+("TRANSCRIPT IN UPPER CASE"); Whisper's punctuation is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from scoring.models import ENGINE_WHISPER, ModelSource
+from scoring.settings import TARGET_RATE, ServiceSettings
+
+logger = logging.getLogger("scoring.whisper")
+
+
+class WhisperEngine:
+    """Loads once, then `transcribe(samples)` for 16 kHz mono float32 audio."""
+
+    engine = ENGINE_WHISPER
+
+    def __init__(self, source: ModelSource, settings: ServiceSettings) -> None:
+        from faster_whisper import WhisperModel
+
+        if settings.quantize != "none":
+            logger.info(
+                "QUANTIZE=%s applies to CTC models; Whisper uses WHISPER_COMPUTE_TYPE=%s",
+                settings.quantize,
+                settings.whisper_compute_type,
+            )
+        self.device = _ct2_device(settings.device)
+        self.compute_type = settings.whisper_compute_type
+        self.model = WhisperModel(
+            source.location,
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=settings.threads,
+            num_workers=1,
+        )
+        self.options = {"beam_size": settings.whisper_beam_size, "language": settings.whisper_language}
+
+    def describe(self) -> str:
+        return f"faster-whisper {self.compute_type} on {self.device}"
+
+    def transcribe(self, samples: np.ndarray) -> str:
+        segments, _info = self.model.transcribe(samples, **self.options)
+        return " ".join(segment.text.strip() for segment in segments).strip().upper()
+
+    def warm_up(self) -> None:
+        """One greedy pass on 1 s of quiet noise (no temperature fallback: warm-up stays short)."""
+        noise = np.random.default_rng(0).normal(0, 0.01, TARGET_RATE).astype(np.float32)
+        segments, _ = self.model.transcribe(noise, beam_size=1, temperature=0.0)
+        list(segments)  # the generator does the work
+
+
+def _ct2_device(requested: str) -> str:
+    import ctranslate2
+
+    cuda = ctranslate2.get_cuda_device_count() > 0
+    if requested == "cuda" and not cuda:
+        raise ValueError("DEVICE=cuda but CTranslate2 sees no CUDA device")
+    return "cuda" if requested in ("auto", "cuda") and cuda else "cpu"

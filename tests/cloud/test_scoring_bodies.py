@@ -1,0 +1,143 @@
+"""Body decoding (scoring.bodies) in-process: every body kind of the contract, and its errors."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import soxr
+from support.scoring_client import (
+    decoded_wav,
+    flac_bytes,
+    json_floats_body,
+    json_int16_body,
+    noise_signal,
+    to_int16,
+    wav_bytes,
+)
+
+from scoring.bodies import decode_body
+from scoring.errors import RequestError
+from scoring.settings import ServiceSettings
+
+SETTINGS = ServiceSettings(max_audio_seconds=10.0)
+
+
+def decode(content_type, body):
+    return decode_body(content_type, body, SETTINGS)
+
+
+def test_json_floats_are_taken_as_is():
+    audio = noise_signal(0.5)
+    out = decode("application/json", json_floats_body(audio))
+    assert out.kind == "json" and out.samples.dtype == np.float32
+    np.testing.assert_array_equal(out.samples, audio)
+
+
+def test_json_int16_is_scaled_to_unit_range():
+    pcm = to_int16(noise_signal(0.5))
+    out = decode("application/json; charset=utf-8", json_int16_body(pcm))
+    np.testing.assert_allclose(out.samples, pcm / 32768.0, rtol=0, atol=1e-7)
+
+
+def test_json_integral_floats_above_one_are_int16():
+    pcm = to_int16(noise_signal(0.5)).astype(float)
+    out = decode("application/json", json.dumps({"data": pcm.tolist()}).encode())
+    np.testing.assert_allclose(out.samples, pcm / 32768.0, atol=1e-7)
+
+
+def test_json_sample_rate_resamples_to_16k():
+    audio = noise_signal(1.0, rate=8000)
+    out = decode("application/json", json_floats_body(audio, sample_rate=8000))
+    assert out.source_rate == 8000 and len(out.samples) == 16000
+    np.testing.assert_array_equal(out.samples, soxr.resample(audio, 8000, 16000, quality="HQ"))
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "PCM_U8", "FLOAT"])
+def test_wav_subtypes(subtype):
+    audio = noise_signal(0.5)
+    body = wav_bytes(audio, subtype=subtype)
+    out = decode("audio/wav", body)
+    np.testing.assert_array_equal(out.samples, decoded_wav(body))
+    np.testing.assert_allclose(out.samples, audio, atol=0.01)
+
+
+def test_wav_stereo_44k_is_downmixed_and_resampled():
+    stereo = noise_signal(1.0, rate=44100, channels=2)
+    body = wav_bytes(stereo, rate=44100)
+    out = decode("audio/x-wav", body)
+    assert out.source_rate == 44100 and len(out.samples) == 16000
+    np.testing.assert_array_equal(out.samples, decoded_wav(body))
+
+
+def test_flac_and_raw_pcm():
+    audio = noise_signal(0.5)
+    pcm = to_int16(audio)
+    flac = decode("audio/flac", flac_bytes(pcm))  # int16 in: written exactly
+    raw = decode("application/octet-stream", pcm.astype("<i2").tobytes())
+    np.testing.assert_allclose(flac.samples, pcm / 32768.0, atol=1e-7)
+    np.testing.assert_allclose(raw.samples, pcm / 32768.0, atol=1e-7)
+
+
+def _riff_with_format_tag(tag: int) -> bytes:
+    body = bytearray(wav_bytes(noise_signal(0.5)))
+    struct.pack_into("<H", body, 20, tag)
+    return bytes(body)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "code"),
+    [
+        ("application/json", b"", 400, "empty_body"),
+        (None, b"{}", 415, "missing_content_type"),
+        ("text/plain", b"hello", 415, "unsupported_content_type"),
+        ("application/json", b"\xff\xfe", 400, "invalid_json"),
+        ("application/json", b"[1, 2]", 400, "invalid_json"),
+        ("application/json", b'{"samples": [1]}', 400, "missing_data"),
+        ("application/json", b'{"data": "0.1,0.2"}', 400, "data_not_a_list"),
+        ("application/json", b'{"data": []}', 400, "empty_data"),
+        ("application/json", b'{"data": [[0.1, 0.2]]}', 400, "data_not_flat"),
+        ("application/json", b'{"data": [0.1, "x"]}', 400, "data_not_numeric"),
+        ("application/json", b'{"data": [0.1, true]}', 400, "data_not_numeric"),
+        ("application/json", b'{"data": [0.1, NaN]}', 400, "non_finite_samples"),
+        ("application/json", b'{"data": [0.1, 1e999]}', 400, "non_finite_samples"),
+        ("application/json", b'{"data": [0.5, 1.5]}', 400, "samples_out_of_range"),
+        ("application/json", b'{"data": [40000, 1]}', 400, "samples_out_of_range"),
+        ("application/json", b'{"data": [0.1], "sample_rate": 1}', 400, "invalid_sample_rate"),
+        ("application/json", b'{"data": [0.1], "sample_rate": "16k"}', 400, "invalid_sample_rate"),
+        ("application/json", b'{"data": [0.1], "sample_rate": 16000.5}', 400, "invalid_sample_rate"),
+        ("application/json", b'{"data": [0.1, 0.2]}', 400, "audio_too_short"),
+        ("application/json", json.dumps({"data": [0.0] * 160001}).encode(), 413, "audio_too_long"),
+        ("audio/wav", b"RIFF\x00\x00\x00\x00WAVE", 400, "undecodable_audio"),
+        ("audio/wav", b"not a wav file at all", 400, "not_wav"),
+        ("audio/wav", wav_bytes(noise_signal(1.0))[:9000], 400, "truncated_audio"),
+        ("audio/wav", _riff_with_format_tag(0x0011), 415, "unsupported_wav_encoding"),
+        ("audio/wav", flac_bytes(noise_signal(0.5)), 400, "not_wav"),
+        ("audio/flac", wav_bytes(noise_signal(0.5)), 400, "not_flac"),
+        ("audio/flac", flac_bytes(noise_signal(1.0))[:3000], 400, "undecodable_audio"),
+        ("application/octet-stream", b"\x00" * 3201, 400, "truncated_audio"),
+        ("application/octet-stream", b"\x00" * (2 * 16000 * 11), 413, "audio_too_long"),
+    ],
+)
+def test_bad_bodies(content_type, body, status, code):
+    with pytest.raises(RequestError) as caught:
+        decode(content_type, body)
+    assert (caught.value.status, caught.value.code) == (status, code), caught.value.message
+    assert len(caught.value.message) > 15
+
+
+def test_mu_law_wav_is_refused_as_not_pcm():
+    body = wav_bytes(noise_signal(0.5), subtype="ULAW")
+    with pytest.raises(RequestError) as caught:
+        decode("audio/wav", body)
+    assert caught.value.status == 415 and "mu-law" in caught.value.message
+
+
+def test_wav_sample_rate_absurd():
+    body = bytearray(wav_bytes(noise_signal(0.5)))
+    struct.pack_into("<I", body, 24, 2_000_000)  # fmt chunk: sample rate field
+    with pytest.raises(RequestError) as caught:
+        decode("audio/wav", bytes(body))
+    assert caught.value.code == "invalid_sample_rate"

