@@ -72,6 +72,22 @@ bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence
 	$(PY) bench/edge_listen.py
 
 # ---------------------------------------------------------------- keyword model
+KWS_WORK     ?= build/kws
+KWS_CHANNELS ?= 8,16
+.PHONY: keyword-model stop-model bench-kws test-kws
+keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report) from generated data only
+	$(PY) edgeml/kwtrain/cli.py build --keyword listen --out $(KWS_WORK)/listen --fresh-data \
+		--holdout default --channels $(KWS_CHANNELS) --name listen --eim edgeml/models/listen.eim
+
+stop-model: setup  ## real speech: "stop" model, held-out speakers (needs ../shared/data/speech)
+	$(PY) bench/kws_stop.py
+
+bench-kws: setup  ## keyword model: classify time of a 1 s window, file size
+	$(PY) bench/kws_speed.py
+
+test-kws: setup  ## the keyword model's tests only
+	$(PY) -m pytest tests/kws
+
 
 # ---------------------------------------------------------------- deployment
 .PHONY: deploy-dry-run deploy

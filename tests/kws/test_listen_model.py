@@ -1,0 +1,113 @@
+"""The shipped default keyword model, edgeml/models/listen.eim, through the real SDK.
+
+The lead's demo plays scripts/make_demo_audio.py's recording (espeak-ng en-us at 140 wpm: 1 s
+of silence, "listen", a 0.4 s pause, a sentence) to the edge app at the default threshold
+0.85: the model must trigger once, on the keyword, and never on the sentence. The demo voice
+(en-us without a variant) and the demo sentence were both kept out of the model's training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from support.paths import REPO
+
+from kwtrain import noise
+from kwtrain.evaluate import HOP_SECONDS, SdkScorer, stream_scores, triggers
+from kwtrain.tts import synthesize
+
+MODEL = REPO / "edgeml" / "models" / "listen.eim"
+THRESHOLD = 0.85
+RATE = 16000
+
+sys.path.insert(0, str(REPO / "scripts"))
+import make_demo_audio  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    meta = make_demo_audio.build(tmp_path_factory.mktemp("demo"))
+    keyword = synthesize(make_demo_audio.KEYWORD, make_demo_audio.VOICE)
+    start = 1.0
+    meta["keyword_span"] = (start, start + len(keyword) / RATE)
+    meta["sentence_start"] = start + len(keyword) / RATE + 0.4
+    return meta
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    old = os.environ["PATH"]
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + old
+    s = SdkScorer(MODEL, "listen")
+    yield s
+    s.close()
+    os.environ["PATH"] = old
+
+
+def test_shipped_model_file() -> None:
+    assert MODEL.is_file(), "edgeml/models/listen.eim is missing: run `make keyword-model`"
+    assert MODEL.stat().st_size < 1_000_000
+    assert os.access(MODEL, os.X_OK)
+    report = json.loads((MODEL.parent / "listen.report.json").read_text())
+    assert report["keyword"] == "listen"
+    assert "default" in report["test_groups"], "the demo voice was held out of training"
+    assert (MODEL.parent / "listen.report.png").is_file()
+
+
+def test_labels(scorer: SdkScorer) -> None:
+    assert scorer.labels == ["listen", "noise", "unknown"]
+    assert scorer.window == RATE
+
+
+@pytest.mark.parametrize("background", ["none", "pulse-dither", "pink-35dBFS"])
+def test_demo_triggers_once_on_the_keyword(demo: dict, scorer: SdkScorer, background: str):
+    audio, rate = sf.read(demo["keyword_then_sentence_wav"], dtype="float32")
+    rng = np.random.default_rng(0)
+    if background == "pulse-dither":  # what the virtual microphone adds (about -45 dBFS)
+        audio = audio + noise.make("white", len(audio), rate, -45.0, rng)
+    elif background == "pink-35dBFS":
+        audio = audio + noise.make("pink", len(audio), rate, -35.0, rng)
+    scores = stream_scores(scorer, audio, scorer.window, rate)
+    fired = triggers(scores, THRESHOLD)
+    assert len(fired) == 1, f"triggers at {[i * HOP_SECONDS for i in fired]} s; scores {scores}"
+    start = fired[0] * HOP_SECONDS
+    kw_start, kw_end = demo["keyword_span"]
+    assert start < kw_end and start + 1.0 > kw_start, "the trigger window holds the keyword"
+    sentence_only = [
+        s
+        for i, s in enumerate(scores)
+        if i * HOP_SECONDS >= kw_end  # windows past the keyword
+    ]
+    assert max(sentence_only) < THRESHOLD
+
+
+def test_sentence_alone_never_triggers(demo: dict, scorer: SdkScorer) -> None:
+    audio, rate = sf.read(demo["sentence_wav"], dtype="float32")
+    scores = stream_scores(scorer, audio, scorer.window, rate)
+    assert triggers(scores, THRESHOLD) == [], scores
+
+
+def test_the_edge_app_hears_the_keyword_with_the_default_model(demo: dict, tmp_path: Path):
+    """The real app (edgeml/main.py, no --model: the shipped default) replaying the demo."""
+    import subprocess
+
+    from support.paths import EDGE_MAIN
+
+    out = subprocess.run(
+        [sys.executable, str(EDGE_MAIN), "--input", demo["keyword_then_sentence_wav"],
+         "--input-speed", "fast", "--once", "--endpoint", "http://127.0.0.1:9/score",
+         "--retries", "0", "--spool-dir", str(tmp_path / "spool"),
+         "--save-dir", str(tmp_path / "save")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 5, out.stderr  # 5: heard, recorded, endpoint unavailable
+    assert out.stderr.count("keyword 'listen' heard") == 1, out.stderr
+    (saved,) = (tmp_path / "save").glob("*.wav")
+    sentence_seconds = sf.info(demo["sentence_wav"]).duration - 0.6
+    assert sf.info(saved).duration >= sentence_seconds, "the sentence after the keyword is kept"
