@@ -108,6 +108,11 @@ deploy: deploy-setup  ## deploy to Azure ML (managed endpoint; ARGS="--target ku
 	$(DEPLOY_PY) cloudml/deploy.py $(ARGS)
 
 # ---------------------------------------------------------------- demo
+demo: setup  ## the whole system on this machine: demo recording -> edge app -> local service -> text
+	@$(PY) scripts/demo.py --port $(PORT)
+
+demo-mic: setup  ## the same, listening on the real microphone (EDGE_ARGS="--device USB"), Ctrl-C ends
+	@$(PY) scripts/demo.py --mic --port $(PORT) $(EDGE_ARGS)
 
 # ---------------------------------------------------------------- benchmarks
 bench-scoring: setup  ## seed entry script vs the service (fp32, int8) + memory vs length, ~25 min

@@ -14,15 +14,11 @@ import librosa
 import pytest
 import yaml
 from clienttools import REPO, SAMPLE_CLIENT, as_pcm16, reference_decode, without_scoring_vars
-from support.paths import SCORE_SCRIPT
 from support.servers import run_scoring_server
 
 CLOUDML = REPO / "cloudml"
 
 
-@pytest.mark.skipif(
-    not SCORE_SCRIPT.is_file(), reason="scoring-func/score_audio.py has not landed yet"
-)
 @pytest.mark.slow
 def test_deployment_environment_serves_the_mounted_model(
     tiny_ctc_model_dir, demo_wavs, tmp_path, monkeypatch

@@ -21,7 +21,6 @@ from clienttools import (
     scripted_endpoint,
     without_scoring_vars,
 )
-from support.paths import SCORE_SCRIPT
 from support.servers import free_port
 
 KEY = "k3y-that-must-not-leak"
@@ -55,12 +54,6 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- the real local service
 
 
-needs_service = pytest.mark.skipif(
-    not SCORE_SCRIPT.is_file(), reason="scoring-func/score_audio.py has not landed yet"
-)
-
-
-@needs_service
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["json", "wav"])
 @pytest.mark.parametrize("recording", ["mono16k", "stereo22k"])

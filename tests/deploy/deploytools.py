@@ -5,23 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 CLOUDML = REPO / "cloudml"
 DEPLOY_PY = CLOUDML / "deploy.py"
-SCORE_SCRIPT = REPO / "scoring-func" / "score_audio.py"
 AZURE_REASON = "azure-ai-ml lives in .venv-deploy: run `make test-deploy`"
 
 # deploy.py imports its package (cloudml/amldeploy) the way `python cloudml/deploy.py` does.
 if str(CLOUDML) not in sys.path:
     sys.path.insert(0, str(CLOUDML))
-
-needs_scoring_script = pytest.mark.skipif(
-    not SCORE_SCRIPT.is_file(),
-    reason="scoring-func/score_audio.py has not landed yet (the deployments' code_configuration names it)",
-)
-
 
 def write_model_folder(folder: Path) -> Path:
     """A folder with a transformers model's layout (config + weights file), for the path checks."""

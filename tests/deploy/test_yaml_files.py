@@ -34,7 +34,7 @@ from azure.ai.ml.entities import (  # noqa: E402
     ManagedOnlineEndpoint,
     Model,
 )
-from deploytools import CLOUDML, REPO, needs_scoring_script  # noqa: E402
+from deploytools import CLOUDML, REPO  # noqa: E402
 
 YAML = [
     ("model.yml", load_model, Model),
@@ -147,7 +147,6 @@ def test_deployment_serializes_to_the_rest_api(target):
         assert body["containerResourceRequirements"]["containerResourceLimits"]["memory"]
 
 
-@needs_scoring_script
 @pytest.mark.parametrize("target", TARGETS)
 def test_real_files_have_no_problem(target, model_dir):
     settings = Settings(target=target, targets=(target,), model_dir=model_dir)

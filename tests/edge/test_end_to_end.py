@@ -6,16 +6,13 @@ import pytest
 import requests
 import soundfile as sf
 from edge_helpers import SENTENCE, compose, quiet, run_main, start_main, wait_for_line, write_wav
-from support.paths import SCORE_SCRIPT
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def scoring(request):
-    if not SCORE_SCRIPT.exists():
-        pytest.skip(f"{SCORE_SCRIPT.relative_to(SCORE_SCRIPT.parents[1])} is not there yet")
-    return request.getfixturevalue("scoring_server")
+def scoring(scoring_server):
+    return scoring_server
 
 
 @pytest.mark.parametrize("body", ["wav", "json"])

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SCORE_SCRIPT = REPO / "scoring-func" / "score_audio.py"
 EDGE_MAIN = REPO / "edgeml" / "main.py"
-VENV_BIN = Path(sys.executable).parent
 
 
 def speech_dir() -> Path | None:
