@@ -27,7 +27,8 @@ $(SYSTEM_STAMP): scripts/install-system-deps.sh
 
 $(VENV_STAMP): $(SYSTEM_STAMP) requirements-cloud.txt requirements-edge.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@echo "Installing requirements-dev.txt into $(VENV) (a few minutes the first time)"
+	$(PY) -m pip install -qq --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
 setup: $(VENV_STAMP)  ## system packages + .venv with everything (cloud, edge, tests)
@@ -93,7 +94,8 @@ test-kws: setup  ## the keyword model's tests only
 .PHONY: deploy-dry-run deploy
 $(DEPLOY_STAMP): cloudml/requirements-deploy.txt
 	@test -x $(DEPLOY_PY) || $(PYTHON) -m venv $(DEPLOY_VENV)
-	$(DEPLOY_PY) -m pip install -q --disable-pip-version-check -r cloudml/requirements-deploy.txt
+	@echo "Installing cloudml/requirements-deploy.txt into $(DEPLOY_VENV)"
+	$(DEPLOY_PY) -m pip install -qq --disable-pip-version-check -r cloudml/requirements-deploy.txt
 	@touch $@
 
 deploy-setup: $(DEPLOY_STAMP)  ## .venv-deploy with azure-ai-ml (apart: it breaks the server's pins)

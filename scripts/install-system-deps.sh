@@ -3,9 +3,9 @@
 #   portaudio19-dev          headers to build pyaudio (microphone capture)
 #   pulseaudio(-utils),
 #   libasound2-plugins       the virtual microphone the tests capture from (no sound card in CI)
-#   espeak-ng, sox           generate the demo recordings and the bootstrap keyword data
+#   espeak-ng                generate the demo recordings and the bootstrap keyword data
 set -euo pipefail
-packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox)
+packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins espeak-ng)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -249,12 +249,19 @@ def _answer(state: RunnerState, msg: object, stdin_ms: int) -> dict:
 
 
 def serve_socket(impulse: Impulse, socket_path: str) -> int:
-    """Listen on `socket_path`, accept one client, answer until it hangs up (as the runner)."""
+    """Listen on `socket_path`, accept one client, answer until it hangs up (as the runner).
+
+    The SDK connects as soon as the socket file exists. bind() creates the file before listen()
+    makes it connectable, so the socket is bound under a temporary name and renamed into place
+    once it listens: the client never sees a path that refuses the connection.
+    """
     if os.path.exists(socket_path):
         os.unlink(socket_path)
+    staging = f"{socket_path}.{os.getpid()}.tmp"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(socket_path)
+    server.bind(staging)
     server.listen(10)
+    os.rename(staging, socket_path)
     print(f"Waiting for connection on {socket_path}...", flush=True)
     conn, _ = server.accept()
     print("Connected", flush=True)

@@ -60,6 +60,21 @@ def test_shipped_model_file() -> None:
     assert (MODEL.parent / "listen.report.png").is_file()
 
 
+def test_shipped_model_runs_the_current_runtime() -> None:
+    """The runtime packed into listen.eim is this checkout's: a fix to the protocol server, the
+    features or the network must be followed by a re-export (`kwtrain export`, same weights)."""
+    import zipfile
+
+    from kwtrain.export import RUNTIME_MODULES
+
+    with zipfile.ZipFile(MODEL) as eim:
+        for name in RUNTIME_MODULES:
+            packed = eim.read(f"kwtrain/{name}").decode()
+            assert packed == (REPO / "edgeml" / "kwtrain" / name).read_text(), (
+                f"{name} in listen.eim is stale: re-export the model"
+            )
+
+
 def test_labels(scorer: SdkScorer) -> None:
     assert scorer.labels == ["listen", "noise", "unknown"]
     assert scorer.window == RATE
