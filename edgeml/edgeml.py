@@ -96,6 +96,10 @@ def _interpreter_of(path: Path) -> str | None:
     return first[2:].decode(errors="replace").strip() or None
 
 
+class _ConnectRaced(Exception):
+    """The model's socket file existed but did not accept connections yet."""
+
+
 class _Abandoned:
     """Stands in for the model process so a stuck SDK init() loop raises and its thread ends."""
 
@@ -130,8 +134,17 @@ class EdgeML:
         ensure_interpreter_on_path()
         from edge_impulse_linux.runner import ImpulseRunner
 
-        runner = ImpulseRunner(str(self.model_path))
-        hello = self._bounded_init(runner)
+        for attempt in range(3):
+            runner = ImpulseRunner(str(self.model_path))
+            try:
+                hello = self._bounded_init(runner)
+                break
+            except _ConnectRaced:
+                # The SDK connects as soon as the socket file exists, which a runner creates
+                # (bind) a moment before it accepts connections (listen): just try again.
+                log.debug("model socket not listening yet (attempt %d): retrying", attempt + 1)
+        else:
+            raise ModelError(f"keyword model never accepted a connection: {self.model_path}")
         self._runner = runner
         self._proc = runner._runner
         # allow_shm=True leaves the socket without a timeout: bound every later call.
@@ -183,6 +196,8 @@ class EdgeML:
             raise ModelError(problem)
         if "error" in box:
             self._cleanup(runner)
+            if isinstance(box["error"], ConnectionRefusedError):
+                raise _ConnectRaced() from box["error"]
             raise self._start_error(box["error"]) from box["error"]
         return box["hello"]
 

@@ -248,8 +248,8 @@ def _answer(state: RunnerState, msg: object, stdin_ms: int) -> dict:
     return state.handle(msg, json_ms=int((time.monotonic() - t0) * 1000), stdin_ms=stdin_ms)
 
 
-def serve_socket(impulse: Impulse, socket_path: str) -> int:
-    """Listen on `socket_path`, accept one client, answer until it hangs up (as the runner).
+def listen_socket(socket_path: str) -> socket.socket:
+    """A listening AF_UNIX socket at `socket_path`, connectable as soon as the path exists.
 
     The SDK connects as soon as the socket file exists. bind() creates the file before listen()
     makes it connectable, so the socket is bound under a temporary name and renamed into place
@@ -262,7 +262,12 @@ def serve_socket(impulse: Impulse, socket_path: str) -> int:
     server.bind(staging)
     server.listen(10)
     os.rename(staging, socket_path)
-    print(f"Waiting for connection on {socket_path}...", flush=True)
+    return server
+
+
+def serve_connection(impulse: Impulse, server: socket.socket) -> int:
+    """Accept one client on a listening socket and answer until it hangs up (as the runner)."""
+    print(f"Waiting for connection on {server.getsockname()}...", flush=True)
     conn, _ = server.accept()
     print("Connected", flush=True)
     state = RunnerState(impulse)
@@ -275,6 +280,11 @@ def serve_socket(impulse: Impulse, socket_path: str) -> int:
         for msg, stdin_ms in iter_messages(chunks()):
             conn.sendall(_encode(_answer(state, msg, stdin_ms)))
     return 0
+
+
+def serve_socket(impulse: Impulse, socket_path: str) -> int:
+    """`model.eim <socket path>`: listen there, serve one client."""
+    return serve_connection(impulse, listen_socket(socket_path))
 
 
 def serve_stdin(impulse: Impulse) -> int:

@@ -36,6 +36,16 @@ def test_hello_gives_window_rate_labels_and_the_keyword_scores(keyword_eim, keyw
         assert model.classify(quiet(1.0))["listen"] < 0.1
 
 
+def test_a_socket_that_listens_late_is_connected_on_a_retry(eim_dir):
+    """The SDK connects once the socket file exists; caught between a runner's bind() and its
+    listen(), that connect fails with ECONNREFUSED. The start is retried instead of failing."""
+    path = write_eim(eim_dir / "late.eim", schedule=[0.9], listen_delay=0.5)
+    started = time.monotonic()
+    with EdgeML(path) as model:
+        assert model.classify(quiet(1.0))["listen"] == pytest.approx(0.9)
+    assert time.monotonic() - started < 10
+
+
 def test_model_with_another_rate_gets_resampled_windows(eim_dir):
     path = write_eim(eim_dir / "8k.eim", frequency=8000, window_samples=8000, schedule=[0.5])
     with EdgeML(path) as model:

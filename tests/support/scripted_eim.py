@@ -15,7 +15,10 @@ Behaviours (keyword arguments):
 - `no_socket=True`: never create the socket (a model that hangs at start);
 - `die_after=N`: exit in the middle of call N+1 (the SDK sees a cut-off reply);
 - `hang_after=N`: stop answering from call N+1 on (a hung model);
-- `calls_log=PATH`: append one line per classify call (tests count calls across restarts).
+- `calls_log=PATH`: append one line per classify call (tests count calls across restarts);
+- `listen_delay=S`: on its first start only, bind the socket path but listen S seconds later
+  (the SDK's connect() is refused, as when it hits the moment between a runner's bind() and
+  listen()); later starts behave.
 """
 
 from __future__ import annotations
@@ -46,6 +49,21 @@ import numpy as np  # noqa: E402
 from kwtrain.eim_server import (  # noqa: E402
     Classification, audio_model_parameters, main, project_info,
 )
+from kwtrain import eim_server  # noqa: E402
+
+_FIRST = CONFIG.get("listen_delay") and not os.path.exists(sys.argv[0] + ".started")
+if _FIRST:
+    open(sys.argv[0] + ".started", "w").close()
+
+    def slow_listen(socket_path):
+        import socket
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(socket_path)
+        time.sleep(CONFIG["listen_delay"])
+        server.listen(1)
+        return server
+
+    eim_server.listen_socket = slow_listen
 
 
 class Scripted:
@@ -126,6 +144,7 @@ def write_eim(
     die_after: int | None = None,
     hang_after: int | None = None,
     calls_log: Path | None = None,
+    listen_delay: float | None = None,
     shebang: str | None = None,
     name: str = "scripted-kws",
 ) -> Path:
@@ -149,6 +168,7 @@ def write_eim(
         "die_after": die_after,
         "hang_after": hang_after,
         "calls_log": str(calls_log) if calls_log else None,
+        "listen_delay": listen_delay,
     }
     path.write_text(
         SCRIPT.format(
