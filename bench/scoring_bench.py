@@ -107,6 +107,19 @@ def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
 
 
+def machine_description() -> str:
+    """CPU model and the SIMD features that decide int8 speed (VNNI / AMX make int8 much faster)."""
+    flags, model = set(), platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{model}, {os.cpu_count()} cores, {' '.join(simd) or 'no AVX2'}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=12, help="timed requests per cell")
@@ -116,6 +129,7 @@ def main() -> int:
     args = parser.parse_args()
     from tqdm import tqdm
 
+    load_before = os.getloadavg()
     model_dir = base_model()
     threads_env = {"SCORING_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
     configs = {
@@ -212,8 +226,8 @@ def main() -> int:
     result = {
         "what": "seed-style entry script vs the scoring service, wav2vec2-base architecture "
         "(random weights), both behind the real azmlinfsrv, round robin in one run",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with other work: "
-        "figures are medians, compare ratios)",
+        "machine": machine_description(),
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "threads": args.threads,
         "audio": audio[args.durations[0]][1],
         "reps": args.reps,
