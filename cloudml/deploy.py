@@ -212,8 +212,28 @@ def run(settings: Settings) -> int:
     return 0
 
 
+def _azure_ai_ml_missing() -> str | None:
+    """A message saying how to get azure-ai-ml, when this interpreter lacks it."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("azure.ai.ml") is not None
+    except ModuleNotFoundError:  # no `azure` namespace at all
+        found = False
+    if found:
+        return None
+    return (
+        f"deploy.py: error: azure-ai-ml is not installed for {sys.executable}. It has its own "
+        "virtual environment: run `make deploy-setup`, then `.venv-deploy/bin/python "
+        "cloudml/deploy.py ...` (or `make deploy-dry-run`, `make deploy ARGS=...`)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
+    if missing := _azure_ai_ml_missing():
+        print(missing, file=sys.stderr)
+        return 2
     try:
         return run(settings)
     except DeployError as err:
