@@ -20,11 +20,23 @@ import numpy as np
 
 from ringbuffer import EndOfStream, Overrun, RingBuffer
 from sources import SAMPLE_RATE, Source
-from vad import FRAME_SAMPLES, EndpointConfig, Endpointer, EndReason, Framer, NoiseFloor, frame_dbfs
+from vad import (
+    FRAME_SAMPLES,
+    EndpointConfig,
+    Endpointer,
+    EndReason,
+    Framer,
+    NoiseFloor,
+    frame_dbfs,
+    keyword_tail_frames,
+)
 
 log = logging.getLogger("edgeml.audio")
 
 HOP_SECONDS = 0.25  # windows advance every 250 ms (Edge Impulse's continuous-mode stride)
+
+
+KEYWORD_OVERHANG = SAMPLE_RATE // 4  # the keyword may end up to one hop after detection
 
 
 class AudioStalled(RuntimeError):
@@ -48,7 +60,7 @@ class Recording:
     """What was said after the keyword: 16 kHz mono int16, and where it sits in the stream."""
 
     samples: np.ndarray
-    start_index: int  # first sample (keyword_index - pre-roll)
+    start_index: int  # first sample (keyword_index - pre-roll, less the keyword's tail)
     keyword_index: int  # where the keyword window ended
     reason: EndReason
     speech_start_index: int | None = None
@@ -188,16 +200,36 @@ class Audio:
                 self.floor.add(frame_dbfs(frames))
             yield Window(samples=samples, end_index=end)
 
+    @staticmethod
+    def _keyword_tail(samples: np.ndarray, pre_roll: int, threshold_dbfs: float) -> int:
+        """Samples at the start of a recording that are the keyword's own tail (often 0).
+
+        Frames are laid from the detection point backwards through the pre-roll and forwards
+        after it, on the same grid as the silence detector's; see vad.keyword_tail_frames. The
+        keyword may still be going on for up to one hop after the spotter fired.
+        """
+        head = pre_roll % FRAME_SAMPLES
+        n = (len(samples) - head) // FRAME_SAMPLES
+        body = samples[head : head + n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES)
+        frames = keyword_tail_frames(
+            frame_dbfs(body),
+            threshold_dbfs,
+            search_frames=(pre_roll + KEYWORD_OVERHANG) // FRAME_SAMPLES,
+        )
+        return head + frames * FRAME_SAMPLES if frames else 0
+
     def record(
         self, keyword_index: int, config: EndpointConfig, *, pre_roll_seconds: float = 0.25
     ) -> Recording:
         """Record from the keyword (minus pre-roll) until silence, max length, or no speech.
 
         Reads in 20 ms frames straight from the ring buffer; the pre-roll is included in the
-        audio but not judged by the silence detector (it may hold the end of the keyword).
+        audio, less the keyword's own tail when a pause separates it from what follows, and is
+        not judged by the silence detector.
         """
         start = max(keyword_index - int(pre_roll_seconds * SAMPLE_RATE), self.ring.oldest, 0)
         endpointer = Endpointer(config, self.floor)
+        threshold = endpointer.threshold_dbfs  # before the recording moves the floor
         chunks = [self._read(start, keyword_index - start)] if keyword_index > start else []
         pos = keyword_index
         reason = None
@@ -213,17 +245,23 @@ class Audio:
             self.ring.release(pos - int(2 * SAMPLE_RATE))
             reason = endpointer.push(frame_dbfs(frame[None, :]))
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        drop = self._keyword_tail(samples, keyword_index - start, threshold)
+        samples, start = samples[drop:], start + drop
 
         def at(frame_no: int | None, offset: int = 0) -> int | None:
             if frame_no is None:
                 return None
             return keyword_index + (frame_no + offset) * FRAME_SAMPLES
 
+        speech_start = at(endpointer.first_speech_frame)
+        speech_end = at(endpointer.last_speech_frame, 1)
+        if speech_end is not None and speech_end <= start:  # all it heard was the keyword's end
+            speech_start = speech_end = None
         return Recording(
             samples=samples,
             start_index=start,
             keyword_index=keyword_index,
             reason=reason,
-            speech_start_index=at(endpointer.first_speech_frame),
-            speech_end_index=at(endpointer.last_speech_frame, 1),
+            speech_start_index=None if speech_start is None else max(speech_start, start),
+            speech_end_index=speech_end,
         )

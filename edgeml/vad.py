@@ -64,6 +64,37 @@ class Framer:
         return data[: n * self._frame].reshape(n, self._frame)
 
 
+def keyword_tail_frames(
+    levels: np.ndarray, threshold_dbfs: float, *, search_frames: int, min_pause_frames: int = 4
+) -> int:
+    """How many leading frames of a recording to drop because they are the keyword's tail.
+
+    `levels` are the recording's frame levels, from the start of the pre-roll. The pre-roll
+    reaches back before the detection point so that a sentence said promptly after the keyword
+    is kept whole, but it often holds the end of the keyword too (and when the spotter fires
+    before the keyword is over, so do the frames after the detection point); a speech model
+    then writes that syllable as a word (the "-en" of "listen" came out as "and"). When the
+    recording opens on voiced frames followed, within `search_frames`, by a pause of at least
+    `min_pause_frames` (80 ms: longer than the closure of a stop consonant inside a word), the
+    opening is the keyword's end: cut at the pause's quietest frame. When it opens quiet, stays
+    voiced, or only dips briefly (keyword run straight into the sentence: no clean cut), drop
+    nothing, since clipping the sentence is worse than keeping a syllable of the keyword.
+    """
+    levels = np.asarray(levels, dtype=float)
+    voiced = levels >= threshold_dbfs
+    if len(voiced) == 0 or not voiced[0]:
+        return 0
+    quiet = np.flatnonzero(~voiced)
+    if len(quiet) == 0 or quiet[0] >= search_frames:
+        return 0
+    first = int(quiet[0])
+    louder = np.flatnonzero(voiced[first:])
+    stop = first + int(louder[0]) if len(louder) else len(voiced)
+    if stop - first < min_pause_frames and stop < len(voiced):
+        return 0
+    return first + int(np.argmin(levels[first:stop]))
+
+
 class EndReason(str, Enum):
     SILENCE = "silence"  # the speaker stopped: silence_seconds of quiet after speech
     MAX_LENGTH = "max_length"
