@@ -29,6 +29,7 @@ from vad import (
     NoiseFloor,
     frame_dbfs,
     keyword_tail_frames,
+    speech_threshold,
 )
 
 log = logging.getLogger("edgeml.audio")
@@ -201,6 +202,13 @@ class Audio:
             yield Window(samples=samples, end_index=end)
 
     @staticmethod
+    def _voiced_at_end(pre_roll: np.ndarray, threshold_dbfs: float) -> bool:
+        """Is the last frame before the detection point voiced (the keyword still going on)?"""
+        if len(pre_roll) < FRAME_SAMPLES:
+            return False
+        return bool(frame_dbfs(pre_roll[None, -FRAME_SAMPLES:])[0] >= threshold_dbfs)
+
+    @staticmethod
     def _keyword_tail(samples: np.ndarray, pre_roll: int, threshold_dbfs: float) -> int:
         """Samples at the start of a recording that are the keyword's own tail (often 0).
 
@@ -228,9 +236,11 @@ class Audio:
         not judged by the silence detector.
         """
         start = max(keyword_index - int(pre_roll_seconds * SAMPLE_RATE), self.ring.oldest, 0)
-        endpointer = Endpointer(config, self.floor)
-        threshold = endpointer.threshold_dbfs  # before the recording moves the floor
+        threshold = speech_threshold(config, self.floor)  # before the recording moves the floor
         chunks = [self._read(start, keyword_index - start)] if keyword_index > start else []
+        ongoing = bool(chunks) and self._voiced_at_end(chunks[0], threshold)
+        tail = KEYWORD_OVERHANG // FRAME_SAMPLES if ongoing else 0
+        endpointer = Endpointer(config, self.floor, keyword_tail_frames=tail)
         pos = keyword_index
         reason = None
         while reason is None:

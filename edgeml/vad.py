@@ -114,15 +114,28 @@ class EndpointConfig:
     min_voiced_frames: int = 2  # consecutive voiced frames that count as speech (40 ms)
 
 
+def speech_threshold(config: EndpointConfig, floor: NoiseFloor) -> float:
+    """The level (dBFS) at or above which a frame is voiced, now."""
+    return max(floor.level + config.margin_db, config.min_speech_dbfs)
+
+
 class Endpointer:
     """Frame-by-frame decision: is the recording over, and why?
 
     Frames are fed from the keyword onwards (the pre-roll is recorded but not judged, since it
-    may hold the end of the keyword itself, which is speech but not the sentence).
+    may hold the end of the keyword itself, which is speech but not the sentence). When the
+    spotter fired before the keyword was over, its last syllable also comes after the detection
+    point: `keyword_tail_frames` > 0 says so, and a voiced run at the very start that ends within
+    that many frames is then not counted as speech. Otherwise a speaker who paused for
+    `silence_seconds` after the keyword would have the recording end on that syllable alone,
+    before the sentence began, instead of being given `no_speech_seconds` to start.
     """
 
-    def __init__(self, config: EndpointConfig, floor: NoiseFloor) -> None:
+    def __init__(
+        self, config: EndpointConfig, floor: NoiseFloor, *, keyword_tail_frames: int = 0
+    ) -> None:
         self.config = config
+        self._tail_frames = keyword_tail_frames  # > 0 while a leading voiced run may be the tail
         self.floor = floor
         self.frames = 0
         self.speech_frames = 0
@@ -132,7 +145,7 @@ class Endpointer:
 
     @property
     def threshold_dbfs(self) -> float:
-        return max(self.floor.level + self.config.margin_db, self.config.min_speech_dbfs)
+        return speech_threshold(self.config, self.floor)
 
     def push(self, levels: np.ndarray) -> EndReason | None:
         """Feed frame levels (dBFS); return why the recording ends, or None to go on."""
@@ -146,6 +159,8 @@ class Endpointer:
         cfg = self.config
         voiced = level >= self.threshold_dbfs
         self.floor.add(np.array([level]))
+        if self._tail_frames:
+            self._judge_tail(voiced)
         self._run = self._run + 1 if voiced else 0
         if self._run >= cfg.min_voiced_frames:
             if self.first_speech_frame is None:
@@ -165,3 +180,17 @@ class Endpointer:
         if seconds >= cfg.max_seconds:
             return EndReason.MAX_LENGTH
         return None
+
+    def _judge_tail(self, voiced: bool) -> None:
+        """While the frames so far form one voiced run: if it stops within the keyword-tail
+        allowance it was the keyword's end, so forget it as speech; if it outlasts the
+        allowance it is the sentence (said straight after the keyword) and counts."""
+        if self.frames != self.speech_frames:  # the opening run already ended earlier
+            self._tail_frames = 0
+        elif not voiced:
+            self.first_speech_frame = self.last_speech_frame = None
+            self.speech_frames = 0
+            self._run = 0
+            self._tail_frames = 0
+        elif self.frames >= self._tail_frames:
+            self._tail_frames = 0

@@ -93,3 +93,19 @@ def test_keyword_run_into_the_sentence_keeps_the_pre_roll(tmp_path, keyword_audi
     assert rec.keyword_index == parts[1].end + detect_after
     assert rec.keyword_index - rec.start_index >= PRE_ROLL * RATE - 320
     assert rec.start_index <= parts[2].start
+
+
+def test_early_detection_then_a_pause_still_records_the_sentence(
+    tmp_path, keyword_audio, sentence_audio
+):
+    """The spotter fires 100 ms before "listen" is over and the speaker pauses 1.5 s (longer
+    than silence_seconds): the recording must wait for the sentence, not end on the keyword."""
+    detect_after = -100 * RATE // 1000
+    audio, parts = compose(
+        _lead_in(keyword_audio, detect_after), keyword_audio, quiet(1.5), sentence_audio,
+        quiet(1.5),
+    )  # fmt: skip
+    rec = _record(tmp_path, audio, parts[1].end + detect_after)
+    offset, match = locate(rec.samples, sentence_audio)
+    assert rec.reason.value == "silence" and match > 0.99, "the sentence was not recorded"
+    assert rec.speech_start_index >= parts[3].start - 0.05 * RATE

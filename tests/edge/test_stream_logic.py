@@ -105,11 +105,11 @@ def test_frame_levels_and_floor_follow_the_background():
 
 
 def _run(
-    cfg: EndpointConfig, audio: np.ndarray, floor_db: float = -60
+    cfg: EndpointConfig, audio: np.ndarray, floor_db: float = -60, tail_frames: int = 0
 ) -> tuple[EndReason, Endpointer]:
     floor = NoiseFloor()
     floor.add(_levels(_noise(3.0, floor_db, seed=3)))
-    ep = Endpointer(cfg, floor)
+    ep = Endpointer(cfg, floor, keyword_tail_frames=tail_frames)
     for frame in Framer().push(audio):
         reason = ep.push(frame_dbfs(frame[None, :]))
         if reason is not None:
@@ -147,6 +147,27 @@ def test_endpoint_adapts_to_a_loud_room():
     mixed = np.concatenate([_tone(1.0, -20) + _noise(1.0, -35, seed=7), fan])
     reason, ep = _run(cfg, mixed, floor_db=-35)
     assert reason is EndReason.SILENCE and ep.first_speech_frame is not None
+
+
+def test_endpoint_keyword_tail_is_not_the_sentence():
+    """The spotter fired 100 ms before the keyword's end, then a 1.5 s pause: the syllable
+    after the detection point must not count as speech (it would end the recording after
+    silence_seconds, before the sentence); a sentence said straight on must still count."""
+    cfg = EndpointConfig(silence_seconds=1.0, max_seconds=20, no_speech_seconds=4)
+    tail, pause, sentence = _tone(0.1, -25), _noise(1.5, -60, seed=8), _tone(1.2, -25)
+    audio = np.concatenate([tail, pause, sentence, _noise(2.0, -60, seed=9)])
+    reason, ep = _run(cfg, audio)  # without the allowance: ends on the tail alone
+    assert reason is EndReason.SILENCE and ep.frames * FRAME_SAMPLES / RATE < 1.2
+    reason, ep = _run(cfg, audio, tail_frames=12)
+    assert reason is EndReason.SILENCE
+    assert ep.first_speech_frame * FRAME_SAMPLES / RATE == pytest.approx(1.6, abs=0.05)
+    assert ep.frames * FRAME_SAMPLES / RATE == pytest.approx(1.6 + 1.2 + 1.0, abs=0.05)
+    # nothing after the tail: the no-speech timeout, not a recording of the tail
+    reason, ep = _run(cfg, np.concatenate([tail, _noise(5.0, -60, seed=10)]), tail_frames=12)
+    assert reason is EndReason.NO_SPEECH and ep.first_speech_frame is None
+    # speech running on past the allowance is the sentence, from its first frame
+    reason, ep = _run(cfg, np.concatenate([sentence, _noise(2.0, -60)]), tail_frames=12)
+    assert reason is EndReason.SILENCE and ep.first_speech_frame == 0
 
 
 # ---------------------------------------------------------------------- keyword decision
