@@ -111,12 +111,25 @@ def test_whisper_real_speech_after_the_keyword(
 
 
 def test_whisper_through_the_microphone(whisper, virtual_mic, keyword_eim, spoken_file, tmp_path):
-    """Spoken into the (virtual) microphone, captured by pyaudio, transcribed by a real model."""
-    from support.wer import normalize
+    """Spoken into the (virtual) microphone, captured by pyaudio, transcribed by a real model.
 
+    Three checks, so that a failure says which part failed: the capture holds the whole
+    sentence (sample-aligned through PulseAudio), the printed line is the service's answer for
+    exactly that recording, and the model mostly understood it. The last is loose (at most 3 of
+    the 7 words wrong): in one full CI run Whisper tiny.en heard espeak's robotic voice through
+    the virtual microphone as "what is not when they're like tomorrow morning" (3 errors), while
+    the same test passed in 12 runs on its own; the capture's alignment differs from run to run.
+    That the model hears the sentence itself right is checked exactly, on the file, by
+    test_whisper_transcript_of_the_sentence_after_the_keyword; its accuracy on real speech is
+    measured by bench/served_wer.py.
+    """
+    from edge_helpers import locate, trim
+    from support.wer import word_errors
+
+    save = tmp_path / "save"
     proc = start_main(
         ["--model", keyword_eim, "--device", "pulse", "--endpoint", whisper.score_url, "--once",
-         "--spool-dir", tmp_path, "--timeout", "120"],
+         "--spool-dir", tmp_path / "spool", "--save-dir", save, "--timeout", "120"],
         env=virtual_mic.env,
     )  # fmt: skip
     seen: list[str] = []
@@ -129,4 +142,11 @@ def test_whisper_through_the_microphone(whisper, virtual_mic, keyword_eim, spoke
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, "".join(seen) + err
-    assert normalize(out) == normalize(SENTENCE)
+
+    (wav,) = save.glob("*.wav")
+    recording, _ = sf.read(str(wav), dtype="int16")
+    offset, match = locate(recording, trim(spoken_file.sentence_audio))
+    assert match > 0.9 and offset >= 0, f"capture does not hold the sentence (match {match:.2f})"
+    assert out.strip() == _post_wav(whisper.score_url, wav.read_bytes())
+    errors = word_errors([SENTENCE], [out])
+    assert errors["wer"] <= 3 / 7, (out, errors)
