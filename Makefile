@@ -25,13 +25,15 @@ $(SYSTEM_STAMP): scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	@mkdir -p $(VENV) && touch $@
 
-$(VENV_STAMP): $(SYSTEM_STAMP) requirements-cloud.txt requirements-edge.txt requirements-dev.txt
+$(VENV_STAMP): $(SYSTEM_STAMP) requirements-cloud.txt requirements-edge.txt requirements-train.txt \
+		requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing requirements-dev.txt into $(VENV) (a few minutes the first time)"
 	$(PY) -m pip install -qq --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -qq --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-setup: $(VENV_STAMP)  ## system packages + .venv with everything (cloud, edge, tests)
+setup: $(VENV_STAMP)  ## system packages + .venv with everything (cloud, edge, trainer, tests)
 
 # ---------------------------------------------------------------- tests
 test: test-main test-deploy  ## set everything up and run all tests (what CI runs)
@@ -50,7 +52,7 @@ serve: setup  ## serve scoring-func/score_audio.py locally on http://$(HOST):$(P
 	$(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
 
 serve-whisper: setup  ## serve the offline Whisper tiny.en (no Hub needed) on port $(PORT)
-	MODEL_NAME_OR_PATH="$$($(PY) scoring-func/scoring/models.py --offline-whisper-path)" \
+	MODEL_NAME_OR_PATH="$$($(PY) -m scoring.models --offline-whisper-path)" \
 	  $(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
 
 test-cloud: setup  ## only the scoring service tests (tests/cloud)
@@ -61,10 +63,10 @@ EDGE_ARGS ?=
 .PHONY: run-edge edge-devices test-edge bench-edge
 
 run-edge: setup  ## the device app on the microphone (EDGE_ARGS="--device USB --endpoint URL ...")
-	$(PY) edgeml/main.py $(EDGE_ARGS)
+	$(VENV)/bin/edgeml $(EDGE_ARGS)
 
 edge-devices: setup  ## list the audio input devices the edge app can use
-	$(PY) edgeml/main.py --list-devices
+	$(VENV)/bin/edgeml --list-devices
 
 test-edge: setup  ## the edge app's tests only
 	$(PY) -m pytest tests/edge
@@ -77,7 +79,7 @@ KWS_WORK     ?= build/kws
 KWS_CHANNELS ?= 8,16
 .PHONY: keyword-model stop-model bench-kws test-kws
 keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report) from generated data only
-	$(PY) edgeml/kwtrain/cli.py build --keyword listen --out $(KWS_WORK)/listen --fresh-data \
+	$(VENV)/bin/kwtrain build --keyword listen --out $(KWS_WORK)/listen --fresh-data \
 		--holdout default --channels $(KWS_CHANNELS) --name listen --eim edgeml/models/listen.eim
 
 stop-model: setup  ## real speech: "stop" model, held-out speakers (needs ../shared/data/speech)
@@ -92,10 +94,11 @@ test-kws: setup  ## the keyword model's tests only
 
 # ---------------------------------------------------------------- deployment
 .PHONY: deploy-dry-run deploy
-$(DEPLOY_STAMP): cloudml/requirements-deploy.txt
+$(DEPLOY_STAMP): cloudml/requirements-deploy.txt pyproject.toml
 	@test -x $(DEPLOY_PY) || $(PYTHON) -m venv $(DEPLOY_VENV)
 	@echo "Installing cloudml/requirements-deploy.txt into $(DEPLOY_VENV)"
 	$(DEPLOY_PY) -m pip install -qq --disable-pip-version-check -r cloudml/requirements-deploy.txt
+	$(DEPLOY_PY) -m pip install -qq --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 deploy-setup: $(DEPLOY_STAMP)  ## .venv-deploy with azure-ai-ml (apart: it breaks the server's pins)
@@ -111,10 +114,10 @@ deploy: deploy-setup  ## deploy to Azure ML (managed endpoint; ARGS="--target ku
 
 # ---------------------------------------------------------------- demo
 demo: setup  ## the whole system on this machine: demo recording -> edge app -> local service -> text
-	@$(PY) scripts/demo.py --port $(PORT)
+	@$(PY) -m devkit.demo --port $(PORT)
 
 demo-mic: setup  ## the same, listening on the real microphone (EDGE_ARGS="--device USB"), Ctrl-C ends
-	@$(PY) scripts/demo.py --mic --port $(PORT) $(EDGE_ARGS)
+	@$(PY) -m devkit.demo --mic --port $(PORT) $(EDGE_ARGS)
 
 # ---------------------------------------------------------------- benchmarks
 bench-scoring: setup  ## seed entry script vs the service (fp32, int8) + memory vs length, ~25 min

@@ -36,21 +36,18 @@ import numpy as np
 import psutil
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "edgeml"), str(ROOT / "tests"), str(ROOT / "tests" / "edge")]
-
-from edge_helpers import compose, locate, quiet, speak, write_wav  # noqa: E402
-from support.pulse import virtual_microphone  # noqa: E402
-from support.scripted_eim import write_eim  # noqa: E402
-
-from audio import Audio  # noqa: E402
-from edgeml import EdgeML  # noqa: E402
-from sources import MicSource  # noqa: E402
-from spotter import DetectorConfig, KeywordDetector  # noqa: E402
-from vad import EndpointConfig  # noqa: E402
+from devkit.paths import REPO
+from devkit.pulse import virtual_microphone
+from devkit.scripted_eim import write_eim
+from devkit.speech import compose, locate, quiet, speak, write_wav
+from edgeml.audio import Audio
+from edgeml.edgeml import EdgeML
+from edgeml.sources import MicSource
+from edgeml.spotter import DetectorConfig, KeywordDetector
+from edgeml.vad import EndpointConfig
 
 RATE = 16000
-OUT = ROOT / "bench" / "results"
+OUT = REPO / "bench" / "results"
 SENTENCE = "what is the weather like tomorrow morning"
 GAP_SECONDS = 0.1  # the sentence starts 100 ms after the keyword ends
 
@@ -87,7 +84,7 @@ def _cpu_of_tree(proc: psutil.Process) -> tuple[float, float]:
 def measure_cpu(cmd: list[str], env: dict, seconds: float, ready: str) -> dict:
     """Start `cmd`, wait for `ready` on its output, then measure CPU over `seconds` of audio."""
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
     )
     try:
         deadline = time.monotonic() + 60
@@ -316,7 +313,7 @@ def main() -> int:
         audio, _ = compose(quiet(1.0), keyword, quiet(GAP_SECONDS), sentence, quiet(1.5))
         wav = write_wav(tmp / "keyword_gap100ms_sentence.wav", audio)
         with virtual_microphone(tmp / "pulse") as mic:
-            app = [sys.executable, str(ROOT / "edgeml" / "main.py"), "--model", str(eim),
+            app = [sys.executable, str(REPO / "edgeml" / "main.py"), "--model", str(eim),
                    "--device", "pulse", "--spool-dir", str(tmp / "spool"),
                    "--endpoint", "http://127.0.0.1:9/score"]  # fmt: skip
             configs = {

@@ -27,14 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "edgeml"), str(REPO / "tests" / "kws"), str(REPO / "tests")]
-
-from test_features import reference_mfcc, speechlike  # noqa: E402
-
-from kwtrain.export import read_model  # noqa: E402
-from kwtrain.network import forward  # noqa: E402
-from kwtrain.runtime import KeywordImpulse  # noqa: E402
+from devkit.mfcc_reference import reference_mfcc, speechlike
+from devkit.paths import REPO
+from kwtrain.export import read_model
+from kwtrain.network import forward
+from kwtrain.runtime import KeywordImpulse
 
 
 def timed(fn, runs: int) -> dict:

@@ -25,7 +25,6 @@ import argparse
 import json
 import re
 import shutil
-import sys
 import time
 import zlib
 from dataclasses import replace
@@ -33,18 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "edgeml"), str(REPO / "tests")]
-
-from support.paths import speech_dir  # noqa: E402
-
-from kwtrain.bootstrap import BootstrapSettings, bootstrap  # noqa: E402
-from kwtrain.dataset import load_dataset  # noqa: E402
-from kwtrain.evaluate import SdkScorer, best_threshold, score_clips, summarize  # noqa: E402
-from kwtrain.export import export_eim  # noqa: E402
-from kwtrain.report import markdown_table  # noqa: E402
-from kwtrain.runtime import KeywordModel  # noqa: E402
-from kwtrain.train import TrainSettings, train  # noqa: E402
+from devkit.paths import REPO, speech_dir
+from kwtrain.bootstrap import BootstrapSettings, bootstrap
+from kwtrain.dataset import load_dataset
+from kwtrain.evaluate import SdkScorer, best_threshold, score_clips, summarize
+from kwtrain.export import export_eim
+from kwtrain.report import markdown_table
+from kwtrain.runtime import KeywordModel
+from kwtrain.train import TrainSettings, train
 
 KEYWORD = "stop"
 SPEAKER = re.compile(r"_([0-9a-f]{8})_nohash_")

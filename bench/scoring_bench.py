@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,59 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "scoring-func")]
-
-from support.models import build_ctc_model  # noqa: E402
-from support.paths import speech_dir  # noqa: E402
-from support.scoring_client import (  # noqa: E402
+from devkit.benchtools import RESULTS, base_model, machine_description, peak_rss_mb, speech
+from devkit.local_service import run_scoring_server
+from devkit.paths import REPO
+from devkit.scoring_client import (
     flac_bytes,
     json_floats_body,
     json_int16_body,
-    noise_signal,
     post,
     to_int16,
     wav_bytes,
 )
-from support.servers import run_scoring_server  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voice-to-text"
 SEED_SCRIPT = REPO / "bench" / "seed_score.py"
-
-
-def base_model() -> Path:
-    """wav2vec2-base architecture with random weights, built once into the user cache."""
-    folder = CACHE / "bench" / "wav2vec2-base-random"
-    if not (folder / "model.safetensors").is_file():
-        print(f"building the wav2vec2-base-architecture model in {folder} ...", flush=True)
-        build_ctc_model(folder, tiny=False)
-    return folder
-
-
-def speech(seconds: float) -> tuple[np.ndarray, str]:
-    """Real speech (the utt clips end to end) cut to length, or noise when the data is absent."""
-    import soundfile as sf
-
-    found = speech_dir()
-    if found is None:
-        return noise_signal(seconds, seed=1), "noise (speech data absent)"
-    clips = [sf.read(p, dtype="float32")[0] for p in sorted((found / "utt").glob("*.wav"))]
-    audio = np.concatenate(clips)
-    return audio[: int(seconds * 16000)].copy(), "real speech (speech/utt clips)"
-
-
-def peak_rss_mb(server) -> float:
-    """Largest VmHWM (peak resident set) among the server's worker processes."""
-    import psutil
-
-    peaks = []
-    for proc in psutil.Process(server.process.pid).children(recursive=True):
-        with contextlib.suppress(OSError, psutil.Error):
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-            peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks, default=float("nan"))
 
 
 def seed_model_ms(model_dir: Path, audio: np.ndarray, reps: int, threads: int) -> list[float]:
@@ -105,19 +64,6 @@ def seed_model_ms(model_dir: Path, audio: np.ndarray, reps: int, threads: int) -
 
 def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
-
-
-def machine_description() -> str:
-    """CPU model and the SIMD features that decide int8 speed (VNNI / AMX make int8 much faster)."""
-    flags, model = set(), platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, {' '.join(simd) or 'no AVX2'}"
 
 
 def main() -> int:
@@ -163,7 +109,7 @@ def main() -> int:
         for name, kwargs in configs.items():
             started = time.perf_counter()
             servers[name] = stack.enter_context(
-                run_scoring_server(model_dir, startup_timeout=900, **kwargs)
+                run_scoring_server(model_dir, startup_timeout=900, offline=True, **kwargs)
             )
             startup[name] = round(time.perf_counter() - started, 1)
             print(f"{name}: up in {startup[name]} s", flush=True)

@@ -17,13 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests"), str(REPO / "scoring-func")]
+import numpy as np
 
-import numpy as np  # noqa: E402
-from scoring_bench import RESULTS, base_model, peak_rss_mb, speech  # noqa: E402
-from support.scoring_client import post, to_int16, wav_bytes  # noqa: E402
-from support.servers import run_scoring_server  # noqa: E402
+from devkit.benchtools import RESULTS, base_model, peak_rss_mb, speech
+from devkit.local_service import run_scoring_server
+from devkit.scoring_client import post, to_int16, wav_bytes
 
 
 def main() -> int:
@@ -39,7 +37,9 @@ def main() -> int:
         ("windowed (20 s windows, default)", {}),
         ("one pass (baseline)", {"CHUNK_SECONDS": str(longest + 1)}),
     ]:
-        with run_scoring_server(model, env={**env, "MAX_AUDIO_SECONDS": str(longest)}) as server:
+        with run_scoring_server(
+            model, env={**env, "MAX_AUDIO_SECONDS": str(longest)}, offline=True
+        ) as server:
             idle = peak_rss_mb(server)
             for seconds in sorted(args.durations):
                 repeats = int(seconds * 16000 // len(clip)) + 1

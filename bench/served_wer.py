@@ -20,15 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "scoring-func")]
-
-from support.paths import speech_dir  # noqa: E402
-from support.scoring_client import post  # noqa: E402
-from support.servers import run_scoring_server  # noqa: E402
-from support.wer import normalize, word_errors  # noqa: E402
-
-from scoring.models import offline_whisper_path  # noqa: E402
+from devkit.local_service import run_scoring_server
+from devkit.paths import REPO, speech_dir
+from devkit.scoring_client import post
+from devkit.wer import normalize, word_errors
+from scoring.models import offline_whisper_path
 
 RESULTS = REPO / "bench" / "results"
 
@@ -87,7 +83,7 @@ def main() -> int:
         url = args.url
         if url is None:
             env = {"SCORING_THREADS": str(args.threads), "WHISPER_BEAM_SIZE": str(args.beam_size)}
-            server = stack.enter_context(run_scoring_server(model_path, env=env))
+            server = stack.enter_context(run_scoring_server(model_path, env=env, offline=True))
             url = server.score_url
         print(f"posting {len(rows)} clips to {url}", flush=True)
         via_server = served(url, rows, root)

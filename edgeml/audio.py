@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ringbuffer import EndOfStream, Overrun, RingBuffer
-from sources import SAMPLE_RATE, Source
-from vad import (
+from edgeml.ringbuffer import EndOfStream, Overrun, RingBuffer
+from edgeml.sources import SAMPLE_RATE, Source
+from edgeml.vad import (
     FRAME_SAMPLES,
     EndpointConfig,
     Endpointer,

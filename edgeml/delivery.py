@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cloudml import AudioRejected, AuthRejected, CloudError, CloudML, Transcript
-from spool import Spool, SpoolItem
+from edgeml.cloudml import AudioRejected, AuthRejected, CloudError, CloudML, Transcript
+from edgeml.spool import Spool, SpoolItem
 
 log = logging.getLogger("edgeml.delivery")
 

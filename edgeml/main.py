@@ -19,26 +19,40 @@ recording waits in the spool for the next run), 6 endpoint rejected the recordin
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__" and not __package__:
+    # The launcher: `python edgeml/main.py`, or `python main.py` inside edgeml/ as in the
+    # write-up. Python has put this folder first on sys.path, where edgeml/edgeml.py would hide
+    # the edgeml package: import the package from the folder above instead.
+    from pathlib import Path
+
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+    from edgeml.main import main as _main
+
+    sys.exit(_main())
+
 import json
 import logging
 import signal
-import sys
 import threading
 import time
 from datetime import datetime, timezone
 from enum import IntEnum
 from pathlib import Path
 
-from audio import Audio, AudioStalled, Recording, Stopped
-from cloudml import AuthRejected, CloudML
-from delivery import Delivery, Outcome
-from edgeml import EdgeML, ModelCrashed, ModelError
-from ringbuffer import EndOfStream
-from settings import Settings, parse_args, setup_logging
-from sources import SAMPLE_RATE, AudioSourceError, FileSource, MicSource, list_devices
-from spool import Spool, SpoolFull, SpoolLocked, wav_bytes
-from spotter import Detection, DetectorConfig, KeywordDetector
-from vad import EndpointConfig
+from edgeml.audio import Audio, AudioStalled, Recording, Stopped
+from edgeml.cloudml import AuthRejected, CloudML
+from edgeml.delivery import Delivery, Outcome
+from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
+from edgeml.ringbuffer import EndOfStream
+from edgeml.settings import Settings, parse_args, setup_logging
+from edgeml.sources import SAMPLE_RATE, AudioSourceError, FileSource, MicSource, list_devices
+from edgeml.spool import Spool, SpoolFull, SpoolLocked, wav_bytes
+from edgeml.spotter import Detection, DetectorConfig, KeywordDetector
+from edgeml.vad import EndpointConfig
 
 log = logging.getLogger("edgeml")
 

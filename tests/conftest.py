@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.models import build_ctc_model
-from support.paths import speech_dir as _speech_dir
-from support.servers import Server, run_scoring_server
+
+from devkit.local_service import Server, run_scoring_server
+from devkit.models import build_ctc_model
+from devkit.paths import speech_dir as _speech_dir
+
+# Tests never download: the Hub is unreachable here, and a test must not depend on it anyway.
+# Every scoring service the tests start inherits this.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

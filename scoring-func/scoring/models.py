@@ -11,8 +11,8 @@ Engines, by folder content:
   vocabulary.*), run by faster-whisper.
 
 Also a small command line, kept free of heavy imports so it runs in a second:
-    python scoring-func/scoring/models.py --offline-whisper-path   # the bundled Whisper tiny.en
-    python scoring-func/scoring/models.py --which PATH_OR_HUB_ID    # engine + folder, or exit 1
+    python -m scoring.models --offline-whisper-path   # the bundled Whisper tiny.en
+    python -m scoring.models --which PATH_OR_HUB_ID    # engine + folder, or exit 1
 """
 
 from __future__ import annotations
@@ -196,8 +196,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as a file, Python puts this folder first on sys.path, where names like `models` and
-    # `whisper` would shadow real packages for the libraries imported above; drop it.
-    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-        sys.path.pop(0)
     sys.exit(main())

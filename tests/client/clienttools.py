@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE_CLIENT = REPO / "cloudml" / "sample-client.py"
+from devkit.paths import SAMPLE_CLIENT, load_script
 
 
 def as_pcm16(audio):
@@ -46,11 +42,7 @@ def reference_decode(model_dir, audio) -> str:
 
 def load_sample_client():
     """cloudml/sample-client.py imported as a module (its file name has a hyphen)."""
-    spec = importlib.util.spec_from_file_location("sample_client", SAMPLE_CLIENT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SAMPLE_CLIENT, "sample_client")
 
 
 @dataclass

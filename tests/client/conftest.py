@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-from clienttools import REPO
 
 
 @pytest.fixture(scope="session")
@@ -16,13 +14,10 @@ def demo_wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import soundfile as sf
     import soxr
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import make_demo_audio
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    from devkit import demo_audio
+
     out = tmp_path_factory.mktemp("demo-audio")
-    meta = make_demo_audio.build(out)
+    meta = demo_audio.build(out)
     mono16k = Path(meta["sentence_wav"])
     audio, rate = sf.read(mono16k, dtype="float32")
     stereo = np.stack([audio, 0.5 * audio], axis=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from support.paths import REPO
+from devkit.paths import REPO
 
 
 def test_deploy_py_says_which_venv_to_use():

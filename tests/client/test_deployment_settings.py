@@ -13,8 +13,10 @@ from pathlib import Path
 import librosa
 import pytest
 import yaml
-from clienttools import REPO, SAMPLE_CLIENT, as_pcm16, reference_decode, without_scoring_vars
-from support.servers import run_scoring_server
+from clienttools import as_pcm16, reference_decode, without_scoring_vars
+
+from devkit.local_service import run_scoring_server
+from devkit.paths import REPO, SAMPLE_CLIENT
 
 CLOUDML = REPO / "cloudml"
 

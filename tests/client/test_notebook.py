@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from clienttools import REPO, reference_decode
+from clienttools import reference_decode
+
+from devkit.paths import REPO
 
 NOTEBOOK = REPO / "notebooks" / "Voice-to-Text.ipynb"
 

@@ -11,8 +11,6 @@ import sys
 import pytest
 import soundfile as sf
 from clienttools import (
-    REPO,
-    SAMPLE_CLIENT,
     Reply,
     as_pcm16,
     json_reply,
@@ -21,7 +19,9 @@ from clienttools import (
     scripted_endpoint,
     without_scoring_vars,
 )
-from support.servers import free_port
+
+from devkit.local_service import free_port
+from devkit.paths import REPO, SAMPLE_CLIENT
 
 KEY = "k3y-that-must-not-leak"
 client = load_sample_client()

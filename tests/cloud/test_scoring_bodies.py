@@ -8,7 +8,8 @@ import struct
 import numpy as np
 import pytest
 import soxr
-from support.scoring_client import (
+
+from devkit.scoring_client import (
     decoded_wav,
     flac_bytes,
     json_floats_body,
@@ -17,7 +18,6 @@ from support.scoring_client import (
     to_int16,
     wav_bytes,
 )
-
 from scoring.bodies import decode_body
 from scoring.errors import RequestError
 from scoring.settings import ServiceSettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.scoring_client import ReferenceDecoder, noise_signal
 
+from devkit.scoring_client import ReferenceDecoder, noise_signal
 from scoring.chunking import plan_windows
 from scoring.ctc import CtcEngine
 from scoring.models import resolve_model

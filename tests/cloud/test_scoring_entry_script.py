@@ -6,14 +6,21 @@ import json
 
 import pytest
 from flask import Request
-from support.scoring_client import (
+from werkzeug.test import EnvironBuilder
+
+from devkit.paths import SCORE_SCRIPT, load_script
+from devkit.scoring_client import (
     ReferenceDecoder,
     json_floats_body,
     noise_signal,
     to_int16,
     wav_bytes,
 )
-from werkzeug.test import EnvironBuilder
+
+
+def load_score_audio():
+    """The entry script, loaded by path as azmlinfsrv loads it."""
+    return load_script(SCORE_SCRIPT, "score_audio")
 
 
 def make_request(body: bytes, content_type: str | None, method: str = "POST") -> Request:
@@ -23,7 +30,7 @@ def make_request(body: bytes, content_type: str | None, method: str = "POST") ->
 
 @pytest.fixture(scope="module")
 def score_audio(tiny_ctc_model_dir):
-    import score_audio as module
+    module = load_score_audio()
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MODEL_NAME_OR_PATH", str(tiny_ctc_model_dir))
@@ -61,7 +68,7 @@ def test_run_bad_input_is_a_json_4xx(score_audio):
 
 
 def test_run_before_init_says_not_ready():
-    import score_audio as module
+    module = load_score_audio()
 
     saved, module._service = module._service, None
     try:
@@ -74,7 +81,7 @@ def test_run_before_init_says_not_ready():
 def test_chunked_body_is_read_no_further_than_the_limit():
     import io
 
-    import score_audio
+    score_audio = load_score_audio()
 
     environ = EnvironBuilder(method="POST", headers={"Content-Type": "audio/wav"}).get_environ()
     environ.pop("CONTENT_LENGTH", None)

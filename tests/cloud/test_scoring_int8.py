@@ -6,8 +6,8 @@ import logging
 
 import numpy as np
 import pytest
-from support.scoring_client import ReferenceDecoder, noise_signal
 
+from devkit.scoring_client import ReferenceDecoder, noise_signal
 from scoring.ctc import CtcEngine
 from scoring.int8 import INT8_DEFAULT
 from scoring.models import resolve_model

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.paths import REPO
 
+from devkit.paths import REPO
 from scoring.models import (
     ENGINE_CTC,
     ENGINE_WHISPER,

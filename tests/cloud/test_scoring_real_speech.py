@@ -7,7 +7,8 @@ import csv
 
 import pytest
 import soundfile as sf
-from support.scoring_client import ReferenceDecoder, json_int16_body, post
+
+from devkit.scoring_client import ReferenceDecoder, json_int16_body, post
 
 pytestmark = pytest.mark.slow
 

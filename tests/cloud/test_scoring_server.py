@@ -8,7 +8,8 @@ import struct
 import numpy as np
 import pytest
 import requests
-from support.scoring_client import (
+
+from devkit.scoring_client import (
     ReferenceDecoder,
     decoded_wav,
     flac_bytes,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import requests
 import soundfile as sf
-from support.scoring_client import json_floats_body, post
-from support.servers import run_scoring_server
-from support.wer import normalize
 
+from devkit.local_service import run_scoring_server
+from devkit.scoring_client import json_floats_body, post
+from devkit.wer import normalize
 from scoring.models import offline_whisper_path
 
 pytestmark = pytest.mark.slow

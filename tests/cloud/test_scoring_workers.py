@@ -6,8 +6,9 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from support.scoring_client import noise_signal, post, to_int16, wav_bytes
-from support.servers import run_scoring_server
+
+from devkit.local_service import run_scoring_server
+from devkit.scoring_client import noise_signal, post, to_int16, wav_bytes
 
 pytestmark = pytest.mark.slow
 

@@ -6,15 +6,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.paths import REPO
 
-sys.path[:0] = [str(REPO / "scripts"), str(REPO / "scoring-func")]
-import demo  # noqa: E402
-import make_demo_audio  # noqa: E402
+from devkit import demo
+from devkit import demo_audio as make_demo_audio
+from devkit.paths import REPO
 
 
 def normalise(text: str) -> str:

@@ -1,18 +1,18 @@
-"""Paths and helpers shared by the deployment tests (imported by name: tests/deploy is on sys.path)."""
+"""Paths and helpers shared by the deployment tests."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from devkit.paths import DEPLOY_PY, REPO, load_script
+
 CLOUDML = REPO / "cloudml"
-DEPLOY_PY = CLOUDML / "deploy.py"
 AZURE_REASON = "azure-ai-ml lives in .venv-deploy: run `make test-deploy`"
 
-# deploy.py imports its package (cloudml/amldeploy) the way `python cloudml/deploy.py` does.
-if str(CLOUDML) not in sys.path:
-    sys.path.insert(0, str(CLOUDML))
+
+def load_deploy():
+    """cloudml/deploy.py as the module `deploy` (its package amldeploy is installed)."""
+    return load_script(DEPLOY_PY, "deploy")
 
 def write_model_folder(folder: Path) -> Path:
     """A folder with a transformers model's layout (config + weights file), for the path checks."""

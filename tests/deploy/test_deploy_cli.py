@@ -13,8 +13,9 @@ pytest.importorskip(
     "azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`"
 )
 
-import deploy  # noqa: E402
-from deploytools import DEPLOY_PY, REPO  # noqa: E402
+from deploytools import DEPLOY_PY, REPO, load_deploy  # noqa: E402
+
+deploy = load_deploy()
 
 AZURE_VARS = (
     "AZURE_SUBSCRIPTION_ID",

@@ -20,10 +20,11 @@ pytest.importorskip(
     "azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`"
 )
 
+from azure.core.exceptions import ResourceNotFoundError  # noqa: E402
+
 from amldeploy.common import DeployError, Settings  # noqa: E402
 from amldeploy.specs import load_specs  # noqa: E402
 from amldeploy.workspace import deploy, route_traffic, smoke_request_body  # noqa: E402
-from azure.core.exceptions import ResourceNotFoundError  # noqa: E402
 
 
 class _Poller:
@@ -225,8 +226,9 @@ def test_smoke_body_from_a_wav(tmp_path):
 def test_cli_prints_the_scoring_uri_and_the_key_only_when_asked(
     yaml_copy, model_dir, monkeypatch, capsys, show_key
 ):
-    import deploy
+    from deploytools import load_deploy
 
+    deploy = load_deploy()
     ws = FakeWorkspace()
     monkeypatch.setattr(deploy, "connect", lambda source: ws)
     argv = ["--yaml-dir", str(yaml_copy()), "--model-dir", str(model_dir)]

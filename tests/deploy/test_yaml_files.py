@@ -11,15 +11,6 @@ pytest.importorskip(
     "azure.ai.ml", reason="azure-ai-ml lives in .venv-deploy: run `make test-deploy`"
 )
 
-import deploy  # noqa: E402  (cloudml/deploy.py; deploytools put cloudml/ on sys.path)
-from amldeploy.common import Settings  # noqa: E402
-from amldeploy.specs import (  # noqa: E402
-    check_image_pinned,
-    check_specs,
-    docker_copy_sources,
-    docker_from_images,
-    load_specs,
-)
 from azure.ai.ml import (  # noqa: E402
     load_environment,
     load_model,
@@ -34,7 +25,18 @@ from azure.ai.ml.entities import (  # noqa: E402
     ManagedOnlineEndpoint,
     Model,
 )
-from deploytools import CLOUDML, REPO  # noqa: E402
+from deploytools import CLOUDML, REPO, load_deploy  # noqa: E402
+
+from amldeploy.common import Settings  # noqa: E402
+from amldeploy.specs import (  # noqa: E402
+    check_image_pinned,
+    check_specs,
+    docker_copy_sources,
+    docker_from_images,
+    load_specs,
+)
+
+deploy = load_deploy()
 
 YAML = [
     ("model.yml", load_model, Model),

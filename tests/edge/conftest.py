@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_helpers import KEYWORD, SENTENCE, FaultServer, Segment, compose, quiet, speak, write_wav
-from support.pulse import VirtualMic, missing_tools, virtual_microphone
-from support.scripted_eim import write_eim
+
+from devkit.fault_server import FaultServer
+from devkit.pulse import VirtualMic, missing_tools, virtual_microphone
+from devkit.scripted_eim import write_eim
+from devkit.speech import KEYWORD, SENTENCE, Segment, compose, quiet, speak, write_wav
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ import time
 
 import numpy as np
 import pytest
-from edge_helpers import FaultServer, audio_id
-from support.servers import free_port
 
-from cloudml import AudioRejected, AuthRejected, CloudML, EndpointUnavailable
+from devkit.fault_server import FaultServer
+from devkit.local_service import free_port
+from devkit.speech import audio_id
+from edgeml.cloudml import AudioRejected, AuthRejected, CloudML, EndpointUnavailable
 
 
 def _audio(first: int = 7, seconds: float = 1.0) -> np.ndarray:

@@ -6,11 +6,12 @@ import time
 
 import numpy as np
 import pytest
-from edge_helpers import FaultServer, audio_id
 
-from cloudml import CloudML
-from delivery import Delivery, Outcome
-from spool import Spool, SpoolFull, SpoolLocked
+from devkit.fault_server import FaultServer
+from devkit.speech import audio_id
+from edgeml.cloudml import CloudML
+from edgeml.delivery import Delivery, Outcome
+from edgeml.spool import Spool, SpoolFull, SpoolLocked
 
 
 def _recording(n: int, seconds: float = 0.5) -> np.ndarray:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_helpers import quiet
-from support.scripted_eim import write_eim
 
-from edgeml import EdgeML, ModelCrashed, ModelError
+from devkit.scripted_eim import write_eim
+from devkit.speech import quiet
+from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
 
 
 def _alive(pid: int) -> bool:

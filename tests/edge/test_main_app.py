@@ -9,20 +9,12 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from edge_helpers import (
-    FaultServer,
-    audio_id,
-    compose,
-    quiet,
-    run_main,
-    speak,
-    start_main,
-    wait_for_line,
-    write_wav,
-)
-from support.scripted_eim import write_eim
+from edge_helpers import run_main, start_main, wait_for_line
 
-from settings import OPTIONS
+from devkit.fault_server import FaultServer
+from devkit.scripted_eim import write_eim
+from devkit.speech import audio_id, compose, quiet, speak, write_wav
+from edgeml.settings import OPTIONS
 
 SENTENCES = ["turn on the kitchen light", "what time is it", "play some music please"]
 

@@ -7,10 +7,11 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from edge_helpers import locate, run_main, start_main, trim, wait_for_line
-from support.pulse import missing_tools, virtual_microphone
+from edge_helpers import run_main, start_main, wait_for_line
 
-from sources import MicSource
+from devkit.pulse import missing_tools, virtual_microphone
+from devkit.speech import locate, trim
+from edgeml.sources import MicSource
 
 pytestmark = pytest.mark.slow
 

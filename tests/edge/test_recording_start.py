@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edge_helpers import RATE, compose, locate, quiet, write_wav
 
-from audio import Audio
-from sources import FileSource
-from vad import EndpointConfig, keyword_tail_frames
+from devkit.speech import RATE, compose, locate, quiet, write_wav
+from edgeml.audio import Audio
+from edgeml.sources import FileSource
+from edgeml.vad import EndpointConfig, keyword_tail_frames
 
 PRE_ROLL = 0.25
 

@@ -6,9 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from support.paths import REPO
 
-from settings import OPTIONS, Settings, parse_args
+from devkit.paths import REPO
+from edgeml.settings import OPTIONS, Settings, parse_args
 
 SYSTEMD = REPO / "edgeml" / "systemd"
 

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from ringbuffer import EndOfStream, Overrun, RingBuffer
-from spotter import DetectorConfig, KeywordDetector
-from vad import (
+from edgeml.ringbuffer import EndOfStream, Overrun, RingBuffer
+from edgeml.spotter import DetectorConfig, KeywordDetector
+from edgeml.vad import (
     FRAME_SAMPLES,
     EndpointConfig,
     Endpointer,
@@ -196,7 +196,7 @@ def test_detector_rejects_bad_settings():
 
 # ---------------------------------------------------------------------- mains hum
 def test_highpass_removes_50hz_hum_keeps_speech_band_and_is_seamless_across_blocks():
-    from audio import HighPass
+    from edgeml.audio import HighPass
 
     t = np.arange(2 * RATE) / RATE
     hum = 8000 * np.sin(2 * np.pi * 50 * t)

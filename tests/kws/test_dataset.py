@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from support.paths import REPO
 
+from devkit.paths import venv_command
 from kwtrain.dataset import DatasetError, load_dataset
 
-CLI = REPO / "edgeml" / "kwtrain" / "cli.py"
+KWTRAIN = venv_command("kwtrain")
 
 
 def tone(path: Path, rate: int = 16000, seconds: float = 1.0) -> Path:
@@ -105,7 +104,7 @@ def test_cli_reports_a_malformed_dataset_without_a_traceback(tmp_path: Path) -> 
     root = good_dataset(tmp_path / "d")
     tone(root / "listen" / "hifi.wav", rate=48000)
     out = subprocess.run(
-        [sys.executable, str(CLI), "train", "--data", str(root), "--out", str(tmp_path / "m")],
+        [KWTRAIN, "train", "--data", str(root), "--out", str(tmp_path / "m")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -121,7 +120,7 @@ def test_cli_reports_a_malformed_dataset_without_a_traceback(tmp_path: Path) -> 
 )
 def test_help(command: list[str]) -> None:
     out = subprocess.run(
-        [sys.executable, str(CLI), *command, "--help"], capture_output=True, text=True, timeout=60
+        [KWTRAIN, *command, "--help"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
     assert "usage: kwtrain" in out.stdout

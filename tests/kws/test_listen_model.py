@@ -1,6 +1,6 @@
 """The shipped default keyword model, edgeml/models/listen.eim, through the real SDK.
 
-The lead's demo plays scripts/make_demo_audio.py's recording (espeak-ng en-us at 140 wpm: 1 s
+The demo plays devkit/demo_audio.py's recording (espeak-ng en-us at 140 wpm: 1 s
 of silence, "listen", a 0.4 s pause, a sentence) to the edge app at the default threshold
 0.85: the model must trigger once, on the keyword, and never on the sentence. The demo voice
 (en-us without a variant) and the demo sentence were both kept out of the model's training.
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from support.paths import REPO
 
+from devkit import demo_audio as make_demo_audio
+from devkit.paths import REPO
 from kwtrain import noise
 from kwtrain.evaluate import HOP_SECONDS, SdkScorer, stream_scores, triggers
 from kwtrain.tts import synthesize
@@ -26,8 +27,6 @@ MODEL = REPO / "edgeml" / "models" / "listen.eim"
 THRESHOLD = 0.85
 RATE = 16000
 
-sys.path.insert(0, str(REPO / "scripts"))
-import make_demo_audio  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +69,7 @@ def test_shipped_model_runs_the_current_runtime() -> None:
     with zipfile.ZipFile(MODEL) as eim:
         for name in RUNTIME_MODULES:
             packed = eim.read(f"kwtrain/{name}").decode()
-            assert packed == (REPO / "edgeml" / "kwtrain" / name).read_text(), (
+            assert packed == (REPO / "kwtrain" / name).read_text(), (
                 f"{name} in listen.eim is stale: re-export the model"
             )
 
@@ -112,7 +111,7 @@ def test_the_edge_app_hears_the_keyword_with_the_default_model(demo: dict, tmp_p
     """The real app (edgeml/main.py, no --model: the shipped default) replaying the demo."""
     import subprocess
 
-    from support.paths import EDGE_MAIN
+    from devkit.paths import EDGE_MAIN
 
     out = subprocess.run(
         [sys.executable, str(EDGE_MAIN), "--input", demo["keyword_then_sentence_wav"],

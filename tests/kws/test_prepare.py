@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from support.paths import REPO
 
+from devkit.paths import venv_command
 from kwtrain import noise, tts
 from kwtrain.clips import write_wav
 from kwtrain.dataset import load_dataset
 from kwtrain.prepare import balance, file_take, split_by_energy
 
-CLI = REPO / "edgeml" / "kwtrain" / "cli.py"
+KWTRAIN = venv_command("kwtrain")
 RATE = 16000
 
 
@@ -78,8 +77,7 @@ def test_prepare_command_resamples_and_files_a_take(tmp_path: Path) -> None:
     sf.write(take, soxr.resample(audio, RATE, 44100), 44100, subtype="PCM_16")
     out = subprocess.run(
         [
-            sys.executable,
-            str(CLI),
+            KWTRAIN,
             "prepare",
             "--out",
             str(tmp_path / "data"),
@@ -108,7 +106,7 @@ def test_prepare_command_resamples_and_files_a_take(tmp_path: Path) -> None:
 def test_prepare_errors(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "x.wav").write_bytes(b"")
     out = subprocess.run(
-        [sys.executable, str(CLI), "prepare", "--out", str(tmp_path / "d"), *args],
+        [KWTRAIN, "prepare", "--out", str(tmp_path / "d"), *args],
         capture_output=True,
         text=True,
         timeout=60,

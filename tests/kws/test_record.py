@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support.paths import REPO
 
+from devkit.paths import venv_command
 from kwtrain import tts
 from kwtrain.clips import write_wav
 
-pulse = pytest.importorskip("support.pulse", reason="needs tests/support/pulse.py (edge app)")
+pulse = pytest.importorskip("devkit.pulse")
 pytestmark = pytest.mark.slow
-CLI = REPO / "edgeml" / "kwtrain" / "cli.py"
+KWTRAIN = venv_command("kwtrain")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,7 @@ def test_record_a_take_into_the_dataset(mic, tmp_path: Path) -> None:
     take = write_wav(tmp_path / "take.wav", np.concatenate([gap, words[0], gap, words[1], gap]),
                      16000)  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, str(CLI), "record", "--label", "listen", "--seconds", "7",
+        [KWTRAIN, "record", "--label", "listen", "--seconds", "7",
          "--out", str(tmp_path / "data"), "--device", "pulse", "--keep-take"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mic.env,
     )  # fmt: skip
@@ -57,7 +56,7 @@ def test_record_a_take_into_the_dataset(mic, tmp_path: Path) -> None:
 
 def test_unknown_device_is_a_clear_error(mic, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, str(CLI), "record", "--label", "noise", "--seconds", "1",
+        [KWTRAIN, "record", "--label", "noise", "--seconds", "1",
          "--out", str(tmp_path), "--device", "no-such-mic"],
         capture_output=True, text=True, env=mic.env, timeout=60,
     )  # fmt: skip

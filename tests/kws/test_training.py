@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support.paths import REPO
 
+from devkit.paths import venv_command
 from kwtrain import noise
 from kwtrain.bootstrap import BootstrapSettings
 from kwtrain.clips import write_wav
 
 pytest.importorskip("torch")
-CLI = REPO / "edgeml" / "kwtrain" / "cli.py"
+KWTRAIN = venv_command("kwtrain")
 HELD_OUT = ("f1", "m5")  # espeak-ng variants kept out of training
 SETTINGS = BootstrapSettings(
     keyword="listen",
@@ -39,8 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     holdout = [arg for g in HELD_OUT for arg in ("--holdout", g)]
     out = subprocess.run(
         [
-            sys.executable,
-            str(CLI),
+            KWTRAIN,
             "train",
             "--data",
             str(work / "data"),

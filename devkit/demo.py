@@ -1,4 +1,4 @@
-"""`make demo`: the whole system on this machine, with no Azure account and no microphone.
+"""`make demo` (`python -m devkit.demo`): the whole system on this machine, with no Azure account and no microphone.
 
 1. Generates the demo recording (espeak-ng: silence, the keyword "listen", a sentence).
 2. Picks the speech model: $MODEL_NAME_OR_PATH when set; else facebook/wav2vec2-base-960h when it
@@ -21,13 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "scripts"), str(REPO / "scoring-func")]
-
-import make_demo_audio  # noqa: E402
-from local_service import run_scoring_server  # noqa: E402
-
-from scoring.models import offline_whisper_path  # noqa: E402
+from devkit import demo_audio
+from devkit.local_service import run_scoring_server
+from devkit.paths import REPO
+from scoring.models import offline_whisper_path
 
 HUB_MODEL = "facebook/wav2vec2-base-960h"
 
@@ -77,7 +74,8 @@ def run_edge_app(endpoint: str, wav: Path | None, spool: Path, extra: list[str])
     """The device app as a user runs it; its output goes straight to the terminal."""
     cmd = [
         sys.executable,
-        str(REPO / "edgeml" / "main.py"),
+        "-m",
+        "edgeml",
         "--endpoint",
         endpoint,
         "--spool-dir",
@@ -103,7 +101,7 @@ def main() -> int:
     )
     args, edge_args = parser.parse_known_args()
 
-    demo = make_demo_audio.build(args.out)
+    demo = demo_audio.build(args.out)
     print(f"[demo] recording: {demo['keyword_then_sentence_wav']}")
     print(f'[demo] it says: "{demo["keyword"]}" ... "{demo["sentence"]}"')
     model, why = choose_model()

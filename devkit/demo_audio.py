@@ -1,6 +1,6 @@
 """Write the demo recordings the project ships by generating them (espeak-ng), never by copying.
 
-    python scripts/make_demo_audio.py --out build/demo
+    python -m devkit.demo_audio --out build/demo
 
 writes, at 16 kHz mono 16-bit:
   sentence.wav                the demo sentence alone (notebook, sample-client)
@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "edgeml"))
-from kwtrain.tts import SAMPLE_RATE, Voice, silence, synthesize  # noqa: E402
-
-KEYWORD = "listen"
-SENTENCE = "what is the weather like tomorrow morning"
-VOICE = Voice("en-us", speed=140, pitch=50)
+from devkit.speech import KEYWORD, SENTENCE, VOICE
+from kwtrain.tts import SAMPLE_RATE, silence, synthesize
 
 
 def build(out_dir: Path, keyword: str = KEYWORD, sentence: str = SENTENCE) -> dict:

@@ -1,9 +1,8 @@
 """kwtrain: train a keyword model without Edge Impulse Studio, export it as a runnable .eim.
 
-Run from the repository root with the project's Python:
+Run with the project's Python (`make setup` installs the `kwtrain` command into .venv):
 
-    .venv/bin/python edgeml/kwtrain/cli.py <command> [options]
-    (or, in edgeml/: python -m kwtrain <command> [options])
+    kwtrain <command> [options]          (or: python -m kwtrain <command> [options])
 
 Commands, in the order of the write-up's Studio workflow:
 
@@ -28,11 +27,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `import kwtrain` work
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kwtrain.dataset import DatasetError  # noqa: E402
-from kwtrain.tts import TTSUnavailable  # noqa: E402
+from kwtrain.dataset import DatasetError
+from kwtrain.tts import TTSUnavailable
 
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_TOOL = 3

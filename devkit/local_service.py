@@ -1,7 +1,7 @@
 """Run the scoring service locally with the real azmlinfsrv, as a subprocess, for as long as needed.
 
 One implementation for everything that needs a live local endpoint: `make demo`
-(scripts/demo.py), the tests (tests/support/servers.py) and the benchmarks.
+(scripts/demo.py), the tests and the benchmarks.
 
 azmlinfsrv answers `GET /` with 200 only once init() has returned, so "ready" means the model is
 loaded and warmed up. Stopping sends SIGTERM to the whole process group (gunicorn's master and
@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SCORE_SCRIPT = REPO / "scoring-func" / "score_audio.py"
+from devkit.paths import SCORE_SCRIPT
+
 AZMLINFSRV = Path(sys.executable).parent / "azmlinfsrv"
 
 

@@ -1,0 +1,5 @@
+"""`python -m kwtrain` (the same as the `kwtrain` command)."""
+
+from kwtrain.cli import main
+
+raise SystemExit(main())
