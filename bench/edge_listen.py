@@ -42,9 +42,9 @@ from devkit.scripted_eim import write_eim
 from devkit.speech import compose, locate, quiet, speak, write_wav
 from edgeml.audio import Audio
 from edgeml.edgeml import EdgeML
+from edgeml.recorder import Recorder
 from edgeml.sources import MicSource
-from edgeml.spotter import DetectorConfig, KeywordDetector
-from edgeml.vad import EndpointConfig
+from edgeml.spotter import DetectorConfig, KeywordSpotter
 
 RATE = 16000
 OUT = REPO / "bench" / "results"
@@ -117,10 +117,10 @@ def measure_cpu(cmd: list[str], env: dict, seconds: float, ready: str) -> dict:
 # ---------------------------------------------------------------------- 2 + 3. latency, coverage
 def spot(audio: Audio, model: EdgeML, start: int | None = None, timeout: float = 20.0):
     """Run the keyword loop until a detection; return it and the monotonic time it happened."""
-    detector = KeywordDetector(DetectorConfig("listen", 0.85))
+    spotter = KeywordSpotter(audio, model, DetectorConfig("listen", 0.85))
     deadline = time.monotonic() + timeout
-    for window in audio.windows(model.info.window_samples, start_index=start):
-        det = detector.update(model.classify(window.samples)["listen"], window.end_index)
+    for window in spotter.windows(model.info.window_samples, start):
+        det = spotter.detector.update(model.classify(window.samples)["listen"], window.end_index)
         if det is not None:
             return det, time.monotonic()
         if time.monotonic() > deadline:
@@ -156,22 +156,20 @@ def trial(audio: Audio, model: EdgeML, mic, wav, keyword, sentence, approach: st
     The 250 ms window grid starts `phase` seconds before the playback, so that over the trials
     the keyword's end falls at every point between two windows.
     """
-    grid = audio.ring.end
+    grid = audio.end
     time.sleep(phase)
     player = mic.play(wav)
     det, t_detect = spot(audio, model, start=grid)
     # where the keyword ended in the stream, and when those samples had arrived
-    look = audio.ring.read(det.end_index - 3 * RATE, 3 * RATE, timeout=5)
+    look = audio.read(det.end_index - 3 * RATE, 3 * RATE)
     kw_offset, _ = locate(look, keyword)
     kw_end = det.end_index - 3 * RATE + kw_offset + len(keyword)
-    kw_end_time = audio.ring.arrival_time(kw_end)
+    kw_end_time = audio.arrival_time(kw_end)
     sentence_start = kw_end_time + GAP_SECONDS
     seconds = len(sentence) / RATE
     records = {}
     if approach == ONE_STREAM:
-        rec = audio.record(
-            det.end_index, EndpointConfig(silence_seconds=1.0), pre_roll_seconds=0.25
-        )
+        rec = Recorder(audio).record(det.end_index)  # the app's defaults: 1 s, 0.25 s pre-roll
         starts_at = kw_end_time - (kw_end - rec.start_index) / RATE  # exact: same stream
         offset, match = locate(rec.samples, sentence)
         whole = bool(match > 0.9 and offset >= 0 and offset + len(sentence) <= len(rec.samples))
@@ -206,7 +204,7 @@ def trial(audio: Audio, model: EdgeML, mic, wav, keyword, sentence, approach: st
         }
         audio = Audio(MicSource("pulse"))
         audio.start()
-        while audio.ring.end < RATE:
+        while audio.end < RATE:
             time.sleep(0.05)
     player.wait(timeout=30)
     return audio, records
@@ -220,7 +218,7 @@ def run_trials(mic, eim: Path, wav: Path, keyword, sentence, trials: int) -> dic
     audio = Audio(MicSource("pulse"))
     audio.start()
     try:
-        while audio.ring.end < RATE:
+        while audio.end < RATE:
             time.sleep(0.05)
         order = [(a, k) for k in range(trials) for a in (ONE_STREAM, REOPEN)]
         for approach, k in tqdm(order, desc="trials"):

@@ -135,8 +135,10 @@ def main() -> int:
         rss = {name: round(peak_rss_mb(server), 1) for name, server in servers.items()}
         logs = {name: server.log() for name, server in servers.items()}
 
-    seed_model = {d: seed_model_ms(model_dir, audio[d][0], max(3, args.reps // 2), args.threads)
-                  for d in args.durations}
+    seed_model = {
+        d: seed_model_ms(model_dir, audio[d][0], max(3, args.reps // 2), args.threads)
+        for d in args.durations
+    }
     rows = []
     for label, server_name, kind in cells:
         for d in args.durations:
@@ -156,7 +158,9 @@ def main() -> int:
                     "latency_ms_median": round(statistics.median(lat), 1),
                     "latency_ms_p95": round(p95(lat), 1),
                     "model_ms_median": None if model_median is None else round(model_median, 1),
-                    "model_rtf": None if model_median is None else round(model_median / 1000 / d, 4),
+                    "model_rtf": None
+                    if model_median is None
+                    else round(model_median / 1000 / d, 4),
                     "model_time_source": "in-process forward (seed way, default OpenMP)"
                     if seed_like
                     else "inference_ms reported by the service",
@@ -173,7 +177,10 @@ def main() -> int:
         "what": "seed-style entry script vs the scoring service, wav2vec2-base architecture "
         "(random weights), both behind the real azmlinfsrv, round robin in one run",
         "machine": machine_description(),
-        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        "load_average_1min": {
+            "before": round(load_before[0], 2),
+            "after": round(os.getloadavg()[0], 2),
+        },
         "threads": args.threads,
         "audio": audio[args.durations[0]][1],
         "reps": args.reps,
@@ -222,15 +229,28 @@ def targets(by: dict, durations: list[float]) -> list[dict]:
         passive = by[("seed JSON, OMP passive", 5.0)]["latency_ms_median"]
         for label in ("service fp32 WAV", "service int8-onnx WAV"):
             ratio = by[(label, 5.0)]["latency_ms_median"] / passive
-            out.append(_target(f"(info) 5 s median: {label} / seed with OMP passive", ratio,
-                               "<=", 0.5 if "fp32" in label else 1 / 3))
+            out.append(
+                _target(
+                    f"(info) 5 s median: {label} / seed with OMP passive",
+                    ratio,
+                    "<=",
+                    0.5 if "fp32" in label else 1 / 3,
+                )
+            )
         for label in ("service int8-onnx WAV", "service int8-torch WAV"):
-            out.append(_target(f"model RTF at 5 s: {label}", by[(label, 5.0)]["model_rtf"], "<=", 0.05))
+            out.append(
+                _target(f"model RTF at 5 s: {label}", by[(label, 5.0)]["model_rtf"], "<=", 0.05)
+            )
     return out
 
 
 def _target(name: str, value: float, op: str, limit: float) -> dict:
-    return {"target": name, "value": round(value, 4), "limit": f"{op} {limit:.3g}", "met": value <= limit}
+    return {
+        "target": name,
+        "value": round(value, 4),
+        "limit": f"{op} {limit:.3g}",
+        "met": value <= limit,
+    }
 
 
 def markdown(rows: list[dict], checks: list[dict]) -> str:
@@ -247,7 +267,9 @@ def markdown(rows: list[dict], checks: list[dict]) -> str:
         )
     lines += ["", "| target | measured | limit | met |", "|---|---|---|---|"]
     for c in checks:
-        lines.append(f"| {c['target']} | {c['value']:.3f} | {c['limit']} | {'yes' if c['met'] else 'NO'} |")
+        lines.append(
+            f"| {c['target']} | {c['value']:.3f} | {c['limit']} | {'yes' if c['met'] else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
@@ -261,7 +283,10 @@ def chart(rows: list[dict], durations: list[float], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     width = 0.8 / len(configs)
     for i, config in enumerate(configs):
-        vals = [next(r for r in rows if r["config"] == config and r["audio_seconds"] == d) for d in durations]
+        vals = [
+            next(r for r in rows if r["config"] == config and r["audio_seconds"] == d)
+            for d in durations
+        ]
         xs = np.arange(len(durations)) + i * width
         left.bar(xs, [v["latency_ms_median"] for v in vals], width, label=config)
         right.bar(xs, [v["model_rtf"] or 0 for v in vals], width, label=config)

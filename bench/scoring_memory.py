@@ -69,8 +69,10 @@ def main() -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print("| mode | audio s | peak RSS MB | request s | model RTF |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['mode']} | {r['audio_seconds']:g} | {r['peak_rss_mb']:.0f} | "
-              f"{r['request_seconds']:.1f} | {r['model_rtf']:.3f} |")
+        print(
+            f"| {r['mode']} | {r['audio_seconds']:g} | {r['peak_rss_mb']:.0f} | "
+            f"{r['request_seconds']:.1f} | {r['model_rtf']:.3f} |"
+        )
     return 0
 
 

@@ -9,14 +9,16 @@ original JSON body {"data": [floats in -1..1]} or, with --format wav, as a 16-bi
 tenth of the bytes). Prints `Status code: N` and `Result: {...}`.
 
 The key comes from SCORING_KEY or a file (--key-file / SCORING_KEY_FILE), never from the command
-line or the code, and is never printed. TLS certificates are verified. Exit status: 0 transcript
-received, 1 the endpoint answered an error or could not be reached, 2 bad arguments or audio file.
+line or the code, and is never printed; it is sent over https only, except to this machine
+(SCORING_ALLOW_HTTP=1 allows plain http on a private network). These are the device app's rules
+(edgeml/keys.py, one implementation for both clients). TLS certificates are verified. Exit
+status: 0 transcript received, 1 the endpoint answered an error or could not be reached, 2 bad
+arguments or audio file.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -24,9 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from edgeml.audioformat import SAMPLE_RATE, float_to_int16, wav_bytes
+from edgeml.keys import LOOPBACK_HOSTS, KeyProblem, check_transport, http_allowed
+from edgeml.keys import read_key as _read_key
+
 LOCAL_ENDPOINT = "http://127.0.0.1:5001/score"
-SAMPLE_RATE = 16000
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 class ClientError(Exception):
@@ -110,17 +114,10 @@ def normalize_endpoint(url: str) -> str:
 
 def read_key(key_file: Path | None) -> str | None:
     """The key from the file if given, else SCORING_KEY; None for a local service without auth."""
-    if key_file is not None:
-        try:
-            key = key_file.read_text().strip()
-        except OSError as err:
-            raise SystemExit(
-                f"sample-client.py: error: key file {key_file}: {err.strerror}"
-            ) from None
-        if not key:
-            raise SystemExit(f"sample-client.py: error: key file {key_file} is empty")
-        return key
-    return os.environ.get("SCORING_KEY") or None
+    try:
+        return _read_key(key_file)
+    except KeyProblem as err:
+        raise SystemExit(f"sample-client.py: error: {err}") from None
 
 
 def load_audio(path: Path):
@@ -142,11 +139,7 @@ def encode_body(audio, fmt: str) -> tuple[bytes, str]:
     """The request body and its Content-Type."""
     if fmt == "json":
         return json.dumps({"data": audio.tolist()}).encode(), "application/json"
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    return buf.getvalue(), "audio/wav"
+    return wav_bytes(float_to_int16(audio)), "audio/wav"
 
 
 def make_session():
@@ -178,10 +171,10 @@ def post(settings: ClientSettings, body: bytes, content_type: str):
     import requests
 
     host = urlsplit(settings.endpoint).hostname or ""
-    if settings.key and settings.endpoint.startswith("http://") and host not in LOCAL_HOSTS:
-        raise ClientError(
-            f"refusing to send the key over plain http to {host}: use the endpoint's https URI"
-        )
+    try:
+        check_transport(settings.endpoint, settings.key, allow_http=http_allowed())
+    except KeyProblem as err:
+        raise ClientError(str(err)) from None
     headers = {"Content-Type": content_type}
     if settings.key:
         headers["Authorization"] = f"Bearer {settings.key}"
@@ -200,7 +193,7 @@ def post(settings: ClientSettings, body: bytes, content_type: str):
         ) from None
     except requests.exceptions.ConnectionError as err:
         reason = "connection refused" if "refused" in str(err).lower() else "cannot connect"
-        hint = " (is the service running? make serve)" if host in LOCAL_HOSTS else ""
+        hint = " (is the service running? make serve)" if host in LOOPBACK_HOSTS else ""
         raise ClientError(f"{settings.endpoint}: {reason}{hint}") from None
 
 

@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from devkit.speech import KEYWORD, SENTENCE, VOICE
-from kwtrain.tts import SAMPLE_RATE, silence, synthesize
+from edgeml.audioformat import write_wav
+from kwtrain.tts import silence, synthesize
 
 
 def build(out_dir: Path, keyword: str = KEYWORD, sentence: str = SENTENCE) -> dict:
@@ -31,13 +31,8 @@ def build(out_dir: Path, keyword: str = KEYWORD, sentence: str = SENTENCE) -> di
         "sentence_wav": out_dir / "sentence.wav",
         "keyword_then_sentence_wav": out_dir / "keyword_then_sentence.wav",
     }
-    sf.write(
-        files["sentence_wav"],
-        np.concatenate([silence(0.3), said, silence(0.3)]),
-        SAMPLE_RATE,
-        subtype="PCM_16",
-    )
-    sf.write(files["keyword_then_sentence_wav"], combined, SAMPLE_RATE, subtype="PCM_16")
+    write_wav(files["sentence_wav"], np.concatenate([silence(0.3), said, silence(0.3)]))
+    write_wav(files["keyword_then_sentence_wav"], combined)
     meta = {
         "keyword": keyword,
         "sentence": sentence,

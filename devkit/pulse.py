@@ -134,7 +134,9 @@ def _wait_ready(daemon: subprocess.Popen, env: dict, log_path: Path, timeout: fl
         if probe.returncode == 0:
             return
         time.sleep(0.2)
-    raise PulseUnavailable(f"pulseaudio not ready in {timeout:.0f} s: {log_path.read_text()[-2000:]}")
+    raise PulseUnavailable(
+        f"pulseaudio not ready in {timeout:.0f} s: {log_path.read_text()[-2000:]}"
+    )
 
 
 def _terminate(proc: subprocess.Popen) -> None:

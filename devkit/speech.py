@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from edgeml import audioformat
+from edgeml.audioformat import float_to_int16
 from kwtrain.tts import Voice, silence, synthesize
 
-RATE = 16000
+RATE = audioformat.SAMPLE_RATE
 VOICE = Voice("en-us", speed=140, pitch=50)  # the demo's voice
 KEYWORD = "listen"
 SENTENCE = "what is the weather like tomorrow morning"
@@ -21,8 +22,7 @@ SENTENCE = "what is the weather like tomorrow morning"
 
 def speak(text: str, voice: Voice = VOICE, gain: float = 0.7) -> np.ndarray:
     """int16 speech, trimmed to where the voice is (espeak pads with silence)."""
-    audio = np.round(synthesize(text, voice) * gain * 32767).astype(np.int16)
-    return trim(audio)
+    return trim(float_to_int16(synthesize(text, voice) * gain))
 
 
 def trim(audio: np.ndarray, level: int = 300) -> np.ndarray:
@@ -31,12 +31,11 @@ def trim(audio: np.ndarray, level: int = 300) -> np.ndarray:
 
 
 def quiet(seconds: float) -> np.ndarray:
-    return np.round(silence(seconds) * 32767).astype(np.int16)
+    return float_to_int16(silence(seconds))
 
 
 def write_wav(path: Path, samples: np.ndarray) -> Path:
-    sf.write(str(path), np.asarray(samples, dtype=np.int16), RATE, subtype="PCM_16")
-    return path
+    return audioformat.write_wav(path, np.asarray(samples, dtype=np.int16))
 
 
 @dataclass

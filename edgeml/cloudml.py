@@ -7,7 +7,8 @@ an hour does not freeze the device: the spool retries later instead). 400/401/40
 never retried: they will not get better by asking again, so they come back as a clear error.
 
 The key comes from SCORING_KEY or a key file, never from code, and is never printed or logged
-(it only ever lives in the session's Authorization header).
+(it only ever lives in the session's Authorization header); keys.py holds the rules, shared
+with cloudml/sample-client.py, including the one on sending it over plain http.
 
 Bodies: `wav` (default; 16-bit PCM WAV, 10x smaller than JSON) or `json` (`{"data": [int16...]}`,
 what the original scoring script reads).
@@ -15,25 +16,39 @@ what the original scoring script reads).
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
 import requests
-import soundfile as sf
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from edgeml.audioformat import SAMPLE_RATE, wav_bytes
+from edgeml.keys import check_transport
+
 log = logging.getLogger("edgeml.cloud")
 
-SAMPLE_RATE = 16000
+DEFAULT_ENDPOINT = "http://127.0.0.1:5001/score"
 FORMATS = ("wav", "json")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """The scoring endpoint and how to talk to it."""
+
+    endpoint: str = DEFAULT_ENDPOINT
+    key: str | None = field(default=None, repr=False)  # never shown
+    body_format: str = "wav"  # or "json": {"data": [int16...]}, the original script's body
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0  # the endpoint's answer; a busy one is retried from the spool
+    retries: int = 3  # quick retries of one request before it waits in the spool
+    allow_http: bool = False  # send the key over plain http to another machine (keys.py)
 
 
 class CloudError(RuntimeError):
@@ -85,12 +100,6 @@ class _Retry(Retry):
         return min(super().parse_retry_after(retry_after), self.MAX_RETRY_AFTER)
 
 
-def encode_wav(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, np.asarray(samples, dtype=np.int16), sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
 def encode_json(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     data = np.asarray(samples, dtype=np.int16).tolist()
     return json.dumps({"data": data, "sample_rate": sample_rate}, separators=(",", ":")).encode()
@@ -104,10 +113,11 @@ class CloudML:
         endpoint: str,
         key: str | None = None,
         *,
-        body_format: str = "wav",
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        retries: int = 3,
+        body_format: str = ClientConfig.body_format,
+        connect_timeout: float = ClientConfig.connect_timeout,
+        read_timeout: float = ClientConfig.read_timeout,
+        retries: int = ClientConfig.retries,
+        allow_http: bool = ClientConfig.allow_http,
         backoff_factor: float = 0.5,
     ) -> None:
         parts = urlsplit(endpoint)
@@ -115,12 +125,7 @@ class CloudML:
             raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
         if body_format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {body_format!r}")
-        if (
-            key
-            and parts.scheme == "http"
-            and parts.hostname not in ("127.0.0.1", "localhost", "::1")
-        ):
-            log.warning("sending the endpoint key over plain http to %s: use https", parts.hostname)
+        check_transport(endpoint, key, allow_http=allow_http)  # raises keys.KeyProblem
         self.endpoint = endpoint
         self.body_format = body_format
         self.timeout = (connect_timeout, read_timeout)
@@ -145,6 +150,18 @@ class CloudML:
         if key:
             self.session.headers["Authorization"] = f"Bearer {key}"
 
+    @classmethod
+    def from_config(cls, config: ClientConfig) -> CloudML:
+        return cls(
+            config.endpoint,
+            config.key,
+            body_format=config.body_format,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            retries=config.retries,
+            allow_http=config.allow_http,
+        )
+
     def __repr__(self) -> str:  # never shows the key
         return f"CloudML({self.endpoint!r}, format={self.body_format!r})"
 
@@ -154,7 +171,7 @@ class CloudML:
     def transcribe(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
         """POST one recording; return its transcript or raise a CloudError."""
         if self.body_format == "wav":
-            body, content_type = encode_wav(samples, sample_rate), "audio/wav"
+            body, content_type = wav_bytes(samples, sample_rate), "audio/wav"
         else:
             body, content_type = encode_json(samples, sample_rate), "application/json"
         t0 = time.monotonic()

@@ -21,27 +21,46 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
 
 from edgeml.cloudml import AudioRejected, AuthRejected, CloudError, CloudML, Transcript
-from edgeml.spool import Spool, SpoolItem
+from edgeml.spool import RecordingInfo, Spool, SpoolItem, SpoolRecord
 
 log = logging.getLogger("edgeml.delivery")
 
 
+class Status(str, Enum):
+    """What became of a recording (so far)."""
+
+    DELIVERED = "delivered"  # its transcript came back
+    REJECTED = "rejected"  # the endpoint will never take it: moved to the spool's rejected/
+    HELD = "held"  # the endpoint is unavailable: kept in the spool, retried with backoff
+    KEY_REJECTED = "key_rejected"  # the endpoint refused the key: kept, retried rarely
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one recording: a transcript, or an error (and whether it is still kept)."""
+    """What became of one recording: its transcript, or why not (and whether it is still kept)."""
 
     seq: int
-    meta: dict = field(repr=False)
+    status: Status
+    record: SpoolRecord | None = field(default=None, repr=False)
     transcript: Transcript | None = None
     error: CloudError | None = None
-    kept: bool = False  # still in the spool, will be retried
-    backlog: bool = False  # it waited in the spool: through a failed attempt, or from an earlier run
+    backlog: bool = (
+        False  # it waited in the spool: through a failed attempt, or from an earlier run
+    )
 
     @property
     def delivered(self) -> bool:
-        return self.transcript is not None
+        return self.status is Status.DELIVERED
+
+    @property
+    def kept(self) -> bool:
+        """Still in the spool: the next attempt (or the next run) may deliver it."""
+        return self.status in (Status.HELD, Status.KEY_REJECTED)
 
 
 class Delivery:
@@ -74,9 +93,9 @@ class Delivery:
         self._sending = False
 
     # ------------------------------------------------------------------ producer side
-    def submit(self, samples, **meta) -> int:
-        """Store the recording durably and wake the sender. Raises SpoolFull."""
-        item = self.spool.add(samples, **meta)
+    def submit(self, samples: np.ndarray, info: RecordingInfo | None = None) -> int:
+        """Store the recording durably and wake the sender. Raises spool.SpoolFull."""
+        item = self.spool.add(samples, info)
         with self._cond:
             self._cond.notify_all()
         return item.seq
@@ -88,7 +107,12 @@ class Delivery:
             failures = self._failures
             while seq not in self._outcomes:
                 if self._failures > failures and self._last_failure is not None:
-                    return Outcome(seq, {}, error=self._last_failure, kept=True)
+                    status = (
+                        Status.KEY_REJECTED
+                        if isinstance(self._last_failure, AuthRejected)
+                        else Status.HELD
+                    )
+                    return Outcome(seq, status, error=self._last_failure)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (self._thread is None or not self._thread.is_alive()):
                     return None
@@ -150,15 +174,17 @@ class Delivery:
         except Exception as exc:  # noqa: BLE001 - a damaged file must not block the queue
             err = AudioRejected(f"spooled recording unreadable: {exc}")
             self.spool.reject(item, str(err))
-            self._finish(Outcome(item.seq, item.meta, error=err))
+            self._finish(Outcome(item.seq, Status.REJECTED, item.record, error=err))
             return
-        backlog = float(item.meta.get("created_ts", 0.0)) < self._backlog_before
+        backlog = item.record.created_ts < self._backlog_before
         try:
             transcript = self.client.transcribe(samples)
         except AudioRejected as err:
             where = self.spool.reject(item, str(err))
             log.error("recording %d rejected, moved to %s: %s", item.seq, where.parent, err)
-            self._finish(Outcome(item.seq, item.meta, error=err, backlog=backlog))
+            self._finish(
+                Outcome(item.seq, Status.REJECTED, item.record, error=err, backlog=backlog)
+            )
             return
         except AuthRejected as err:
             log.error("%s (%d recording(s) kept in the spool)", err, len(self.spool))
@@ -172,7 +198,9 @@ class Delivery:
         self._next_attempt = 0.0
         if backlog:
             log.info("delivered recording %d after %d failed attempt(s)", item.seq, item.attempts)
-        self._finish(Outcome(item.seq, item.meta, transcript=transcript, backlog=backlog))
+        self._finish(
+            Outcome(item.seq, Status.DELIVERED, item.record, transcript=transcript, backlog=backlog)
+        )
 
     def _fail(self, item: SpoolItem, err: CloudError, *, backoff: float | None = None) -> None:
         """Count the attempt, keep the item, and wait longer before the next try."""

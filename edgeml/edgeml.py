@@ -33,11 +33,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soxr
+
+from edgeml.audioformat import SAMPLE_RATE, clip_int16, resample
 
 log = logging.getLogger("edgeml.model")
 
 SENSOR_MICROPHONE = 1
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "listen.eim"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which keyword model to run, and how long it may take."""
+
+    path: Path = DEFAULT_MODEL
+    start_timeout: float = 15.0  # seconds from start to its hello
+    call_timeout: float = 5.0  # seconds one classify may take before the model is restarted
 
 
 class ModelError(RuntimeError):
@@ -74,8 +85,8 @@ def check_model_file(path: Path) -> None:
     """Fail early with a message that says what to do, before the SDK gets a chance to hang."""
     if not path.exists():
         raise ModelError(
-            f"keyword model not found: {path}. Build it with `make keyword-model` (README, "
-            "'Keyword model'), or download your Edge Impulse project's Linux model "
+            f"keyword model not found: {path}. Build it with `make keyword-model` "
+            "(docs/keyword-models.md), or download your Edge Impulse project's Linux model "
             "(`edge-impulse-linux-runner --download model.eim`) and pass --model PATH / EDGEML_MODEL."
         )
     if path.is_dir():
@@ -116,8 +127,8 @@ class EdgeML:
         self,
         model_path: str | Path,
         *,
-        start_timeout: float = 15.0,
-        call_timeout: float = 5.0,
+        start_timeout: float = ModelConfig.start_timeout,
+        call_timeout: float = ModelConfig.call_timeout,
     ) -> None:
         self.model_path = Path(model_path).expanduser().absolute()
         self.start_timeout = start_timeout
@@ -126,6 +137,12 @@ class EdgeML:
         self.restarts = 0
         self._runner = None  # edge_impulse_linux.runner.ImpulseRunner
         self._proc: subprocess.Popen | None = None
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> EdgeML:
+        return cls(
+            config.path, start_timeout=config.start_timeout, call_timeout=config.call_timeout
+        )
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> ModelInfo:
@@ -283,13 +300,12 @@ class EdgeML:
         return self._runner is not None and self._proc is not None and self._proc.poll() is None
 
     # ------------------------------------------------------------------ inference
-    def classify(self, window: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
+    def classify(self, window: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
         """Scores per label for one window of int16 samples. Raises ModelCrashed."""
         if self._runner is None or self.info is None:
             raise ModelCrashed("keyword model is not running")
         if sample_rate != self.info.frequency:
-            window = soxr.resample(window.astype(np.float32), sample_rate, self.info.frequency)
-            window = np.clip(np.round(window), -32768, 32767).astype(np.int16)
+            window = clip_int16(resample(window, sample_rate, self.info.frequency))
         if len(window) != self.info.window_samples:
             raise ValueError(
                 f"window has {len(window)} samples, the model wants {self.info.window_samples}"

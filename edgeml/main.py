@@ -1,8 +1,11 @@
 """The device app: listen for the keyword, record what is said next, print its transcript.
 
-    python main.py [--model listen.eim] [--endpoint URL] [--once] ...   (python main.py --help)
+    edgeml [--model listen.eim] [--endpoint URL] [--once] ...      (edgeml --help)
+    python main.py ...  (in this folder, as in the write-up)  |  python -m edgeml ...
 
     microphone -> ring buffer -> keyword spotter (.eim) -> recorder -> spool -> client -> endpoint
+    sources.py    audio.py       spotter.py, edgeml.py      recorder.py  spool.py, delivery.py,
+                                                                         cloudml.py
 
 The loop is built to run unattended for weeks: no single bad cycle (endpoint down, model crash,
 device error) ends it. It logs what went wrong and goes on; a crashed model is restarted, an
@@ -34,25 +37,23 @@ if __name__ == "__main__" and not __package__:
 
     sys.exit(_main())
 
-import json
 import logging
 import signal
 import threading
 import time
-from datetime import datetime, timezone
 from enum import IntEnum
-from pathlib import Path
 
-from edgeml.audio import Audio, AudioStalled, Recording, Stopped
-from edgeml.cloudml import AuthRejected, CloudML
-from edgeml.delivery import Delivery, Outcome
+from edgeml.audio import Audio, AudioStalled, InputEnded, Stopped
+from edgeml.cloudml import CloudML
+from edgeml.delivery import Delivery, Status
 from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
-from edgeml.ringbuffer import EndOfStream
+from edgeml.keys import KeyProblem
+from edgeml.output import Output
+from edgeml.recorder import Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
-from edgeml.sources import SAMPLE_RATE, AudioSourceError, FileSource, MicSource, list_devices
-from edgeml.spool import Spool, SpoolFull, SpoolLocked, wav_bytes
-from edgeml.spotter import Detection, DetectorConfig, KeywordDetector
-from edgeml.vad import EndpointConfig
+from edgeml.sources import AudioSourceError, list_devices, open_source
+from edgeml.spool import RecordingInfo, Spool, SpoolFull, SpoolLocked
+from edgeml.spotter import Detection, KeywordNotInModel, KeywordSpotter, model_label
 
 log = logging.getLogger("edgeml")
 
@@ -76,72 +77,20 @@ class Fatal(Exception):
         self.code = code
 
 
-class Output:
-    """Where results go: one line per transcript on stdout, one JSON record per line in --jsonl."""
-
-    def __init__(self, jsonl: Path | None) -> None:
-        self.jsonl = jsonl
-        self._lock = threading.Lock()
-
-    def __call__(self, outcome: Outcome) -> None:
-        record = {
-            "time": outcome.meta.get("created"),
-            "seq": outcome.seq,
-            "keyword": outcome.meta.get("keyword"),
-            "keyword_score": outcome.meta.get("keyword_score"),
-            "audio_seconds": outcome.meta.get("audio_seconds"),
-            "backlog": outcome.backlog,
-        }
-        if outcome.transcript is not None:
-            t = outcome.transcript
-            created = outcome.meta.get("created_ts")
-            record.update(
-                latency_s=round(time.time() - created, 3) if created else None,
-                round_trip_ms=round(t.round_trip_ms, 1),
-                inference_ms=t.inference_ms,
-                model=t.model,
-                engine=t.engine,
-                text=t.text,
-            )
-            with self._lock:
-                if t.text:
-                    print(t.text, flush=True)
-        else:
-            record.update(error=str(outcome.error), text=None)
-        if outcome.meta.get("wav"):
-            record["wav"] = outcome.meta["wav"]
-        self.write(record)
-
-    def write(self, record: dict) -> None:
-        if self.jsonl is None:
-            return
-        with self._lock:
-            try:
-                self.jsonl.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.jsonl, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            except OSError as exc:
-                log.error("cannot append to %s: %s", self.jsonl, exc)
-
-
 class App:
     """The listening loop and the parts it drives."""
 
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self._stop = threading.Event()
-        self.output = Output(settings.jsonl)
-        self.model = EdgeML(settings.model, call_timeout=settings.model_timeout)
+        self.output = Output(settings.output)
+        self.model = EdgeML.from_config(settings.model)
         self.audio: Audio | None = None
+        self.spotter: KeywordSpotter | None = None
+        self.recorder: Recorder | None = None
         self.delivery: Delivery | None = None
         self.spool: Spool | None = None
         self.client: CloudML | None = None
-        self.label = settings.keyword
-        self.endpoint_config = EndpointConfig(
-            silence_seconds=settings.silence_seconds,
-            max_seconds=settings.max_seconds,
-            no_speech_seconds=settings.no_speech_seconds,
-        )
 
     # ------------------------------------------------------------------ stop
     def request_stop(self, signum: int | None = None, _frame=None) -> None:
@@ -159,44 +108,30 @@ class App:
 
     # ------------------------------------------------------------------ set-up
     def _start(self) -> None:
+        s = self.s
         try:
-            self.spool = Spool(self.s.spool_dir, max_bytes=int(self.s.spool_max_mb * 1e6))
-        except (SpoolLocked, OSError) as exc:
+            self.spool = Spool(s.spool.dir, max_bytes=int(s.spool.max_mb * 1e6))
+            self.client = CloudML.from_config(s.client)
+        except (SpoolLocked, OSError, KeyProblem, ValueError) as exc:
             raise Fatal(str(exc)) from exc
-        self.client = CloudML(
-            self.s.endpoint,
-            self.s.key,
-            body_format=self.s.body_format,
-            connect_timeout=self.s.connect_timeout,
-            read_timeout=self.s.read_timeout,
-            retries=self.s.retries,
-        )
         self.delivery = Delivery(self.client, self.spool, self.output)
         self.delivery.start()
         try:
             info = self.model.start()
-        except ModelError as exc:
+            model_label(s.spotter.keyword, info.labels)
+        except (ModelError, KeywordNotInModel) as exc:
             raise Fatal(str(exc)) from exc
-        matches = [label for label in info.labels if label.lower() == self.s.keyword.lower()]
-        if not matches:
-            raise Fatal(
-                f"keyword {self.s.keyword!r} is not a label of the model "
-                f"(labels: {', '.join(info.labels)}); pass --keyword"
-            )
-        self.label = matches[0]
         self._open_audio()
 
     def _open_audio(self) -> None:
-        if self.s.input is not None:
-            source = FileSource(self.s.input, realtime=self.s.input_speed == "realtime")
-        else:
-            source = MicSource(self.s.device)
-        audio = Audio(source, highpass_hz=self.s.highpass_hz)
+        audio = Audio(open_source(self.s.source), self.s.audio)
         try:
             audio.start()
         except AudioSourceError as exc:
             raise Fatal(str(exc)) from exc
         self.audio = audio
+        self.spotter = KeywordSpotter(audio, self.model, self.s.spotter)
+        self.recorder = Recorder(audio, self.s.recorder)
         if self._stop.is_set():
             audio.interrupt()
 
@@ -205,7 +140,7 @@ class App:
             self.audio.stop()
         self.model.stop()
         if self.delivery is not None:
-            self.delivery.stop(timeout=self.s.read_timeout if self.s.once else 10.0)
+            self.delivery.stop(timeout=self.s.client.read_timeout if self.s.once else 10.0)
         if self.spool is not None:
             left = len(self.spool)
             if left:
@@ -227,25 +162,14 @@ class App:
         return int(code)
 
     def _loop(self) -> Exit:
-        detector = KeywordDetector(
-            DetectorConfig(
-                self.label, self.s.threshold, self.s.average_windows, self.s.refractory_seconds
-            )
-        )
         resume_at: int | None = None
         failures = 0
         while not self.stopping:
             try:
-                detection = self._listen(detector, resume_at)
-                if detection is None:  # the input file has ended
-                    return self._input_ended()
-                recording = self.audio.record(
-                    detection.end_index,
-                    self.endpoint_config,
-                    pre_roll_seconds=self.s.pre_roll_seconds,
-                )
+                detection = self.spotter.listen(resume_at)
+                recording = self.recorder.record(detection.end_index)
                 resume_at = recording.end_index
-                detector.reset()
+                self.spotter.reset()
                 result = self._handle(detection, recording)
                 failures = 0
                 if self.s.once:
@@ -260,7 +184,7 @@ class App:
                 log.error("%s: reopening the input", exc)
                 self._reopen_audio()
                 resume_at = None
-            except EndOfStream:
+            except InputEnded:
                 return self._input_ended()
             except Fatal:
                 raise
@@ -271,38 +195,25 @@ class App:
                 resume_at = None
         return Exit.INTERRUPTED if self.s.once else Exit.OK
 
-    def _listen(self, detector: KeywordDetector, resume_at: int | None) -> Detection | None:
-        window_samples = round(self.model.info.window_seconds * SAMPLE_RATE)
-        try:
-            for window in self.audio.windows(window_samples, start_index=resume_at):
-                scores = self.model.classify(window.samples, SAMPLE_RATE)
-                detection = detector.update(scores.get(self.label, 0.0), window.end_index)
-                if detection is not None:
-                    log.info("keyword %r heard (score %.2f)", self.label, detection.score)
-                    return detection
-        except EndOfStream:
-            return None
-        return None
-
     def _handle(self, detection: Detection, recording: Recording) -> Exit:
         """A recording is done: store it for delivery; with --once, wait for its transcript."""
         if not recording.has_speech:
             log.info(
                 "keyword heard but nothing said within %.1f s (%s)",
-                self.s.no_speech_seconds,
+                self.s.recorder.endpoint.no_speech_seconds,
                 recording.reason.value,
             )
             return Exit.NO_SPEECH
         log.info("recorded %.2f s (%s)", recording.seconds, recording.reason.value)
-        meta = {
-            "keyword": self.label,
-            "keyword_score": round(detection.score, 4),
-            "end_reason": recording.reason.value,
-        }
-        if self.s.save_dir is not None:
-            meta["wav"] = str(self._save(recording))
+        saved = self.output.save(recording.samples)
+        info = RecordingInfo(
+            keyword=self.spotter.label,
+            keyword_score=round(detection.score, 4),
+            end_reason=recording.reason.value,
+            saved_copy=str(saved) if saved else None,
+        )
         try:
-            seq = self.delivery.submit(recording.samples, **meta)
+            seq = self.delivery.submit(recording.samples, info)
         except SpoolFull as exc:
             log.error("%s", exc)
             if self.s.once:
@@ -313,18 +224,17 @@ class App:
         return self._await(seq)
 
     def _await(self, seq: int) -> Exit:
-        patience = (self.s.connect_timeout + self.s.read_timeout) * (self.s.retries + 1) + 60.0
+        c = self.s.client
+        patience = (c.connect_timeout + c.read_timeout) * (c.retries + 1) + 60.0
         deadline = time.monotonic() + patience
         while not self.stopping and time.monotonic() < deadline:
             outcome = self.delivery.wait_for(seq, timeout=0.5)
             if outcome is None:
                 continue
-            if outcome.delivered:
+            if outcome.status is Status.DELIVERED:
                 return Exit.OK
             if outcome.kept:
-                code = (
-                    Exit.REJECTED if isinstance(outcome.error, AuthRejected) else Exit.UNAVAILABLE
-                )
+                code = Exit.REJECTED if outcome.status is Status.KEY_REJECTED else Exit.UNAVAILABLE
                 raise Fatal(
                     f"{outcome.error}; the recording is kept in {self.spool.dir} and will be "
                     "sent by the next run",
@@ -335,20 +245,14 @@ class App:
             return Exit.INTERRUPTED
         raise Fatal(f"no answer from the endpoint in {patience:.0f} s", Exit.UNAVAILABLE)
 
-    def _save(self, recording: Recording) -> Path:
-        self.s.save_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3]
-        path = self.s.save_dir / f"rec-{stamp}.wav"
-        path.write_bytes(wav_bytes(recording.samples))
-        return path
-
     def _input_ended(self) -> Exit:
         log.info("input ended")
         if self.s.once:
-            raise Fatal(f"the keyword was not heard in {self.s.input}", Exit.NO_KEYWORD)
+            raise Fatal(f"the keyword was not heard in {self.s.source.input}", Exit.NO_KEYWORD)
         if len(self.spool):
             log.info("waiting for %d recording(s) to be delivered", len(self.spool))
-            self.delivery.drain(timeout=(self.s.connect_timeout + self.s.read_timeout) * 4)
+            c = self.s.client
+            self.delivery.drain(timeout=(c.connect_timeout + c.read_timeout) * 4)
         return Exit.OK
 
     def _restart_model(self) -> None:

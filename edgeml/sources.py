@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import soundfile as sf
 import soxr
+
+from edgeml.audioformat import SAMPLE_RATE, AudioFileError, clip_int16, read_int16
 
 log = logging.getLogger("edgeml.audio")
 
-SAMPLE_RATE = 16000
 BLOCK = 1024  # frames per pyaudio buffer (64 ms at 16 kHz)
+INPUT_SPEEDS = ("realtime", "fast")
 
 Sink = Callable[[np.ndarray], None]
 
@@ -47,6 +48,22 @@ class Source(Protocol):
 
 class AudioSourceError(RuntimeError):
     """The audio source cannot be opened or used (no such device, unreadable file, ...)."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the audio comes from: a microphone (by index or name part), or a file replayed."""
+
+    device: str | None = None  # None: the default input
+    input: Path | None = None  # a WAV (any format libsndfile reads) instead of the microphone
+    input_speed: str = "realtime"  # or "fast": as fast as the reader takes it
+
+
+def open_source(config: SourceConfig) -> Source:
+    """The source the settings ask for (not started yet)."""
+    if config.input is not None:
+        return FileSource(config.input, realtime=config.input_speed == "realtime")
+    return MicSource(config.device)
 
 
 @dataclass(frozen=True)
@@ -231,8 +248,7 @@ class MicSource:
             if self.channels > 1:
                 block = block.reshape(-1, self.channels).mean(axis=1).astype(np.int16)
             if self._resampler is not None:
-                out = self._resampler.resample_chunk(block.astype(np.float32))
-                block = np.clip(np.round(out), -32768, 32767).astype(np.int16)
+                block = clip_int16(self._resampler.resample_chunk(block.astype(np.float32)))
             if self._sink is not None and len(block):
                 self._sink(block)
         except Exception:  # noqa: BLE001 - an exception here would kill the stream silently
@@ -249,18 +265,6 @@ class MicSource:
         pa, self._pa = self._pa, None
         if pa is not None:
             pa.terminate()
-
-
-def load_wav(path: Path) -> np.ndarray:
-    """Any file soundfile reads, as 16 kHz mono int16 (downmixed, resampled)."""
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioSourceError(f"cannot read audio file {path}: {exc}") from exc
-    mono = data.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        mono = soxr.resample(mono, rate, SAMPLE_RATE)
-    return np.clip(np.round(mono * 32767.0), -32768, 32767).astype(np.int16)
 
 
 class FileSource:
@@ -283,7 +287,10 @@ class FileSource:
         """Start replaying; fast replay writes through `blocking_sink` (waits for the reader)."""
         if not self.path.is_file():
             raise AudioSourceError(f"input file not found: {self.path}")
-        samples = load_wav(self.path)
+        try:
+            samples = read_int16(self.path)
+        except AudioFileError as exc:
+            raise AudioSourceError(str(exc)) from exc
         write = sink if self.realtime or blocking_sink is None else blocking_sink
         self._thread = threading.Thread(
             target=self._run, args=(samples, write, on_end), name="file-source", daemon=True

@@ -5,10 +5,11 @@ answered with its transcript. A network outage, an endpoint restart, a killed ap
 cut (the usual way a Pi stops) therefore lose nothing: on the next start the spool is sent,
 oldest first.
 
-On disk, one item is `<seq>.wav` (16-bit PCM) plus `<seq>.json` (time, attempts, last error,
-keyword score). Both are written atomically (temp file, fsync, rename) and the JSON is written
-last: an item exists exactly when its JSON does, so a half-written item is never sent and is
-cleaned away on the next start. Sequence numbers, not clock times, give the order: a Pi has no
+On disk, one item is `<seq>.wav` (16-bit PCM) plus `<seq>.json` (its SpoolRecord: id, time,
+attempts, last error, keyword score). Both are written atomically (temp file, fsync, rename) and
+the JSON is written last: an item exists exactly when its JSON does, so a half-written item is
+never sent and is cleaned away on the next start. A record that cannot be read back as a
+SpoolRecord is moved aside to rejected/ (as `damaged-...`) and never blocks the queue. Sequence numbers, not clock times, give the order: a Pi has no
 real-time clock and its time jumps at boot when NTP answers.
 
 The spool has a size cap. When full, a new recording is refused LOUDLY (SpoolFull, logged as an
@@ -20,22 +21,109 @@ instance away from the same spool (two senders would deliver items twice).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16000
+from edgeml.audioformat import SAMPLE_RATE, wav_bytes
+
 _ITEM = re.compile(r"^(\d{10})\.json$")
 MAX_REJECTED = 100
+MAX_RECORD_BYTES = 64 * 1024  # a record is a few hundred bytes; anything larger is damage
+
+
+def default_spool_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "edgeml" / "spool"
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    dir: Path = field(default_factory=default_spool_dir)
+    max_mb: float = 100.0  # size cap: a full spool refuses new recordings loudly
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    """What the app knows about a recording when it hands it over for delivery."""
+
+    keyword: str | None = None
+    keyword_score: float | None = None
+    end_reason: str | None = None
+    saved_copy: str | None = None  # where --save-dir put a copy
+
+
+@dataclass(frozen=True)
+class SpoolRecord:
+    """The JSON stored beside each spooled WAV: who the recording is and how delivery went."""
+
+    seq: int
+    id: str  # stays the recording's identity across restarts (seqs restart when the spool empties)
+    created: str  # ISO 8601 UTC
+    created_ts: float
+    audio_seconds: float
+    info: RecordingInfo = field(default_factory=RecordingInfo)
+    attempts: int = 0
+    last_error: str | None = None
+    last_attempt_ts: float | None = None
+    rejected: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> SpoolRecord:
+        """Parse and check every field's type; ValueError names what is wrong."""
+        obj = json.loads(data)
+        if not isinstance(obj, dict):
+            raise ValueError(f"a spool record is a JSON object, not {type(obj).__name__}")
+        info = obj.get("info") or {}
+        if not isinstance(info, dict):
+            raise ValueError("'info' is not an object")
+        record = cls(
+            **{
+                f.name: obj[f.name]
+                for f in dataclasses.fields(cls)
+                if f.name in obj and f.name != "info"
+            },
+            info=RecordingInfo(**{k: v for k, v in info.items() if k in _INFO_FIELDS}),
+        )
+        _check_types(record)
+        _check_types(record.info)
+        return record
+
+
+_INFO_FIELDS = {f.name for f in dataclasses.fields(RecordingInfo)}
+_TYPES = {
+    "seq": int, "id": str, "created": str, "created_ts": float, "audio_seconds": float,
+    "attempts": int, "last_error": str, "last_attempt_ts": float, "rejected": str,
+    "keyword": str, "keyword_score": float, "end_reason": str, "saved_copy": str,
+}  # fmt: skip
+_OPTIONAL = {"last_error", "last_attempt_ts", "rejected", "keyword", "keyword_score",
+             "end_reason", "saved_copy"}  # fmt: skip
+
+
+def _check_types(obj) -> None:
+    for f in dataclasses.fields(obj):
+        if f.name not in _TYPES:
+            continue
+        value, kind = getattr(obj, f.name), _TYPES[f.name]
+        if value is None and f.name in _OPTIONAL:
+            continue
+        ok = isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
+        if not ok or isinstance(value, bool):
+            raise ValueError(f"field {f.name!r} should be {kind.__name__}, got {value!r:.40}")
 
 
 class SpoolFull(RuntimeError):
@@ -51,11 +139,11 @@ class SpoolItem:
     seq: int
     wav_path: Path
     meta_path: Path
-    meta: dict
+    record: SpoolRecord
 
     @property
     def attempts(self) -> int:
-        return int(self.meta.get("attempts", 0))
+        return self.record.attempts
 
     def samples(self) -> np.ndarray:
         data, _ = sf.read(str(self.wav_path), dtype="int16")
@@ -81,18 +169,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    sf.write(buf, np.asarray(samples, dtype=np.int16), sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
 class Spool:
     """A folder of recordings waiting for delivery, oldest first."""
 
-    def __init__(self, directory: str | Path, *, max_bytes: int = 100 * 1024 * 1024) -> None:
+    def __init__(
+        self, directory: str | Path, *, max_bytes: int = int(SpoolConfig.max_mb * 1e6)
+    ) -> None:
         self.dir = Path(directory).expanduser()
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -130,12 +212,17 @@ class Spool:
         return sorted(int(m.group(1)) for p in self.dir.iterdir() if (m := _ITEM.match(p.name)))
 
     def _load(self, seq: int) -> SpoolItem | None:
+        """The item `seq`, or None when its record is missing or damaged."""
         meta_path = self.dir / f"{seq:010d}.json"
         try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
+            with open(meta_path, "rb") as f:
+                data = f.read(MAX_RECORD_BYTES + 1)
+            if len(data) > MAX_RECORD_BYTES:
+                return None
+            record = SpoolRecord.from_json(data)
+        except (OSError, ValueError, TypeError):
             return None
-        return SpoolItem(seq, meta_path.with_suffix(".wav"), meta_path, meta)
+        return SpoolItem(seq, meta_path.with_suffix(".wav"), meta_path, record)
 
     def items(self) -> list[SpoolItem]:
         """Every stored recording, oldest first."""
@@ -173,7 +260,7 @@ class Spool:
         return total
 
     # ------------------------------------------------------------------ writing
-    def add(self, samples: np.ndarray, **meta) -> SpoolItem:
+    def add(self, samples: np.ndarray, info: RecordingInfo | None = None) -> SpoolItem:
         """Store a recording durably. Raises SpoolFull (the recording is then NOT stored)."""
         data = wav_bytes(samples)
         with self._lock:
@@ -187,32 +274,34 @@ class Spool:
             seq = self._next_seq
             self._next_seq += 1
             now = time.time()
-            full_meta = {
-                "seq": seq,
-                "created": datetime.fromtimestamp(now, timezone.utc).isoformat(
+            record = SpoolRecord(
+                seq=seq,
+                id=uuid.uuid4().hex,
+                created=datetime.fromtimestamp(now, timezone.utc).isoformat(
                     timespec="milliseconds"
                 ),
-                "created_ts": now,
-                "audio_seconds": round(len(samples) / SAMPLE_RATE, 3),
-                "attempts": 0,
-                "last_error": None,
-                **meta,
-            }
+                created_ts=now,
+                audio_seconds=round(len(samples) / SAMPLE_RATE, 3),
+                info=info or RecordingInfo(),
+            )
             wav_path = self.dir / f"{seq:010d}.wav"
             meta_path = wav_path.with_suffix(".json")
             atomic_write(wav_path, data)
-            atomic_write(meta_path, json.dumps(full_meta).encode())
-            return SpoolItem(seq, wav_path, meta_path, full_meta)
+            atomic_write(meta_path, record.to_json())
+            return SpoolItem(seq, wav_path, meta_path, record)
 
     def record_attempt(self, item: SpoolItem, error: str) -> None:
         """Count a failed delivery attempt (kept across restarts)."""
         with self._lock:
             if not item.meta_path.exists():
                 return
-            item.meta["attempts"] = item.attempts + 1
-            item.meta["last_error"] = error
-            item.meta["last_attempt_ts"] = time.time()
-            atomic_write(item.meta_path, json.dumps(item.meta).encode())
+            item.record = dataclasses.replace(
+                item.record,
+                attempts=item.attempts + 1,
+                last_error=error,
+                last_attempt_ts=time.time(),
+            )
+            atomic_write(item.meta_path, item.record.to_json())
 
     def remove(self, item: SpoolItem) -> None:
         """Delivered: forget the item (JSON first, so it stops existing in one step)."""
@@ -226,11 +315,11 @@ class Spool:
         rejected = self.dir / "rejected"
         with self._lock:
             rejected.mkdir(exist_ok=True)
-            item.meta["rejected"] = reason
+            item.record = dataclasses.replace(item.record, rejected=reason)
             stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{item.seq:010d}"  # seqs restart at 1
             target = rejected / f"{stem}.wav"
             os.replace(item.wav_path, target)
-            atomic_write(rejected / f"{stem}.json", json.dumps(item.meta).encode())
+            atomic_write(rejected / f"{stem}.json", item.record.to_json())
             item.meta_path.unlink(missing_ok=True)
             _fsync_dir(self.dir)
             kept = sorted(rejected.glob("*.json"))

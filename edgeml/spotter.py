@@ -1,15 +1,34 @@
-"""The keyword decision: from one score per window to "the keyword was said, once".
+"""The keyword spotter: the model's window every 250 ms, its score, and the decision.
 
-A keyword stays inside a 1 s window for several 250 ms hops, so the raw scores cross the
-threshold several times per utterance. The detector optionally averages the last k scores
-(fewer false triggers from one odd window, at the cost of (k-1) hops of latency), then ignores
-the keyword for a refractory period after each detection so one utterance triggers once.
+    Audio --window ending at each hop--> EdgeML (.eim) --score--> KeywordDetector --> Detection
+
+Windows advance by 250 ms (Edge Impulse's continuous-mode stride: a quarter of a 1 s window).
+A keyword stays inside a window for several hops, so the raw scores cross the threshold
+several times per utterance. The detector optionally averages the last k scores (fewer false
+triggers from one odd window, at the cost of (k-1) hops of latency), then ignores the keyword
+for a refractory period after each detection so one utterance triggers once.
+
+A live source that gets ahead of the spotter by more than `max_lag_seconds` (the model was
+slow, the machine busy) is caught up by skipping to live audio: a keyword assistant must react
+to what is said now, not to a backlog.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+import numpy as np
+
+from edgeml.audio import Audio, Overrun
+from edgeml.audioformat import SAMPLE_RATE
+from edgeml.edgeml import EdgeML
+
+log = logging.getLogger("edgeml.spotter")
+
+HOP_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -18,6 +37,11 @@ class DetectorConfig:
     threshold: float = 0.85  # the original's value
     average_windows: int = 1  # k: average the score over the last k windows
     refractory_seconds: float = 1.0
+    max_lag_seconds: float = 1.0  # a live input further ahead than this is skipped to
+
+
+class KeywordNotInModel(ValueError):
+    """The keyword asked for is not one of the model's labels."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +55,7 @@ class Detection:
 class KeywordDetector:
     """Feed (score, window end) pairs in stream order; get a Detection when the keyword fires."""
 
-    def __init__(self, config: DetectorConfig, sample_rate: int = 16000) -> None:
+    def __init__(self, config: DetectorConfig, sample_rate: int = SAMPLE_RATE) -> None:
         if not 0.0 < config.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {config.threshold}")
         if config.average_windows < 1:
@@ -56,3 +80,75 @@ class KeywordDetector:
             return None
         self._last_detection = end_index
         return Detection(score=mean, end_index=end_index)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The model's input window, ending at absolute sample `end_index`."""
+
+    samples: np.ndarray
+    end_index: int
+
+
+def model_label(keyword: str, labels: tuple[str, ...]) -> str:
+    """The model's own spelling of `keyword` (labels compare case-insensitively)."""
+    for label in labels:
+        if label.lower() == keyword.lower():
+            return label
+    raise KeywordNotInModel(
+        f"keyword {keyword!r} is not a label of the model (labels: {', '.join(labels)}); "
+        "pass --keyword"
+    )
+
+
+class KeywordSpotter:
+    """Reads the capture stream in hops, asks the model, returns when the keyword is heard."""
+
+    def __init__(self, audio: Audio, model: EdgeML, config: DetectorConfig | None = None) -> None:
+        self.audio = audio
+        self.model = model
+        self.config = config or DetectorConfig()
+        self.label = model_label(self.config.keyword, model.info.labels)
+        self.detector = KeywordDetector(self.config)
+        self.skipped_samples = 0  # audio jumped over because the spotter fell behind
+
+    def listen(self, start_index: int | None = None) -> Detection:
+        """Classify windows from `start_index` (default: now for a live source, where the last
+        read stopped for a file) until the keyword is heard.
+
+        Raises what Audio.read raises (Stopped, AudioStalled, InputEnded) and ModelCrashed.
+        """
+        window_samples = round(self.model.info.window_seconds * SAMPLE_RATE)
+        for window in self.windows(window_samples, start_index):
+            scores = self.model.classify(window.samples, SAMPLE_RATE)
+            detection = self.detector.update(scores.get(self.label, 0.0), window.end_index)
+            if detection is not None:
+                log.info("keyword %r heard (score %.2f)", self.label, detection.score)
+                return detection
+        raise AssertionError("unreachable: windows() ends only by raising")
+
+    def reset(self) -> None:
+        """After a recording: the next windows start a fresh score history."""
+        self.detector.reset()
+
+    def windows(self, size: int, start_index: int | None = None) -> Iterator[Window]:
+        """Windows of `size` samples, one per hop, from `start_index` on."""
+        audio = self.audio
+        hop = int(HOP_SECONDS * SAMPLE_RATE)
+        max_lag = int(self.config.max_lag_seconds * SAMPLE_RATE)
+        if start_index is None:
+            start_index = audio.end if audio.live else audio.position
+        end = start_index
+        while True:
+            end += hop
+            if audio.live and audio.end - end > max_lag:
+                self.skipped_samples += audio.end - end
+                log.debug("spotter behind by %.2f s: skipping", (audio.end - end) / SAMPLE_RATE)
+                end = audio.end
+            try:
+                samples = audio.read(end - size, size)
+            except Overrun as exc:
+                log.warning("audio overwritten before it was read: skipping to live audio")
+                end = max(exc.oldest + size, audio.end)
+                continue
+            yield Window(samples=samples, end_index=end)

@@ -1,67 +1,47 @@
 """Silence detection: when has the speaker started, and when have they stopped talking?
 
 Energy in 20 ms frames against an adaptive noise floor, not a fixed level: a Pi in a quiet room
-and a Pi next to a fan differ by 30 dB, and a USB microphone's gain is unknown. The floor is a
-low percentile of the last few seconds of frame energies (minimum statistics), so it follows a
-fan switching on within about a second but does not rise during speech, whose pauses keep the
-low percentile down. A frame is voiced when it is `margin_db` above the floor.
+and a Pi next to a fan differ by 30 dB, and a USB microphone's gain is unknown. The floor is the
+10th percentile of the frame energies of the last 5 s of the stream (minimum statistics), so it
+follows a fan within about 5 s of switching on but does not rise during speech, whose pauses
+keep the low percentile down. A frame is voiced when it is `margin_db` above the floor. The
+floor is computed from the capture stream's own history (one source of truth: the audio), by
+the recorder, when it needs it.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from edgeml.audioformat import INT16_SCALE, SAMPLE_RATE
+
 FRAME_SAMPLES = 320  # 20 ms at 16 kHz
 FLOOR_DBFS = -96.0  # what exact digital silence reads as (log of zero is clamped here)
+NOISE_HISTORY_SECONDS = 5.0  # the noise floor looks back this far
+NOISE_PERCENTILE = 10.0
 
 
 def frame_dbfs(frames: np.ndarray) -> np.ndarray:
     """RMS level in dB full scale of each row of int16 `frames` (shape: n_frames x samples)."""
-    x = frames.astype(np.float32) / 32768.0
+    x = frames.astype(np.float32) / INT16_SCALE
     rms = np.sqrt(np.mean(x * x, axis=-1) + 1e-12)
     return np.maximum(20.0 * np.log10(rms), FLOOR_DBFS)
 
 
-class NoiseFloor:
-    """The background level: a low percentile of recent frame energies (dBFS)."""
-
-    def __init__(self, history_seconds: float = 5.0, percentile: float = 10.0) -> None:
-        self._levels: deque[float] = deque(maxlen=max(10, int(history_seconds * 50)))
-        self._percentile = percentile
-        self._cached: float | None = None
-
-    def add(self, levels: np.ndarray) -> None:
-        self._levels.extend(float(v) for v in levels)
-        self._cached = None
-
-    @property
-    def level(self) -> float:
-        """Current floor in dBFS (the quietest plausible level until anything was heard)."""
-        if not self._levels:
-            return FLOOR_DBFS
-        if self._cached is None:
-            self._cached = float(np.percentile(np.fromiter(self._levels, float), self._percentile))
-        return self._cached
+def to_frames(samples: np.ndarray, frame: int = FRAME_SAMPLES) -> np.ndarray:
+    """The whole 20 ms frames of `samples`, shape (n, frame) (a partial last frame is dropped)."""
+    n = len(samples) // frame
+    return np.asarray(samples[: n * frame], dtype=np.int16).reshape(n, frame)
 
 
-class Framer:
-    """Cuts a stream of arbitrary-length blocks into whole 20 ms frames, keeping the remainder."""
-
-    def __init__(self, frame: int = FRAME_SAMPLES) -> None:
-        self._frame = frame
-        self._rest = np.zeros(0, dtype=np.int16)
-
-    def push(self, block: np.ndarray) -> np.ndarray:
-        """Return the complete frames now available, shape (n, frame)."""
-        data = np.concatenate([self._rest, np.asarray(block, dtype=np.int16)])
-        n = len(data) // self._frame
-        self._rest = data[n * self._frame :]
-        return data[: n * self._frame].reshape(n, self._frame)
+def noise_floor_dbfs(history: np.ndarray, percentile: float = NOISE_PERCENTILE) -> float:
+    """The background level of `history` (the last few seconds of the stream): a low percentile
+    of its frame levels (minimum statistics). With nothing heard yet: digital silence."""
+    levels = frame_dbfs(to_frames(history))
+    return float(np.percentile(levels, percentile)) if len(levels) else FLOOR_DBFS
 
 
 def keyword_tail_frames(
@@ -114,9 +94,9 @@ class EndpointConfig:
     min_voiced_frames: int = 2  # consecutive voiced frames that count as speech (40 ms)
 
 
-def speech_threshold(config: EndpointConfig, floor: NoiseFloor) -> float:
-    """The level (dBFS) at or above which a frame is voiced, now."""
-    return max(floor.level + config.margin_db, config.min_speech_dbfs)
+def speech_threshold(config: EndpointConfig, floor_dbfs: float) -> float:
+    """The level (dBFS) at or above which a frame is voiced over a background of `floor_dbfs`."""
+    return max(floor_dbfs + config.margin_db, config.min_speech_dbfs)
 
 
 class Endpointer:
@@ -132,11 +112,11 @@ class Endpointer:
     """
 
     def __init__(
-        self, config: EndpointConfig, floor: NoiseFloor, *, keyword_tail_frames: int = 0
+        self, config: EndpointConfig, floor_dbfs: float, *, keyword_tail_frames: int = 0
     ) -> None:
         self.config = config
         self._tail_frames = keyword_tail_frames  # > 0 while a leading voiced run may be the tail
-        self.floor = floor
+        self.floor_dbfs = floor_dbfs  # the background level; the recorder keeps it current
         self.frames = 0
         self.speech_frames = 0
         self.first_speech_frame: int | None = None
@@ -145,7 +125,7 @@ class Endpointer:
 
     @property
     def threshold_dbfs(self) -> float:
-        return speech_threshold(self.config, self.floor)
+        return speech_threshold(self.config, self.floor_dbfs)
 
     def push(self, levels: np.ndarray) -> EndReason | None:
         """Feed frame levels (dBFS); return why the recording ends, or None to go on."""
@@ -158,7 +138,6 @@ class Endpointer:
     def _push_one(self, level: float) -> EndReason | None:
         cfg = self.config
         voiced = level >= self.threshold_dbfs
-        self.floor.add(np.array([level]))
         if self._tail_frames:
             self._judge_tail(voiced)
         self._run = self._run + 1 if voiced else 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeml.audioformat import SAMPLE_RATE
 from kwtrain import noise as noisegen
 
 
@@ -105,7 +106,7 @@ class Augmenter:
     def __init__(
         self,
         noise_pool: np.ndarray,
-        rate: int = 16000,
+        rate: int = SAMPLE_RATE,
         settings: AugmentSettings = AugmentSettings(),
     ) -> None:
         self.noise_pool = noise_pool  # (K, window) float32 background clips

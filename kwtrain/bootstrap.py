@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edgeml.audioformat import SAMPLE_RATE
 from kwtrain import noise, tts, vocab
 from kwtrain.clips import active_bounds, normalize_peak, place, write_wav
 
@@ -53,7 +54,7 @@ class BootstrapSettings:
     variants: tuple[str, ...] | None = None  # None = every variant espeak-ng has
     speed_range: tuple[int, int] = (110, 210)
     pitch_range: tuple[int, int] = (15, 85)
-    rate: int = 16000
+    rate: int = SAMPLE_RATE
     window_seconds: float = 1.0
     seed: int = 0
     workers: int = 2

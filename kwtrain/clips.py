@@ -1,7 +1,8 @@
 """Small audio helpers shared by bootstrap, prepare, training and evaluation (not the .eim).
 
 Samples are kept as float32 in [-1, 1] in memory and written as 16-bit PCM WAV, the format
-Edge Impulse's uploader and Studio use for audio.
+Edge Impulse's uploader and Studio use for audio (edgeml.audioformat: the project's one
+definition of that format).
 """
 
 from __future__ import annotations
@@ -9,21 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from edgeml import audioformat
 
 FRAME_SECONDS = 0.01
 
 
 def write_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.clip(audio, -1.0, 1.0), rate, subtype="PCM_16")
-    return path
+    return audioformat.write_wav(path, np.asarray(audio, dtype=np.float32), rate)
 
 
 def to_int16_values(audio: np.ndarray) -> np.ndarray:
     """[-1, 1] floats -> int16 sample values (as float32), what the .eim receives."""
-    return np.round(np.clip(audio, -1.0, 32767 / 32768) * 32768).astype(np.float32)
+    return audioformat.float_to_int16(audio).astype(np.float32)
 
 
 def frame_db(audio: np.ndarray, rate: int, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from edgeml.audioformat import SAMPLE_RATE
+
 IGNORED_FILES = {"manifest.csv", "info.labels", "readme.md", "readme.txt", "report.json"}
 SPLIT_FOLDERS = {"training": "train", "testing": "test"}
 
@@ -126,7 +128,7 @@ def _split_of(group: str, test_fraction: float, seed: int, holdout: set[str]) ->
 def load_dataset(
     root: Path,
     *,
-    rate: int = 16000,
+    rate: int = SAMPLE_RATE,
     keyword: str | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
@@ -170,7 +172,7 @@ def load_dataset(
     return Dataset(root=root, samples=tuple(samples), labels=labels)
 
 
-def read_clip(path: Path, rate: int = 16000) -> np.ndarray:
+def read_clip(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 in [-1, 1]; channels are averaged."""
     audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     if file_rate != rate:

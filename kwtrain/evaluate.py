@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edgeml.audioformat import SAMPLE_RATE
 from kwtrain import noise
 from kwtrain.clips import to_int16_values, windows
 from kwtrain.dataset import read_clip
@@ -112,7 +113,7 @@ def score_clips(
     score: Scorer,
     clips: Iterable[tuple[Path, str]],
     window: int,
-    rate: int = 16000,
+    rate: int = SAMPLE_RATE,
     seed: int = 0,
 ) -> list[ClipResult]:
     """Max keyword score over the sliding windows of every (path, category) clip."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from edgeml.audioformat import SAMPLE_RATE, AudioFileError, read_audio
 from kwtrain.clips import FRAME_SECONDS, frame_db, write_wav
 from kwtrain.dataset import DatasetError, load_dataset
 
@@ -30,21 +30,15 @@ class SplitResult:
     threshold_db: float
 
 
-def read_take(path: Path, rate: int = 16000) -> np.ndarray:
+def read_take(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Any readable audio file as mono float32 at `rate` (resampled with soxr when needed)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     try:
-        audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except RuntimeError as exc:
+        return read_audio(path, rate)
+    except AudioFileError as exc:
         raise DatasetError(f"{path}: not a readable audio file ({exc})") from exc
-    audio = audio.mean(axis=1)
-    if file_rate != rate:
-        import soxr
-
-        audio = soxr.resample(audio, file_rate, rate).astype(np.float32)
-    return audio
 
 
 def segments(
@@ -72,7 +66,7 @@ def segments(
 
 
 def split_by_energy(
-    audio: np.ndarray, rate: int = 16000, window_seconds: float = 1.0, **kwargs
+    audio: np.ndarray, rate: int = SAMPLE_RATE, window_seconds: float = 1.0, **kwargs
 ) -> SplitResult:
     """A 1 s window of the take centred on each utterance."""
     window = int(rate * window_seconds)
@@ -92,7 +86,9 @@ def split_by_energy(
     return SplitResult(clips, starts, too_long, threshold)
 
 
-def split_fixed(audio: np.ndarray, rate: int = 16000, window_seconds: float = 1.0) -> SplitResult:
+def split_fixed(
+    audio: np.ndarray, rate: int = SAMPLE_RATE, window_seconds: float = 1.0
+) -> SplitResult:
     window = int(rate * window_seconds)
     starts = list(range(0, len(audio) - window + 1, window))
     return SplitResult([audio[i : i + window] for i in starts], starts, 0, float("nan"))
@@ -104,7 +100,7 @@ def file_take(
     out: Path,
     *,
     mode: str = "energy",
-    rate: int = 16000,
+    rate: int = SAMPLE_RATE,
     name: str | None = None,
     threshold_db: float | None = None,
 ) -> dict:

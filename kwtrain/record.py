@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edgeml.audioformat import SAMPLE_RATE as RATE
+from edgeml.audioformat import int16_to_float
 from edgeml.sources import AudioSourceError, MicSource
 from kwtrain.clips import write_wav
 from kwtrain.prepare import file_take
 
-RATE = 16000
 STALL_SECONDS = 5.0
 
 
@@ -50,7 +51,7 @@ def capture(seconds: float, device: str | None = None) -> np.ndarray:
                     raise RecordError(f"no audio from the input for {STALL_SECONDS:.0f} s")
     finally:
         source.stop()
-    return np.concatenate(blocks)[:wanted].astype(np.float32) / 32768.0
+    return int16_to_float(np.concatenate(blocks)[:wanted])
 
 
 def record_take(

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
-import soxr
 
-SAMPLE_RATE = 16000
+from edgeml.audioformat import SAMPLE_RATE, resample
 
 
 class TTSUnavailable(RuntimeError):
@@ -68,10 +67,7 @@ def synthesize(text: str, voice: Voice = Voice(), sample_rate: int = SAMPLE_RATE
     ]
     wav = subprocess.run(cmd, capture_output=True, check=True).stdout
     audio, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
-    return audio
+    return resample(audio.mean(axis=1), rate, sample_rate)
 
 
 def silence(seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

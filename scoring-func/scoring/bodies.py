@@ -102,7 +102,7 @@ def decode_body(content_type: str | None, body: bytes, settings: ServiceSettings
     """Decode and validate one request body (the whole contract in one call)."""
     if not body:
         raise RequestError(
-            400, "empty_body", "the request has no body; send audio or {\"data\": [samples...]}"
+            400, "empty_body", 'the request has no body; send audio or {"data": [samples...]}'
         )
     kind = check_content_type(content_type)
     check_body_size(len(body), settings)

@@ -109,7 +109,10 @@ def _export_onnx(model, path: Path) -> None:
             str(path),
             input_names=["input_values"],
             output_names=["logits"],
-            dynamic_axes={"input_values": {0: "batch", 1: "samples"}, "logits": {0: "batch", 1: "frames"}},
+            dynamic_axes={
+                "input_values": {0: "batch", 1: "samples"},
+                "logits": {0: "batch", 1: "frames"},
+            },
             opset_version=17,
             dynamo=False,
         )
@@ -139,9 +142,7 @@ class OnnxRunner:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, input_values: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"input_values": input_values})[0]

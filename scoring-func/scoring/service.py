@@ -92,7 +92,9 @@ class ScoringService:
                     "(GET /swagger.json describes the API)",
                 )
             check_body_size(content_length, self.settings)
-            audio = decode_body(content_type, read_body(self.settings.max_body_bytes), self.settings)
+            audio = decode_body(
+                content_type, read_body(self.settings.max_body_bytes), self.settings
+            )
         except RequestError as err:
             logger.info("Rejected request: %d %s: %s", err.status, err.code, err.message)
             return Answer(err.status, err.as_json())

@@ -40,7 +40,10 @@ class WhisperEngine:
             cpu_threads=settings.threads,
             num_workers=1,
         )
-        self.options = {"beam_size": settings.whisper_beam_size, "language": settings.whisper_language}
+        self.options = {
+            "beam_size": settings.whisper_beam_size,
+            "language": settings.whisper_language,
+        }
 
     def describe(self) -> str:
         return f"faster-whisper {self.compute_type} on {self.device}"

@@ -15,9 +15,9 @@ from devkit.paths import SAMPLE_CLIENT, load_script
 
 def as_pcm16(audio):
     """Float samples as they arrive after a trip through a 16-bit WAV (what --format wav sends)."""
-    import numpy as np
+    from edgeml.audioformat import float_to_int16, int16_to_float
 
-    return (np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16) / 32768.0).astype(np.float32)
+    return int16_to_float(float_to_int16(audio))
 
 
 def without_scoring_vars() -> dict[str, str]:

@@ -107,7 +107,12 @@ def _riff_with_format_tag(tag: int) -> bytes:
         ("application/json", b'{"data": [40000, 1]}', 400, "samples_out_of_range"),
         ("application/json", b'{"data": [0.1], "sample_rate": 1}', 400, "invalid_sample_rate"),
         ("application/json", b'{"data": [0.1], "sample_rate": "16k"}', 400, "invalid_sample_rate"),
-        ("application/json", b'{"data": [0.1], "sample_rate": 16000.5}', 400, "invalid_sample_rate"),
+        (
+            "application/json",
+            b'{"data": [0.1], "sample_rate": 16000.5}',
+            400,
+            "invalid_sample_rate",
+        ),
         ("application/json", b'{"data": [0.1, 0.2]}', 400, "audio_too_short"),
         ("application/json", json.dumps({"data": [0.0] * 160001}).encode(), 413, "audio_too_long"),
         ("audio/wav", b"RIFF\x00\x00\x00\x00WAVE", 400, "undecodable_audio"),

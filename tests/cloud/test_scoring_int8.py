@@ -27,7 +27,9 @@ def test_onnx_int8_is_cached_and_reused(tiny_ctc_model_dir, tmp_path, caplog):
     second = engine(tiny_ctc_model_dir, "int8-onnx", tmp_path)
     assert len(list(tmp_path.glob("*.int8.onnx"))) == 1
     messages = [r.getMessage() for r in caplog.records if "int8 ONNX model" in r.getMessage()]
-    assert any(" built from " in m for m in messages) and any(" reused from " in m for m in messages)
+    assert any(" built from " in m for m in messages) and any(
+        " reused from " in m for m in messages
+    )
     audio = noise_signal(3.0, seed=8)
     assert first.transcribe(audio) == second.transcribe(audio)
     assert first.describe() == "onnxruntime int8 (MatMul) on cpu"
@@ -44,6 +46,7 @@ def test_int8_logits_follow_fp32(tiny_ctc_model_dir, tmp_path, mode):
 
 
 def test_plain_int8_means_the_faster_path(tiny_ctc_model_dir, tmp_path):
-    assert engine(tiny_ctc_model_dir, "int8", tmp_path).backend == engine(
-        tiny_ctc_model_dir, INT8_DEFAULT, tmp_path
-    ).backend
+    assert (
+        engine(tiny_ctc_model_dir, "int8", tmp_path).backend
+        == engine(tiny_ctc_model_dir, INT8_DEFAULT, tmp_path).backend
+    )

@@ -119,7 +119,9 @@ def test_cli_prints_offline_whisper_path_and_engine(tmp_path):
     script = REPO / "scoring-func" / "scoring" / "models.py"
     out = subprocess.run(
         [sys.executable, str(script), "--offline-whisper-path"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert Path(out) == offline_whisper_path()
     which = subprocess.run(
@@ -129,6 +131,7 @@ def test_cli_prints_offline_whisper_path_and_engine(tmp_path):
     shutil.copytree(out, tmp_path / "copy")
     bad = subprocess.run(
         [sys.executable, str(script), "--which", str(tmp_path / "missing")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 1 and "no such folder" in bad.stderr

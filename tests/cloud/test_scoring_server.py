@@ -144,12 +144,36 @@ BAD_INPUTS = [
     ("NaN", J, b'{"data": [0.1, NaN' + b", 0.1" * 2000 + b"]}", 400, "non_finite_samples"),
     ("Infinity", J, b'{"data": [Infinity' + b", 0.1" * 2000 + b"]}", 400, "non_finite_samples"),
     ("-Infinity", J, b'{"data": [-Infinity' + b", 0" * 2000 + b"]}", 400, "non_finite_samples"),
-    ("overflowing float", J, b'{"data": [1e999' + b", 0.1" * 2000 + b"]}", 400, "non_finite_samples"),
+    (
+        "overflowing float",
+        J,
+        b'{"data": [1e999' + b", 0.1" * 2000 + b"]}",
+        400,
+        "non_finite_samples",
+    ),
     ("floats above 1", J, _json({"data": [0.5, 1.5] * 1000}), 400, "samples_out_of_range"),
     ("ints beyond int16", J, _json({"data": [40000, -3] * 1000}), 400, "samples_out_of_range"),
-    ("sample_rate 0", J, _json({"data": [0.1] * 2000, "sample_rate": 0}), 400, "invalid_sample_rate"),
-    ("sample_rate 1e9", J, _json({"data": [0.1] * 2000, "sample_rate": 10**9}), 400, "invalid_sample_rate"),
-    ("sample_rate text", J, _json({"data": [0.1] * 2000, "sample_rate": "16k"}), 400, "invalid_sample_rate"),
+    (
+        "sample_rate 0",
+        J,
+        _json({"data": [0.1] * 2000, "sample_rate": 0}),
+        400,
+        "invalid_sample_rate",
+    ),
+    (
+        "sample_rate 1e9",
+        J,
+        _json({"data": [0.1] * 2000, "sample_rate": 10**9}),
+        400,
+        "invalid_sample_rate",
+    ),
+    (
+        "sample_rate text",
+        J,
+        _json({"data": [0.1] * 2000, "sample_rate": "16k"}),
+        400,
+        "invalid_sample_rate",
+    ),
     ("too short", J, _json({"data": [0.1] * 10}), 400, "audio_too_short"),
     ("json over limit", J, b'{"data": [0' + b",0" * (121 * 16000) + b"]}", 413, "audio_too_long"),
     ("garbage as wav", "audio/wav", b"hello, this is not audio" * 10, 400, "not_wav"),
@@ -166,7 +190,13 @@ BAD_INPUTS = [
     ("flac cut", "audio/flac", flac_bytes(noise_signal(1.0))[:3000], 400, "undecodable_audio"),
     ("flac garbage", "audio/flac", b"fLaC" + b"\x13" * 300, 400, "undecodable_audio"),
     ("raw odd bytes", "application/octet-stream", b"\x01" * 32001, 400, "truncated_audio"),
-    ("raw over limit", "application/octet-stream", b"\x00" * (2 * 16000 * 121), 413, "audio_too_long"),
+    (
+        "raw over limit",
+        "application/octet-stream",
+        b"\x00" * (2 * 16000 * 121),
+        413,
+        "audio_too_long",
+    ),
 ]
 
 
@@ -179,7 +209,9 @@ def test_bad_input_table_has_enough_cases():
     [case[1:] for case in BAD_INPUTS],
     ids=[case[0] for case in BAD_INPUTS],
 )
-def test_bad_input_gets_a_json_4xx_naming_the_problem(scoring_server, content_type, body, status, code):
+def test_bad_input_gets_a_json_4xx_naming_the_problem(
+    scoring_server, content_type, body, status, code
+):
     response = post(scoring_server.score_url, body, content_type)
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")

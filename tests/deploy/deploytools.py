@@ -14,6 +14,7 @@ def load_deploy():
     """cloudml/deploy.py as the module `deploy` (its package amldeploy is installed)."""
     return load_script(DEPLOY_PY, "deploy")
 
+
 def write_model_folder(folder: Path) -> Path:
     """A folder with a transformers model's layout (config + weights file), for the path checks."""
     folder.mkdir(parents=True, exist_ok=True)

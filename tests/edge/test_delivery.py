@@ -11,7 +11,7 @@ from devkit.fault_server import FaultServer
 from devkit.speech import audio_id
 from edgeml.cloudml import CloudML
 from edgeml.delivery import Delivery, Outcome
-from edgeml.spool import Spool, SpoolFull, SpoolLocked
+from edgeml.spool import RecordingInfo, Spool, SpoolFull, SpoolLocked
 
 
 def _recording(n: int, seconds: float = 0.5) -> np.ndarray:
@@ -39,14 +39,16 @@ def _wait(condition, timeout: float = 15.0) -> bool:
 def test_spool_keeps_order_and_attempts_across_reopening(tmp_path):
     spool = Spool(tmp_path)
     for n in (1, 2, 3):
-        spool.add(_recording(n), keyword_score=0.9)
+        spool.add(_recording(n), RecordingInfo(keyword="listen", keyword_score=0.9))
     first = spool.oldest()
     spool.record_attempt(first, "refused")
     spool.close()
     again = Spool(tmp_path)
     items = again.items()
     assert [int(i.samples()[0]) for i in items] == [1, 2, 3]
-    assert items[0].attempts == 1 and items[0].meta["last_error"] == "refused"
+    assert items[0].attempts == 1 and items[0].record.last_error == "refused"
+    assert items[1].record.info == RecordingInfo(keyword="listen", keyword_score=0.9)
+    assert len({i.record.id for i in items}) == 3
     assert np.array_equal(items[2].samples(), _recording(3))
     again.remove(items[0])
     assert again.add(_recording(4)).seq == 4  # numbering goes on, never reuses a waiting seq
@@ -65,6 +67,25 @@ def test_spool_cleans_half_written_items(tmp_path):
         "0000000001.json",
         "0000000001.wav",
     ]
+    spool.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"null", b"[1, 2]", b'{"seq": 2}', b'{"seq": "two"}', b"{not json", b"x" * 70_000],
+    ids=["null", "list", "fields-missing", "wrong-type", "not-json", "huge"],
+)
+def test_a_damaged_record_is_set_aside_and_the_queue_goes_on(tmp_path, damage):
+    spool = Spool(tmp_path)
+    for n in (1, 2, 3):
+        spool.add(_recording(n))
+    (tmp_path / "0000000002.json").write_bytes(damage)
+    first = spool.oldest()
+    assert int(first.samples()[0]) == 1
+    spool.remove(first)
+    assert int(spool.oldest().samples()[0]) == 3  # 2 is damaged: moved aside, 3 is next
+    aside = sorted(p.name for p in (tmp_path / "rejected").iterdir())
+    assert len(aside) == 2 and all(name.startswith("damaged-") for name in aside)
     spool.close()
 
 

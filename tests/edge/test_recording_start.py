@@ -13,6 +13,7 @@ import pytest
 
 from devkit.speech import RATE, compose, locate, quiet, write_wav
 from edgeml.audio import Audio
+from edgeml.recorder import Recorder, RecorderConfig
 from edgeml.sources import FileSource
 from edgeml.vad import EndpointConfig, keyword_tail_frames
 
@@ -43,18 +44,18 @@ def test_tail_frames_drop_nothing_without_a_clean_cut(levels):
 
 
 def _record(tmp_path, audio: np.ndarray, detect_at: int):
-    """Replay `audio`, walk the spotter's windows up to `detect_at`, record from there."""
-    source = Audio(FileSource(write_wav(tmp_path / "in.wav", audio), realtime=False))
-    source.start()
+    """Replay `audio`, read it in the spotter's 250 ms hops up to `detect_at`, record from there."""
+    stream = Audio(FileSource(write_wav(tmp_path / "in.wav", audio), realtime=False))
+    stream.start()
     try:
-        for window in source.windows(RATE, start_index=0):
-            if window.end_index >= detect_at:
-                break
-        return source.record(
-            window.end_index, EndpointConfig(silence_seconds=0.8), pre_roll_seconds=PRE_ROLL
-        )
+        end = RATE // 4
+        while end < detect_at:
+            stream.read(end - RATE, RATE)  # what the spotter reads: a 1 s window per hop
+            end += RATE // 4
+        config = RecorderConfig(EndpointConfig(silence_seconds=0.8), pre_roll_seconds=PRE_ROLL)
+        return Recorder(stream, config).record(end)
     finally:
-        source.stop()
+        stream.stop()
 
 
 def _lead_in(keyword: np.ndarray, detect_after: int) -> np.ndarray:

@@ -8,33 +8,71 @@ from pathlib import Path
 import pytest
 
 from devkit.paths import REPO
+from edgeml.audio import AudioConfig
+from edgeml.cloudml import ClientConfig
+from edgeml.edgeml import ModelConfig
+from edgeml.recorder import RecorderConfig
 from edgeml.settings import OPTIONS, Settings, parse_args
+from edgeml.sources import SourceConfig
+from edgeml.spotter import DetectorConfig
+from edgeml.vad import EndpointConfig
 
 SYSTEMD = REPO / "edgeml" / "systemd"
 
 
 def test_flag_beats_environment_beats_default():
-    assert parse_args([], env={}).threshold == 0.85
-    assert parse_args([], env={"EDGEML_THRESHOLD": "0.7"}).threshold == 0.7
-    assert parse_args(["--threshold", "0.6"], env={"EDGEML_THRESHOLD": "0.7"}).threshold == 0.6
+    assert parse_args([], env={}).spotter.threshold == 0.85
+    assert parse_args([], env={"EDGEML_THRESHOLD": "0.7"}).spotter.threshold == 0.7
+    s = parse_args(["--threshold", "0.6"], env={"EDGEML_THRESHOLD": "0.7"})
+    assert s.spotter.threshold == 0.6
     s = parse_args([], env={"EDGEML_ONCE": "yes", "SCORING_URI": "https://x.example/score"})
-    assert s.once is True and s.endpoint == "https://x.example/score"
+    assert s.once is True and s.client.endpoint == "https://x.example/score"
+
+
+def test_defaults_are_the_components_own():
+    """Settings repeats no default: each group is the component's config with its defaults."""
+    s = parse_args([], env={})
+    assert s.spotter == DetectorConfig() and s.recorder == RecorderConfig()
+    assert s.model == ModelConfig() and s.audio == AudioConfig() and s.source == SourceConfig()
+    assert s.client == ClientConfig()
+    s = parse_args(["--silence-seconds", "0.7", "--pre-roll", "0.1"], env={})
+    assert s.recorder == RecorderConfig(EndpointConfig(silence_seconds=0.7), pre_roll_seconds=0.1)
 
 
 def test_settings_are_frozen_and_never_show_the_key(tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text("file-key-123\n")
     s = parse_args(["--key-file", str(key_file)], env={"SCORING_KEY": "env-key"})
-    assert s.key == "file-key-123"  # the flag's file wins over the environment
+    assert s.client.key == "file-key-123"  # the flag's file wins over the environment
     assert "file-key-123" not in repr(s)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        s.threshold = 0.1  # type: ignore[misc]
-    assert parse_args([], env={"SCORING_KEY": "env-key"}).key == "env-key"
-    assert parse_args([], env={}).key is None  # no default key in code
+        s.spotter.threshold = 0.1  # type: ignore[misc]
+    assert parse_args([], env={"SCORING_KEY": "env-key"}).client.key == "env-key"
+    assert parse_args([], env={}).client.key is None  # no default key in code
+
+
+def _leaves(cls, prefix: str = "") -> set[str]:
+    """Dotted paths of every leaf field of a (nested) settings dataclass."""
+    out = set()
+    for f in dataclasses.fields(cls):
+        kind = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if kind is not None and dataclasses.is_dataclass(kind):
+            out |= _leaves(kind, f"{prefix}{f.name}.")
+        else:
+            out.add(prefix + f.name)
+    return out
+
+
+# Settings a component has but the command line does not offer (tuning, not configuration).
+NOT_ON_THE_COMMAND_LINE = {
+    "model.start_timeout", "audio.ring_seconds", "audio.stall_seconds", "audio.keep_seconds",
+    "spotter.max_lag_seconds", "recorder.endpoint.margin_db",
+    "recorder.endpoint.min_speech_dbfs", "recorder.endpoint.min_voiced_frames",
+}  # fmt: skip
 
 
 def test_every_setting_has_a_flag_and_every_flag_a_setting():
-    fields = {f.name for f in dataclasses.fields(Settings)} - {"key"}
+    fields = _leaves(Settings) - {"client.key"} - NOT_ON_THE_COMMAND_LINE
     dests = {opt.dest for opt in OPTIONS} - {"key_file"}
     assert fields == dests
 
@@ -59,10 +97,9 @@ def test_service_files_use_only_known_variables_and_parse(tmp_path):
         if line.startswith("Environment=")
     )
     assert set(env) <= known and set(unit_env) <= known
-    assert "ExecStart=/opt/edgeml/.venv/bin/python /opt/edgeml/edgeml/main.py" in unit
+    assert "ExecStart=/opt/edgeml/.venv/bin/edgeml" in unit
     key = tmp_path / "scoring.key"
     key.write_text("k")
     s = parse_args([], env={**env, **unit_env, "SCORING_KEY_FILE": str(key)})
-    assert (
-        s.device == "USB" and s.highpass_hz == 80 and s.spool_dir == Path("/var/lib/edgeml/spool")
-    )
+    assert s.source.device == "USB" and s.audio.highpass_hz == 80
+    assert s.spool.dir == Path("/var/lib/edgeml/spool")

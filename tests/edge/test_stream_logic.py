@@ -15,9 +15,9 @@ from edgeml.vad import (
     EndpointConfig,
     Endpointer,
     EndReason,
-    Framer,
-    NoiseFloor,
     frame_dbfs,
+    noise_floor_dbfs,
+    to_frames,
 )
 
 RATE = 16000
@@ -91,26 +91,28 @@ def _tone(seconds: float, dbfs: float) -> np.ndarray:
 
 
 def _levels(audio: np.ndarray) -> np.ndarray:
-    return frame_dbfs(Framer().push(audio))
+    return frame_dbfs(to_frames(audio))
 
 
 def test_frame_levels_and_floor_follow_the_background():
     assert abs(_levels(_tone(0.2, -20.0)).mean() - (-20.0)) < 0.5
     assert _levels(np.zeros(640, np.int16)).max() == -96.0
-    floor = NoiseFloor(history_seconds=2.0)
-    floor.add(_levels(_noise(2.0, -60)))
-    assert -63 < floor.level < -58
-    floor.add(_levels(_noise(2.0, -40, seed=1)))  # a fan switched on: the floor follows
-    assert -43 < floor.level < -38
+    assert noise_floor_dbfs(np.zeros(0, np.int16)) == -96.0  # nothing heard yet
+    quiet = _noise(2.0, -60)
+    assert -63 < noise_floor_dbfs(quiet) < -58
+    # a fan switched on: once it fills 90 % of the 5 s look-back, the floor is the fan's
+    fan = _noise(4.6, -40, seed=1)
+    assert -43 < noise_floor_dbfs(np.concatenate([quiet[-int(0.4 * RATE) :], fan])) < -38
+    speech = np.concatenate([_tone(0.3, -20), quiet[: RATE // 5]] * 5)  # speech with pauses
+    assert noise_floor_dbfs(np.concatenate([quiet, speech])) < -55  # does not rise in speech
 
 
 def _run(
     cfg: EndpointConfig, audio: np.ndarray, floor_db: float = -60, tail_frames: int = 0
 ) -> tuple[EndReason, Endpointer]:
-    floor = NoiseFloor()
-    floor.add(_levels(_noise(3.0, floor_db, seed=3)))
+    floor = noise_floor_dbfs(_noise(3.0, floor_db, seed=3))
     ep = Endpointer(cfg, floor, keyword_tail_frames=tail_frames)
-    for frame in Framer().push(audio):
+    for frame in to_frames(audio):
         reason = ep.push(frame_dbfs(frame[None, :]))
         if reason is not None:
             return reason, ep

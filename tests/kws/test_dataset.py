@@ -119,8 +119,6 @@ def test_cli_reports_a_malformed_dataset_without_a_traceback(tmp_path: Path) -> 
     "command", [[], ["bootstrap"], ["prepare"], ["train"], ["export"], ["evaluate"], ["build"]]
 )
 def test_help(command: list[str]) -> None:
-    out = subprocess.run(
-        [KWTRAIN, *command, "--help"], capture_output=True, text=True, timeout=60
-    )
+    out = subprocess.run([KWTRAIN, *command, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "usage: kwtrain" in out.stdout

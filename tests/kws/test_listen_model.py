@@ -28,7 +28,6 @@ THRESHOLD = 0.85
 RATE = 16000
 
 
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     meta = make_demo_audio.build(tmp_path_factory.mktemp("demo"))

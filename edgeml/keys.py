@@ -1,0 +1,98 @@
+"""The endpoint key: where it comes from, where it may be sent, and keeping it out of messages.
+
+One set of rules for both clients of /score (the device app and cloudml/sample-client.py):
+
+- it comes from the environment (SCORING_KEY) or a file (--key-file / SCORING_KEY_FILE), never
+  from a flag (command lines show up in `ps` and shell histories) or from code;
+- a file's trailing newline is dropped (a Kubernetes secret made from a file has one); any other
+  whitespace or control character is refused, naming the problem but never the key;
+- it is sent over https only, except to this machine (loopback), unless the user says so
+  explicitly (SCORING_ALLOW_HTTP=1, for a private cluster network without TLS);
+- `scrub()` removes it from any text before that text is logged, printed or stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger("edgeml.keys")
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_KEY_FILE_BYTES = 64 * 1024
+ALLOW_HTTP_ENV = "SCORING_ALLOW_HTTP"
+
+
+class KeyProblem(ValueError):
+    """The key (or where it should come from) is unusable; the message never contains it."""
+
+
+def check_key(key: str, origin: str) -> str:
+    """The key without surrounding whitespace; refuse what would break an HTTP header."""
+    key = key.strip()
+    if not key:
+        raise KeyProblem(f"{origin} is empty")
+    bad = [c for c in key if c.isspace() or ord(c) < 32 or ord(c) == 127]
+    if bad:
+        raise KeyProblem(
+            f"{origin} holds whitespace or control characters inside the key; "
+            "put the key alone on one line"
+        )
+    if not key.isascii():
+        raise KeyProblem(f"{origin} holds non-ASCII characters; an endpoint key is ASCII")
+    return key
+
+
+def read_key(key_file: Path | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The key from `key_file` when given, else from SCORING_KEY; None when there is none."""
+    env = os.environ if env is None else env
+    if key_file is None:
+        raw = env.get("SCORING_KEY", "")
+        return check_key(raw, "SCORING_KEY") if raw.strip() else None
+    try:
+        mode = key_file.stat().st_mode
+        with open(key_file, "rb") as f:
+            data = f.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyProblem(f"cannot read key file {key_file}: {exc.strerror}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyProblem(f"key file {key_file} is larger than {MAX_KEY_FILE_BYTES} bytes")
+    if mode & stat.S_IROTH:
+        log.warning("key file %s is readable by every user (chmod o-r it)", key_file)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyProblem(f"key file {key_file} is not text") from None
+    return check_key(text, f"key file {key_file}")
+
+
+def http_allowed(env: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if env is None else env
+    return env.get(ALLOW_HTTP_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_transport(endpoint: str, key: str | None, *, allow_http: bool = False) -> None:
+    """Refuse to send a key over plain http to another machine (it would travel in clear text)."""
+    parts = urlsplit(endpoint)
+    if not key or parts.scheme != "http" or parts.hostname in LOOPBACK_HOSTS:
+        return
+    if allow_http:
+        log.warning("sending the endpoint key over plain http to %s (%s=1)", parts.hostname,
+                    ALLOW_HTTP_ENV)  # fmt: skip
+        return
+    raise KeyProblem(
+        f"refusing to send the endpoint key over plain http to {parts.hostname}: use the "
+        f"endpoint's https URI (or set {ALLOW_HTTP_ENV}=1 on a private network without TLS)"
+    )
+
+
+def scrub(text: str, key: str | None) -> str:
+    """`text` with every occurrence of the key replaced (exceptions of HTTP libraries can quote
+    the Authorization header)."""
+    if not key or not text:
+        return text
+    return text.replace(key, "[key]")
