@@ -13,7 +13,7 @@ of a shared machine falls on every configuration alike:
 Per configuration and duration: payload bytes, request latency median/p95 (client wall time),
 model real-time factor (service: the inference_ms it reports; seed: its forward pass timed
 in-process the way it runs it), worker peak RSS (VmHWM). Writes bench/results/scoring_bench.json
-and .png, and prints the README table.
+and .png, and prints the table of docs/benchmarks.md.
 """
 
 from __future__ import annotations

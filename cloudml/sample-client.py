@@ -5,7 +5,7 @@
     SCORING_KEY=... python cloudml/sample-client.py FILE.wav --format wav
 
 The audio is loaded with librosa at 16 kHz mono, as in the write-up, and sent either as the
-original JSON body {"data": [floats in -1..1]} or, with --format wav, as a 16-bit WAV (about a
+write-up's JSON body {"data": [floats in -1..1]} or, with --format wav, as a 16-bit WAV (about a
 tenth of the bytes). Prints `Status code: N` and `Result: {...}`.
 
 The key comes from SCORING_KEY or a file (--key-file / SCORING_KEY_FILE), never from the command

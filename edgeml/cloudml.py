@@ -11,7 +11,7 @@ The key comes from SCORING_KEY or a key file, never from code, and is never prin
 with cloudml/sample-client.py, including the one on sending it over plain http.
 
 Bodies: `wav` (default; 16-bit PCM WAV, 10x smaller than JSON) or `json` (`{"data": [int16...]}`,
-what the original scoring script reads).
+what the write-up's scoring script reads).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ClientConfig:
 
     endpoint: str = DEFAULT_ENDPOINT
     key: str | None = field(default=None, repr=False)  # never shown
-    body_format: str = "wav"  # or "json": {"data": [int16...]}, the original script's body
+    body_format: str = "wav"  # or "json": {"data": [int16...]}, the write-up's script's body
     connect_timeout: float = 5.0
     read_timeout: float = 30.0  # the endpoint's answer; a busy one is retried from the spool
     retries: int = 3  # quick retries of one request before it waits in the spool
@@ -231,7 +231,7 @@ class CloudML:
     def _transcript(resp: requests.Response, seconds: float, round_trip_ms: float) -> Transcript:
         try:
             payload = resp.json()
-            if isinstance(payload, str):  # the original script returned json.dumps(...) as a str
+            if isinstance(payload, str):  # the write-up's script returned json.dumps(...) as a str
                 payload = json.loads(payload)
             text = payload["result"]
         except (ValueError, KeyError, TypeError) as exc:

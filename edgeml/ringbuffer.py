@@ -2,7 +2,7 @@
 
 Why absolute indices: the keyword spotter and the recorder read the SAME stream. When the
 spotter fires at sample N, the recorder starts at N minus the pre-roll and reads on from there,
-so nothing said between the keyword and the start of the recording is lost (the original app
+so nothing said between the keyword and the start of the recording is lost (the write-up's app
 closed the keyword stream and opened a new one, which dropped the start of the sentence).
 
 One writer (the capture callback or the file replay thread) appends; one reader (the main loop)

@@ -146,7 +146,7 @@ OPTIONS = [
     _Opt("--once", "EDGEML_ONCE", "once", None,
          "one keyword-record-transcribe cycle, then exit (0: transcript printed)"),
     _Opt("--format", "EDGEML_FORMAT", "client.body_format", str,
-         "request body: wav, or json ({\"data\": [int16...]}, the original's)", None, FORMATS),
+         "request body: wav, or json ({\"data\": [int16...]}, the write-up's)", None, FORMATS),
     _Opt("--spool-dir", "EDGEML_SPOOL_DIR", "spool.dir", Path,
          "recordings waiting for the endpoint are kept here", "DIR"),
     _Opt("--spool-max-mb", "EDGEML_SPOOL_MAX_MB", "spool.max_mb", _positive(float),

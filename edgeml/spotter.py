@@ -34,7 +34,7 @@ HOP_SECONDS = 0.25
 @dataclass(frozen=True)
 class DetectorConfig:
     keyword: str = "listen"
-    threshold: float = 0.85  # the original's value
+    threshold: float = 0.85  # the write-up's value
     average_windows: int = 1  # k: average the score over the last k windows
     refractory_seconds: float = 1.0
     max_lag_seconds: float = 1.0  # a live input further ahead than this is skipped to

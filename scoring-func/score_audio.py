@@ -7,7 +7,7 @@ facebook/wav2vec2-base-960h; a transformers CTC model or a CTranslate2 Whisper m
 run() takes the raw HTTP request (@rawhttp) so it decides the status codes itself:
 JSON {"data": [...]} or the audio itself (audio/wav, audio/flac, raw PCM) in, and
 200 {"result": "TRANSCRIPT", "audio_seconds", "inference_ms", "model", "engine"} or a JSON 4xx
-{"error", "message"} out. Settings: see scoring/settings.py and the README.
+{"error", "message"} out. Settings: see scoring/settings.py and docs/scoring.md.
 """
 
 from __future__ import annotations

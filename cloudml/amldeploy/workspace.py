@@ -148,7 +148,7 @@ def deploy(ml_client: Any, specs: Specs, settings: Settings) -> str:
         except ResourceNotFoundError:
             raise DeployError(
                 f"compute {compute} is not attached to the workspace: attach the cluster first "
-                "(README: Deploying to Azure ML > Kubernetes), or pass --compute NAME"
+                "(docs/deployment.md, Kubernetes), or pass --compute NAME"
             ) from None
 
     model = register_model(ml_client, specs)

@@ -62,7 +62,7 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """Everything init() needs to know; see the README section "Cloud: the scoring service"."""
+    """Everything init() needs to know; see docs/scoring.md."""
 
     model_name_or_path: str = DEFAULT_MODEL
     azureml_model_dir: Path | None = None

@@ -3,7 +3,7 @@
 No Azure subscription is reachable here, so the workspace is an in-process fake that keeps the
 state a workspace keeps (model versions, endpoints, traffic) and converts every entity it gets
 with azure-ai-ml's own `_to_rest_object`, i.e. the request body the real service would receive.
-What this cannot check: Azure's own validation and the image build (see README: first deploy).
+What this cannot check: Azure's own validation and the image build (see docs/deployment.md).
 """
 
 from __future__ import annotations
