@@ -72,6 +72,15 @@ test-edge: setup  ## the edge app's tests only
 bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence coverage
 	$(PY) bench/edge_listen.py
 
+# ---------------------------------------------------------------- the device side on arm64
+ARM64_ROOT ?= build/arm64-root
+.PHONY: arm64-check arm64-clean
+arm64-check: setup  ## edge app installed + tested on Debian bookworm arm64 under qemu (root, ~min)
+	ARM64_ROOT=$(ARM64_ROOT) bash scripts/arm64_check.sh
+
+arm64-clean:  ## remove the arm64 root of arm64-check (unmounting what is mounted inside first)
+	ARM64_ROOT=$(ARM64_ROOT) bash scripts/arm64_check.sh --clean
+
 # ---------------------------------------------------------------- keyword model
 KWS_WORK     ?= build/kws
 KWS_CHANNELS ?= 8,16
