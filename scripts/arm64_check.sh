@@ -75,7 +75,17 @@ case "${1:-}" in
   "") ;;
   *) echo "usage: $0 [--clean]" >&2; exit 2 ;;
 esac
+if [ "$(id -u)" -ne 0 ]; then
+  # chroot, mount and debootstrap need root: run the whole script under sudo.
+  command -v sudo >/dev/null \
+    || { echo "error: needs root (chroot, mount, debootstrap) and sudo is not installed" >&2; exit 2; }
+  exec sudo --preserve-env=ARM64_ROOT,ARM64_FRESH,ARM64_MIRROR,ARM64_SECURITY_MIRROR,ARM64_SERVICE_MODEL,ARM64_PYTEST_ARGS,ARM64_HOST_APT_TIMEOUT,ARM64_DEBOOTSTRAP_TIMEOUT,ARM64_SECOND_STAGE_TIMEOUT,ARM64_ROOT_APT_TIMEOUT,ARM64_VENV_TIMEOUT,ARM64_TESTS_TIMEOUT,ARM64_APP_TIMEOUT \
+    bash "$0" "$@"
+fi
 mkdir -p "$WORK/logs" "$RESULTS"
+# One run per root at a time: a second one would take the first one's processes for leftovers.
+exec 9>"$ROOT.lock"
+flock -n 9 || { echo "error: another arm64-check is running on $ROOT (lock: $ROOT.lock)" >&2; exit 2; }
 [ $CLEAN = 1 ] || : >"$LOG"
 START=$EPOCHREALTIME
 PHASES_JSON=()
@@ -215,12 +225,6 @@ in_root() {
 # ================================================================ 0. can this machine run it?
 say "arm64-check: the device side on Debian $SUITE arm64 under qemu ($STARTED_UTC)"
 say "host: $(uname -srm), $(nproc) cores; root: $ROOT"
-if [ "$(id -u)" -ne 0 ]; then
-  # chroot, mount and debootstrap need root: run the whole script under sudo.
-  command -v sudo >/dev/null || die 2 "needs root (chroot, mount, debootstrap) and sudo is not installed"
-  trap - EXIT
-  exec sudo --preserve-env=ARM64_ROOT,ARM64_FRESH,ARM64_MIRROR,ARM64_SECURITY_MIRROR,ARM64_SERVICE_MODEL,ARM64_PYTEST_ARGS bash "$0" "$@"
-fi
 if [ $CLEAN = 1 ]; then
   [ -e "$ROOT" ] && remove_root
   say "removed $ROOT"
@@ -271,7 +275,11 @@ grep -q '^enabled' "$BINFMT/status" || die 2 "binfmt_misc is disabled ($BINFMT/s
 say "binfmt: qemu-aarch64 $(sed -n 's/^interpreter //p' "$BINFMT/qemu-aarch64"), flags $(sed -n 's/^flags: //p' "$BINFMT/qemu-aarch64"); $(qemu-aarch64-static --version | head -1)"
 
 # ================================================================ 3. the arm64 root
-unmount_root   # mounts left by a run that was killed (SIGKILL skips the trap)
+stale_mounts=$(mounted_under "$ROOT" | wc -l) stale_pids=$(processes_in_root | wc -l)
+if [ "$stale_mounts" -gt 0 ] || [ "$stale_pids" -gt 0 ]; then   # a killed run (SIGKILL skips the trap)
+  say "cleaning up after an earlier run: $stale_pids processes in the root, $stale_mounts mounts"
+  unmount_root
+fi
 if [ ! -e "$STAMPS/base.done" ]; then
   [ -e "$ROOT" ] && { say "$ROOT is incomplete (no stamp): building it again"; remove_root; }
   mkdir -p "$ROOT"
