@@ -18,7 +18,7 @@ DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
         serve-whisper test-cloud bench-scoring bench-wer
 
 help:  ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # ---------------------------------------------------------------- set-up
 $(SYSTEM_STAMP): scripts/install-system-deps.sh
@@ -73,6 +73,15 @@ test-edge: setup  ## the edge app's tests only
 
 bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence coverage
 	$(PY) bench/edge_listen.py
+
+# ---------------------------------------------------------------- the device side on arm64
+ARM64_ROOT ?= build/arm64-root
+.PHONY: arm64-check arm64-clean
+arm64-check: setup  ## edge app installed + tested on Debian bookworm arm64 under qemu (root; ~11 min cold, ~3 warm)
+	ARM64_ROOT=$(ARM64_ROOT) bash scripts/arm64_check.sh
+
+arm64-clean:  ## remove the arm64 root of arm64-check (unmounting what is mounted inside first)
+	ARM64_ROOT=$(ARM64_ROOT) bash scripts/arm64_check.sh --clean
 
 # ---------------------------------------------------------------- keyword model
 KWS_WORK     ?= build/kws

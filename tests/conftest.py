@@ -17,6 +17,17 @@ from devkit.paths import speech_dir as _speech_dir
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# Markers from the fixtures a test uses (directly or through other fixtures), so that a run with
+# neither a sound server nor torch (the arm64 check: `-m "not sound_server and not
+# scoring_service"`) selects by what the tests need, with no list of test names to keep up.
+FIXTURE_MARKERS = {"virtual_mic": "sound_server", "scoring_server": "scoring_service"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & FIXTURE_MARKERS.keys():
+            item.add_marker(FIXTURE_MARKERS[fixture])
+
 
 @pytest.fixture(scope="session")
 def speech_dir() -> Path:

@@ -110,6 +110,7 @@ def test_capture_is_the_played_audio(virtual_mic, tmp_path, monkeypatch, forced)
     assert match > 0.95, match
 
 
+@pytest.mark.sound_server  # starts its own virtual microphones (not the fixture)
 def test_lost_input_device_is_reopened_and_listening_goes_on(
     keyword_eim, spoken_file, fault_server, tmp_path
 ):
