@@ -12,8 +12,9 @@
 #                        built from source) plus the test tools
 #   5. tests             the device app's tests that need no sound server and no scoring service,
 #                        under qemu (`uname -m` inside: aarch64)
-#   6. the app           main.py --input <demo WAV> --once with the shipped keyword model, against
-#                        the real scoring service (azmlinfsrv, on the host, 127.0.0.1)
+#   6. the app           the installed `edgeml` command (the project's wheel, built on the host: it is
+#                        pure Python) --input <demo WAV> --once with the keyword model shipped inside
+#                        the package, against the real scoring service (azmlinfsrv, on the host)
 #
 # Writes bench/results/arm64_check.log (phases, timings, versions, test summary, the app's output)
 # and bench/results/arm64_check.json; the full output of each phase goes to
@@ -26,17 +27,16 @@
 # tiny-ctc), ARM64_PYTEST_ARGS (extra pytest arguments), ARM64_*_TIMEOUT (seconds per phase).
 set -Eeuo pipefail
 
-# ================================================================ project layout: adapt here
-# The only lines that know where the device app lives. (main is turning edgeml/ into an
-# installable package, `pip install .`; when that lands, change these and nothing below.)
-# Paths are relative to the repository root, which the arm64 root sees at $CHROOT_REPO.
-EDGE_PIP_INSTALL=(-r requirements-edge.txt)       # pip arguments that install the device app
-EDGE_PIP_INPUTS=(requirements-edge.txt)           # files whose change means: reinstall the venv
-EDGE_APP=(edgeml/main.py)                         # python "${EDGE_APP[@]}" --input ... --once
-SHIPPED_MODEL=edgeml/models/listen.eim            # the default keyword model (zipapp, numpy only)
+# ================================================================ project layout
+# The only lines that know where the device app lives. Paths are relative to the repository
+# root, which the arm64 root sees (read-only) at $CHROOT_REPO.
+EDGE_PIP_INSTALL=(-r requirements-edge.txt)       # the device app's dependencies (cached venv)
+EDGE_PIP_INPUTS=(requirements-edge.txt)           # files whose change means: rebuild the venv
+EDGE_APP=edgeml                                   # the console command `pip install .` makes
 TEST_PATHS=(tests/edge tests/kws/test_listen_model.py)            # the device app's tests ...
-TEST_MARKEXPR="not sound_server and not scoring_service"          # ... minus these (pyproject)
-TEST_PIP=(pytest pytest-timeout tqdm)             # test-only packages (tqdm: kwtrain.evaluate)
+TEST_MARKEXPR="not sound_server and not scoring_service and not package_index"  # (pyproject;
+# package_index: the x86 wheel-install test, which this check does itself in 4b/4c)
+TEST_PIP=(pytest pytest-timeout)                  # test-only packages
 HOST_PY=.venv/bin/python                          # `make setup`: demo audio + scoring service
 APP_HELPER=scripts/arm64/app_check.py             # host side of step 6
 SUMMARY_HELPER=scripts/arm64/summary.py           # the JSON result, with the history of runs
@@ -331,6 +331,18 @@ else
   skipped root-venv "$VENV is up to date with ${EDGE_PIP_INPUTS[*]} (key $venv_key)"
 fi
 
+# ---------------------------------------------------------------- 4c. the project, as pip installs it
+# Every run: the wheel of this checkout (pure Python, so built on the host) into the root's venv,
+# as `pip install .` does on a Pi; its dependencies are already there (4b).
+root_project() {
+  local wheels=$ROOT/tmp/arm64-check/wheel
+  rm -rf "$wheels" && mkdir -p "$wheels"
+  timeout 600 "$HOST_PY" -m pip wheel --no-deps -q --disable-pip-version-check -w "$wheels" .
+  in_root 600 sh -c "$VENV/bin/pip install -q --no-deps --force-reinstall /tmp/arm64-check/wheel/*.whl"
+  in_root 300 "$VENV/bin/pip" check
+}
+phase root-project root_project
+
 # ---------------------------------------------------------------- proof: this is arm64
 inside_report() {
   in_root 120 uname -m
@@ -393,7 +405,8 @@ say "   counts: $TESTS_JSON"
 
 # ================================================================ 6. the app against the service
 app_run() {
-  local app_args=("${EDGE_APP[@]}" --model "$SHIPPED_MODEL" --input {wav} --once
+  # no --model: the keyword model shipped inside the installed package
+  local app_args=("$VENV/bin/$EDGE_APP" --input {wav} --once
                   --endpoint {endpoint} --spool-dir {spool} --save-dir {save})
   rm -rf "$ROOT$APP_WORK_INSIDE"
   timeout --kill-after=30 "$((T_APP + 360))" "$HOST_PY" "$APP_HELPER" \
@@ -401,12 +414,12 @@ app_run() {
     --timeout "$T_APP" -- \
     timeout --kill-after=30 "$T_APP" chroot "$ROOT" /usr/bin/env -i \
       PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 \
-      sh -c "cd $CHROOT_REPO && exec $VENV/bin/python ${app_args[*]}"
+      sh -c "cd /tmp && exec ${app_args[*]}"
 }
 app_rc=0
 run_phase app app_run || app_rc=$?
 APP_JSON=$(sed -n 's/^APP_CHECK_JSON //p' "$WORK/logs/app.log")
-say "   the app's run (main.py under qemu, service on the host):"
+say "   the app's run (the installed edgeml command under qemu, service on the host):"
 grep -v '^APP_CHECK_JSON ' "$WORK/logs/app.log" | sed 's/^/   | /' >>"$LOG"
 grep -E '^\[app\] (PASS|FAIL|transcript|exit code)' "$WORK/logs/app.log" | sed 's/^/   /'
 

