@@ -49,10 +49,15 @@ def main() -> int:
     print("   recent runs (seconds; cold = the root built from nothing, warm = the root reused):")
     print("   " + "  ".join(["started (UTC)       ", "run ", "ok  ", "total"] + names))
     for run in current["history"][-8:]:
-        cells = [run["started_utc"], f"{run['run']:4}", f"{'yes' if run['ok'] else 'NO':4}",
-                 f"{run['total_seconds']:5.0f}"]
-        cells += [f"{run['phases'][n]:{len(n)}.0f}" if n in run["phases"] else " " * len(n)
-                  for n in names]
+        cells = [
+            run["started_utc"],
+            f"{run['run']:4}",
+            f"{'yes' if run['ok'] else 'NO':4}",
+            f"{run['total_seconds']:5.0f}",
+        ]
+        cells += [
+            f"{run['phases'][n]:{len(n)}.0f}" if n in run["phases"] else " " * len(n) for n in names
+        ]
         print("   " + "  ".join(cells))
     return 0
 
