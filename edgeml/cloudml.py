@@ -299,6 +299,8 @@ class CloudML:
             )
             with resp:
                 answer = self._read_answer(resp)
+            if self._watchdog.fired:  # cut mid-headers, http.client may see a short answer
+                raise EndpointUnavailable(self._cut_short())
         round_trip_ms = (time.monotonic() - t0) * 1000.0
         return self._parse(resp, answer, len(samples) / sample_rate, round_trip_ms)
 
@@ -317,15 +319,18 @@ class CloudML:
             raise EndpointUnavailable(f"TLS error with {self._host}: {_reason(exc)}") from exc
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if self._watchdog.fired:
-                raise EndpointUnavailable(
-                    f"{self._host} did not complete its answer within "
-                    f"{self._watchdog.seconds:.0f} s (connection cut)"
-                ) from exc
+                raise EndpointUnavailable(self._cut_short()) from exc
             reason = getattr(exc.args[0] if exc.args else None, "reason", None)
             if isinstance(reason, ReadTimeoutError) or isinstance(exc, ReadTimeoutError):
                 # with read retries at 0, urllib3 wraps a read timeout in MaxRetryError
                 raise EndpointUnavailable(self._no_answer()) from exc
             raise EndpointUnavailable(f"cannot connect to {self._host}: {_reason(exc)}") from exc
+
+    def _cut_short(self) -> str:
+        return (
+            f"{self._host} did not complete its answer within {self._watchdog.seconds:.0f} s "
+            "(connection cut)"
+        )
 
     def _no_answer(self) -> str:
         return f"{self._host} did not answer within {self.timeout[1]:.0f} s"

@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import re
 import threading
@@ -45,6 +46,8 @@ import numpy as np
 import soundfile as sf
 
 from edgeml.audioformat import SAMPLE_RATE, wav_bytes
+
+log = logging.getLogger("edgeml.spool")
 
 _ITEM = re.compile(r"^(\d{10})\.json$")
 _WAV = re.compile(r"^(\d{10})\.wav$")
@@ -180,11 +183,16 @@ def _fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash leaves either the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk: leave no partial file behind
+            tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -202,11 +210,16 @@ class Spool:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OSError(f"cannot create spool folder {self.dir}: {exc.strerror}") from exc
-        self._lockfile = open(self.dir / ".lock", "a")  # noqa: SIM115 - held for our lifetime
+        try:
+            self._lockfile = os.open(self.dir / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        except OSError:  # a read-only disk: the folder itself carries the lock
+            self._lockfile = os.open(self.dir, os.O_RDONLY)
+            log.error("spool folder %s is not writable: what it holds is sent, new recordings "
+                      "cannot be stored", self.dir)  # fmt: skip
         try:
             fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lockfile.close()
+            os.close(self._lockfile)
             raise SpoolLocked(
                 f"spool folder {self.dir} is in use by another edgeml process"
             ) from None
@@ -216,17 +229,21 @@ class Spool:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             fcntl.flock(self._lockfile, fcntl.LOCK_UN)
-        self._lockfile.close()
+        with contextlib.suppress(OSError):
+            os.close(self._lockfile)
 
     def _clean(self) -> None:
         """Sort out what a crash mid-write or mid-remove left (see the module docstring)."""
         for path in list(self.dir.iterdir()):
-            if path.name.startswith(".") and path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)
-            elif _WAV.match(path.name) and not path.with_suffix(".json").exists():
-                self._recover(path)
-            elif _ITEM.match(path.name) and not path.with_suffix(".wav").exists():
-                self._set_aside(path, "damaged")
+            try:
+                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                    path.unlink(missing_ok=True)
+                elif _WAV.match(path.name) and not path.with_suffix(".json").exists():
+                    self._recover(path)
+                elif _ITEM.match(path.name) and not path.with_suffix(".wav").exists():
+                    self._set_aside(path, "damaged")
+            except OSError as exc:  # a read-only disk: left as it is (an orphan is not sent)
+                log.error("cannot sort out %s in the spool: %s", path.name, exc)
 
     def _recover(self, wav_path: Path) -> None:
         """A whole WAV whose record was never written: give it one, so it is sent."""

@@ -67,7 +67,7 @@ def init() -> None:
     swagger.register(run, settings.max_audio_seconds)
 
 
-def _read_body(request: AMLRequest, limit: int) -> bytes:
+def _read_body(request: AMLRequest, limit: int, charge) -> bytes:
     """The body, read at most `limit` + 1 bytes far (one byte over -> 413), whether or not it
     has a Content-Length (a chunked upload has none to check beforehand).
 
@@ -81,8 +81,11 @@ def _read_body(request: AMLRequest, limit: int) -> bytes:
             part = stream.read(min(1 << 20, limit + 1 - size))
             if not part:
                 break
+            charge(len(part))
             parts.append(part)
             size += len(part)
+    except RequestError:
+        raise
     except RequestReadTimeout as exc:
         raise RequestError(408, "request_timeout", str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - gunicorn's chunk errors, werkzeug's disconnects
@@ -106,7 +109,7 @@ def run(request: AMLRequest) -> AMLResponse:
             request.method,
             request.headers.get("Content-Type"),
             request.content_length,
-            lambda limit: _read_body(request, limit),
+            lambda limit, charge: _read_body(request, limit, charge),
             request.headers.get("Authorization"),
         )
     except TimeoutError:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -125,20 +125,27 @@ class Admission:
         self._gate = threading.BoundedSemaphore(settings.concurrency)
 
     @contextmanager
-    def body(self, size: int) -> Iterator[None]:
-        """Hold `size` bytes of the budget while the body is read and served."""
-        with self._lock:
-            if self._held + size > self.budget and self._held > 0:
-                raise busy(
-                    f"the service holds {self._held} bytes of other requests' audio; "
-                    "try again shortly"
-                )
-            self._held += size
+    def body(self) -> Iterator[Callable[[int], None]]:
+        """A meter for one request's body: call it with each amount read (or the whole
+        Content-Length up front); over the budget it raises 503. Released at the end."""
+        held = 0
+
+        def charge(size: int) -> None:
+            nonlocal held
+            with self._lock:
+                if self._held + size > self.budget and self._held > held:
+                    raise busy(
+                        f"the service holds {self._held} bytes of other requests' audio; "
+                        "try again shortly"
+                    )
+                self._held += size
+                held += size
+
         try:
-            yield
+            yield charge
         finally:
             with self._lock:
-                self._held -= size
+                self._held -= held
 
     @contextmanager
     def model(self) -> Iterator[None]:

@@ -118,7 +118,8 @@ class _Conn(gthread.TConn):
         fresh = not self.initialized
         super().init()
         if fresh and not self.is_http2 and self.parser is not None:
-            self.guard = _DeadlineSocket(self.sock)
+            if self.guard._sock is not self.sock:  # TLS wrapped it: guard the wrapper
+                self.guard._sock = self.sock
             self.parser.unreader.sock = self.guard
 
 

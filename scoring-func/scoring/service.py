@@ -91,12 +91,13 @@ class ScoringService:
         method: str,
         content_type: str | None,
         content_length: int | None,
-        read_body: Callable[[int], bytes],
+        read_body: Callable[..., bytes],
         authorization: str | None = None,
     ) -> Answer:
         """One HTTP request -> Answer; client mistakes become 4xx JSON, never an exception.
 
-        `read_body(limit)` returns the body, or its first limit + 1 bytes when it is longer; it
+        `read_body(limit, charge)` returns the body, or its first limit + 1 bytes when it is
+        longer, calling `charge(n)` for each n bytes read (the body budget; it raises 503); it
         raises RequestError (408, 400) when the body does not arrive or cannot be read.
         Order: cheap checks, then the body budget, the body, its decoding, then the model gate.
         """
@@ -111,8 +112,14 @@ class ScoringService:
             check_key(self.requests.key, authorization)
             check_body_size(content_length, self.settings)
             limit = self.settings.max_body_bytes
-            with self.admission.body(content_length if content_length is not None else limit):
-                audio = decode_body(content_type, read_body(limit), self.settings)
+            with self.admission.body() as charge:
+                if content_length is not None:
+                    charge(content_length)  # all of it up front: refused before it is read
+                    body = read_body(limit, lambda _n: None)
+                else:
+                    body = read_body(limit, charge)
+                audio = decode_body(content_type, body, self.settings)
+                del body
                 with self.admission.model():
                     return Answer(200, self.transcribe(audio))
         except RequestError as err:
