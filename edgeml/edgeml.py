@@ -25,8 +25,9 @@ An exported .eim may be a script with `#!/usr/bin/env python3`. The SDK starts i
 environment, so the directory of the interpreter running this app is put first on PATH: the
 model then runs under the same Python (and sees the same numpy) as the app.
 
-This relies on three attributes of ImpulseRunner (`_runner`, `_tempdir`, `_client`) of the
-pinned edge_impulse_linux==1.2.2; the workarounds are all in this module.
+This relies on attributes of ImpulseRunner (`_runner`, `_tempdir`, `_client`, `_ix`, and its
+`send_msg` replaced per instance) of the pinned edge_impulse_linux==1.2.2; the workarounds are
+all in this module.
 """
 
 from __future__ import annotations

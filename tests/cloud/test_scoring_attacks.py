@@ -207,3 +207,14 @@ def test_an_unusable_server_key_stops_the_start_with_a_message(tiny_ctc_model_di
         pass
     assert "SCORING_KEY holds whitespace" in str(err.value)
     assert "two words" not in str(err.value)
+
+
+def test_the_deployments_run_the_same_worker_settings_as_the_tests():
+    """What Azure runs (cloudml/*/deployment.yml) is what devkit.local_service runs here."""
+    from devkit.paths import REPO
+    from scoring.server import GUNICORN_CMD_ARGS
+
+    for name in ("managed", "kubernetes"):
+        text = (REPO / "cloudml" / name / "deployment.yml").read_text()
+        assert f'GUNICORN_CMD_ARGS: "{GUNICORN_CMD_ARGS}"' in text, name
+        assert "PYTHONPATH: /var/azureml-app/scoring-func" in text, name
