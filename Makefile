@@ -60,7 +60,7 @@ test-cloud: setup  ## only the scoring service tests (tests/cloud)
 
 # ---------------------------------------------------------------- edge app
 EDGE_ARGS ?=
-.PHONY: run-edge edge-devices test-edge bench-edge
+.PHONY: run-edge edge-devices test-edge bench-edge bench-fleet bench-attack
 
 run-edge: setup  ## the device app on the microphone (EDGE_ARGS="--device USB --endpoint URL ...")
 	$(VENV)/bin/edgeml $(EDGE_ARGS)
@@ -70,6 +70,12 @@ edge-devices: setup  ## list the audio input devices the edge app can use
 
 test-edge: setup  ## the edge app's tests only
 	$(PY) -m pytest tests/edge
+
+bench-fleet: setup  ## many devices, an outage, the return: arrivals/s, nothing lost, p95 latency
+	$(PY) bench/fleet.py
+
+bench-attack: setup  ## scoring service latency with 50 slow connections open; JSON body memory
+	$(PY) bench/scoring_attack.py
 
 bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence coverage
 	$(PY) bench/edge_listen.py

@@ -42,17 +42,25 @@ class FaultServer:
     """A scoring endpoint on localhost speaking the contract, with faults to inject.
 
     `faults` is consumed one per request: an int status (500, 503, 401, 400, 413), a tuple
-    (status, {headers}), or ("slow", seconds) to answer only after that long. With no fault
-    left it answers 200 {"result": "REC <first sample> <audio id>", ...}. `stop()` closes the
-    port (connections are then refused) and `start()` opens it again on the same port.
+    (status, {headers}), ("slow", seconds) to answer only after that long, or a callable
+    `fault(handler, request)` that writes the whole answer itself (the misbehaving answers
+    below: trickled, endless, HTML, redirects...). With no fault left it answers
+    200 {"result": "REC <first sample> <audio id>", ...}. `stop()` closes the port
+    (connections are then refused) and `start()` opens it again on the same port.
+    `capacity`: at most that many requests are served at once, each taking `service_seconds`;
+    more get 503 with Retry-After `busy_retry_after` (a small endpoint meeting a fleet).
     """
 
     port: int = field(default_factory=free_port)
     faults: deque = field(default_factory=deque)
     requests: list[Request] = field(default_factory=list)
+    capacity: int | None = None
+    service_seconds: float = 0.0
+    busy_retry_after: str | None = None
     _httpd: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _connections: set = field(default_factory=set)
+    _busy: int = 0
 
     @property
     def url(self) -> str:
@@ -113,8 +121,33 @@ class FaultServer:
             samples, _ = sf.read(io.BytesIO(body), dtype="int16")
         with self._lock:
             fault = self.faults.popleft() if self.faults else None
+            over = self.capacity is not None and self._busy >= self.capacity
+            if not over:
+                self._busy += 1
+        try:
+            self._answer(h, samples, ctype, fault, over)
+        finally:
+            if not over:
+                with self._lock:
+                    self._busy -= 1
+
+    def _answer(self, h, samples, ctype: str, fault, over: bool) -> None:
         status, headers, delay = 200, {}, 0.0
-        if isinstance(fault, int):
+        if over:
+            status = 503
+            if self.busy_retry_after is not None:
+                headers = {"Retry-After": self.busy_retry_after}
+        elif callable(fault):
+            with self._lock:
+                self.requests.append(self._request(h, samples, ctype, -2))
+            with contextlib.suppress(OSError):
+                fault(h, samples)
+            return
+        elif self.service_seconds:
+            time.sleep(self.service_seconds)
+        if over:
+            pass
+        elif isinstance(fault, int):
             status = fault
         elif isinstance(fault, tuple) and fault[0] == "slow":
             delay = float(fault[1])
@@ -133,15 +166,7 @@ class FaultServer:
             }
         else:
             payload = {"error": f"e{status}", "message": f"injected {status}"}
-        request = Request(
-            audio_id=rid,
-            first_sample=int(samples[0]) if len(samples) else 0,
-            seconds=len(samples) / RATE,
-            status=status if not delay else -1,  # a slow answer arrives after the client left
-            content_type=ctype,
-            authorization=h.headers.get("Authorization"),
-            at=time.monotonic(),
-        )
+        request = self._request(h, samples, ctype, status if not delay else -1)
         with self._lock:  # recorded before answering: the client may look right after
             self.requests.append(request)
         data = json.dumps(payload).encode()
@@ -155,3 +180,95 @@ class FaultServer:
             h.wfile.write(data)
         except OSError:
             pass
+
+    @staticmethod
+    def _request(h, samples, ctype: str, status: int) -> Request:
+        """`status` -1: answered after the client left (slow); -2: a scripted misbehaviour."""
+        return Request(
+            audio_id=audio_id(samples),
+            first_sample=int(samples[0]) if len(samples) else 0,
+            seconds=len(samples) / RATE,
+            status=status,
+            content_type=ctype,
+            authorization=h.headers.get("Authorization"),
+            at=time.monotonic(),
+        )
+
+
+# ------------------------------------------------------------------ misbehaving answers
+def _head(h, status: int, headers: dict[str, str]) -> None:
+    h.send_response(status)
+    for k, v in headers.items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.flush()
+
+
+def trickled_body(every: float = 0.3, declared: int = 10_000):
+    """200 with a Content-Length, then its body one byte every `every` seconds."""
+
+    def fault(h, _samples) -> None:
+        _head(h, 200, {"Content-Type": "application/json", "Content-Length": str(declared)})
+        for _ in range(declared):
+            h.wfile.write(b" ")
+            h.wfile.flush()
+            time.sleep(every)
+
+    return fault
+
+
+def endless_body(chunk: bytes = b"x" * 65536, seconds: float = 60.0):
+    """200, chunked, and a body that does not end (for `seconds`, as fast as it goes)."""
+
+    def fault(h, _samples) -> None:
+        _head(h, 200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        end = time.monotonic() + seconds
+        frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        while time.monotonic() < end:
+            h.wfile.write(frame)
+
+    return fault
+
+
+def trickled_headers(every: float = 0.5, count: int = 90):
+    """The status line, then one header line every `every` seconds."""
+
+    def fault(h, _samples) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for n in range(count):
+            h.wfile.write(f"X-Slow-{n}: 1\r\n".encode())
+            h.wfile.flush()
+            time.sleep(every)
+
+    return fault
+
+
+def page(status: int = 200, body: bytes = b"<html><body>Welcome to nginx!</body></html>"):
+    """An HTML page where the scoring JSON should be (a web server at the wrong URL)."""
+
+    def fault(h, _samples) -> None:
+        _head(h, status, {"Content-Type": "text/html", "Content-Length": str(len(body))})
+        h.wfile.write(body)
+
+    return fault
+
+
+def redirect(location: str, status: int = 302):
+    """A redirect (which a client following it would turn from POST into GET)."""
+
+    def fault(h, _samples) -> None:
+        _head(h, status, {"Location": location, "Content-Length": "0"})
+
+    return fault
+
+
+def echo_authorization(status: int = 500):
+    """An error whose message quotes the request's Authorization header (a leaky proxy)."""
+
+    def fault(h, _samples) -> None:
+        auth = h.headers.get("Authorization", "")
+        body = json.dumps({"error": "e", "message": f"bad header {auth!r}"}).encode()
+        _head(h, status, {"Content-Type": "application/json", "Content-Length": str(len(body))})
+        h.wfile.write(body)
+
+    return fault

@@ -19,6 +19,9 @@ Behaviours (keyword arguments):
 - `listen_delay=S`: on its first start only, bind the socket path but listen S seconds later
   (the SDK's connect() is refused, as when it hits the moment between a runner's bind() and
   listen()); later starts behave.
+- `flood=N`: answer every classify with N bytes that never end in the protocol's NUL;
+- `fail_classify=True`: answer every classify with `"success": false` (a model that refuses);
+- `hello_params={...}`: put these into the hello's `model_parameters` (absurd sizes, ...).
 """
 
 from __future__ import annotations
@@ -62,6 +65,24 @@ if _FIRST:
 
     eim_server.listen_socket = slow_listen
 
+if CONFIG.get("flood") or CONFIG.get("fail_classify"):
+    _real_answer, _real_encode = eim_server._answer, eim_server._encode
+
+    def scripted_answer(state, msg, stdin_ms):
+        if isinstance(msg, dict) and "classify" in msg and CONFIG.get("fail_classify"):
+            if CONFIG.get("calls_log"):
+                with open(CONFIG["calls_log"], "a") as f:
+                    f.write(f"{{os.getpid()}} refused\\n")
+            return {{"id": msg.get("id"), "success": False, "error": "scripted refusal"}}
+        return _real_answer(state, msg, stdin_ms)
+
+    def scripted_encode(reply):
+        if CONFIG.get("flood") and "result" in reply:
+            return b"{{" + b"9" * CONFIG["flood"]  # never a NUL: the reply does not end
+        return _real_encode(reply)
+
+    eim_server._answer, eim_server._encode = scripted_answer, scripted_encode
+
 
 class Scripted:
     def __init__(self):
@@ -77,13 +98,11 @@ class Scripted:
             self.template_norm = float(np.sqrt((t * t).sum())) + 1e-9
 
     def hello(self):
-        return {{
-            "project": project_info(CONFIG["name"]),
-            "model_parameters": audio_model_parameters(
-                self.labels, frequency=CONFIG["frequency"],
-                window_samples=CONFIG["window_samples"],
-            ),
-        }}
+        params = audio_model_parameters(
+            self.labels, frequency=CONFIG["frequency"], window_samples=CONFIG["window_samples"],
+        )
+        params.update(CONFIG.get("hello_params") or {{}})
+        return {{"project": project_info(CONFIG["name"]), "model_parameters": params}}
 
     def keyword_score(self, window):
         if self.template is not None:
@@ -142,6 +161,9 @@ def write_eim(
     hang_after: int | None = None,
     calls_log: Path | None = None,
     listen_delay: float | None = None,
+    flood: int | None = None,
+    fail_classify: bool = False,
+    hello_params: dict | None = None,
     shebang: str | None = None,
     name: str = "scripted-kws",
 ) -> Path:
@@ -166,6 +188,9 @@ def write_eim(
         "hang_after": hang_after,
         "calls_log": str(calls_log) if calls_log else None,
         "listen_delay": listen_delay,
+        "flood": flood,
+        "fail_classify": fail_classify,
+        "hello_params": hello_params,
     }
     path.write_text(
         SCRIPT.format(

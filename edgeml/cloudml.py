@@ -12,30 +12,44 @@ with cloudml/sample-client.py, including the one on sending it over plain http.
 
 Bodies: `wav` (default; 16-bit PCM WAV, 10x smaller than JSON) or `json` (`{"data": [int16...]}`,
 what the write-up's scoring script reads).
+
+Bounded answers: an endpoint that misbehaves must not hang or exhaust the device. Every attempt
+has a deadline for the WHOLE exchange (connect + read timeout: a watchdog cuts the connection
+of an answer whose headers or body trickle in), the answer is read at most MAX_ANSWER_BYTES far,
+redirects are never followed (a POST turned into a GET, or https sent to http, would lose the
+recording or the key), and a wrong endpoint (404, 405, 3xx, a 200 without a transcript) is
+`EndpointMisconfigured`: the recording is kept, not shelved as rejected. Every message is
+scrubbed of the key before it leaves this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from edgeml.audioformat import SAMPLE_RATE, wav_bytes
-from edgeml.keys import check_transport
+from edgeml.keys import check_key, check_transport, scrub
 
 log = logging.getLogger("edgeml.cloud")
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:5001/score"
 FORMATS = ("wav", "json")
+MAX_ANSWER_BYTES = 1 << 20  # a transcript answer is a few hundred bytes; 1 MiB is surely wrong
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,14 @@ class AuthRejected(CloudError):
 
 
 class AudioRejected(CloudError):
-    """400/413/415 and other 4xx: the endpoint will never accept this recording."""
+    """400/413/415/422: the endpoint will never accept this recording."""
+
+    retryable = False
+
+
+class EndpointMisconfigured(CloudError):
+    """The URL does not lead to a scoring endpoint (404, 405, a redirect, a 200 without a
+    transcript, an answer too large): the recording is fine, the configuration is not."""
 
     retryable = False
 
@@ -100,6 +121,73 @@ class _Retry(Retry):
         return min(super().parse_retry_after(retry_after), self.MAX_RETRY_AFTER)
 
 
+class _Watchdog:
+    """A deadline for each attempt's whole exchange: request, headers and body.
+
+    Socket timeouts bound each read, not their sum: an answer that trickles one byte per read
+    timeout would be read for days. The connection in use registers itself here when it sends
+    a request; at the deadline the watchdog shuts its socket down, and the blocked read returns.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._sock = None
+        self.fired = False
+
+    def arm(self, conn) -> None:
+        """A connection is sending a request (the first or a retry): its deadline starts."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._sock, self.fired = None, False
+            self._timer = threading.Timer(self.seconds, self._cut, args=(conn,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _cut(self, conn) -> None:
+        with self._lock:
+            sock = getattr(conn, "sock", None)
+            if sock is None:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def disarm(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+
+def _watched(pool_cls: type, watchdog: _Watchdog) -> type:
+    """A urllib3 pool class whose connections arm `watchdog` whenever they send a request."""
+
+    class Connection(pool_cls.ConnectionCls):
+        def request(self, *args, **kwargs):
+            watchdog.arm(self)
+            return super().request(*args, **kwargs)
+
+    return type(f"Watched{pool_cls.__name__}", (pool_cls,), {"ConnectionCls": Connection})
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter with urllib3 pools whose connections report to a watchdog."""
+
+    def __init__(self, watchdog: _Watchdog, **kwargs) -> None:
+        self.watchdog = watchdog
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _watched(HTTPConnectionPool, self.watchdog),
+            "https": _watched(HTTPSConnectionPool, self.watchdog),
+        }
+
+
 def encode_json(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     data = np.asarray(samples, dtype=np.int16).tolist()
     return json.dumps({"data": data, "sample_rate": sample_rate}, separators=(",", ":")).encode()
@@ -119,18 +207,28 @@ class CloudML:
         retries: int = ClientConfig.retries,
         allow_http: bool = ClientConfig.allow_http,
         backoff_factor: float = 0.5,
+        backoff_jitter: float = 0.5,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
         if body_format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {body_format!r}")
+        if key is not None:
+            key = check_key(key, "the endpoint key")  # raises keys.KeyProblem, never quoting it
         check_transport(endpoint, key, allow_http=allow_http)  # raises keys.KeyProblem
         self.endpoint = endpoint
         self.body_format = body_format
         self.timeout = (connect_timeout, read_timeout)
+        self.max_answer_bytes = max_answer_bytes
+        self._key = key
+        self._watchdog = _Watchdog(connect_timeout + read_timeout)
         self.session = requests.Session()
         self.session.verify = True
+        self.session.trust_env = False  # no .netrc credentials or proxy variables in between
+        # An answer is read at most max_answer_bytes far: no compression to inflate behind it.
+        self.session.headers["Accept-Encoding"] = "identity"
         retry = _Retry(
             total=retries,
             connect=retries,
@@ -140,11 +238,12 @@ class CloudML:
             allowed_methods=None,  # POST too: scoring has no side effects
             status_forcelist=(429, 500, 502, 503, 504),
             backoff_factor=backoff_factor,
+            backoff_jitter=backoff_jitter,  # devices back from one outage do not retry in step
             backoff_max=10.0,
             respect_retry_after_header=True,
             raise_on_status=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=2)
+        adapter = _WatchedAdapter(self._watchdog, max_retries=retry, pool_maxsize=2)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         if key:
@@ -169,86 +268,181 @@ class CloudML:
         self.session.close()
 
     def transcribe(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
-        """POST one recording; return its transcript or raise a CloudError."""
+        """POST one recording; return its transcript or raise a CloudError (key scrubbed)."""
+        try:
+            return self._transcribe(samples, sample_rate)
+        except CloudError as err:
+            # `from None`: the chained library exception may quote the Authorization header
+            raise type(err)(
+                scrub(str(err), self._key), status=err.status, retry_after=err.retry_after
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - any library failure is "unavailable", scrubbed
+            message = f"request to {self._host} failed: {type(exc).__name__}: {exc}"
+            raise EndpointUnavailable(scrub(message, self._key)[:500]) from None
+        finally:
+            self._watchdog.disarm()
+
+    def _transcribe(self, samples: np.ndarray, sample_rate: int) -> Transcript:
         if self.body_format == "wav":
             body, content_type = wav_bytes(samples, sample_rate), "audio/wav"
         else:
             body, content_type = encode_json(samples, sample_rate), "application/json"
         t0 = time.monotonic()
-        try:
+        with self._mapped_errors():
             resp = self.session.post(
                 self.endpoint,
                 data=body,
                 headers={"Content-Type": content_type},
                 timeout=self.timeout,
+                stream=True,  # read below, bounded in size
+                allow_redirects=False,  # a redirect is a configuration fault, never followed
             )
+            with resp:
+                answer = self._read_answer(resp)
+            if self._watchdog.fired:  # cut mid-headers, http.client may see a short answer
+                raise EndpointUnavailable(self._cut_short())
+        round_trip_ms = (time.monotonic() - t0) * 1000.0
+        return self._parse(resp, answer, len(samples) / sample_rate, round_trip_ms)
+
+    @contextlib.contextmanager
+    def _mapped_errors(self):
+        """requests' and urllib3's exceptions as EndpointUnavailable with a one-line reason."""
+        try:
+            yield
+        except CloudError:
+            raise
         except requests.exceptions.ConnectTimeout as exc:
             raise EndpointUnavailable(f"cannot connect to {self._host}: timed out") from exc
         except requests.exceptions.ReadTimeout as exc:
-            raise EndpointUnavailable(
-                f"{self._host} did not answer within {self.timeout[1]:.0f} s"
-            ) from exc
+            raise EndpointUnavailable(self._no_answer()) from exc
         except requests.exceptions.SSLError as exc:
-            raise EndpointUnavailable(f"TLS error with {self._host}: {exc}") from exc
-        except requests.exceptions.ConnectionError as exc:
-            if isinstance(
-                getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError
-            ):
+            raise EndpointUnavailable(f"TLS error with {self._host}: {_reason(exc)}") from exc
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if self._watchdog.fired:
+                raise EndpointUnavailable(self._cut_short()) from exc
+            reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+            if isinstance(reason, ReadTimeoutError) or isinstance(exc, ReadTimeoutError):
                 # with read retries at 0, urllib3 wraps a read timeout in MaxRetryError
-                raise EndpointUnavailable(
-                    f"{self._host} did not answer within {self.timeout[1]:.0f} s"
-                ) from exc
+                raise EndpointUnavailable(self._no_answer()) from exc
             raise EndpointUnavailable(f"cannot connect to {self._host}: {_reason(exc)}") from exc
-        except requests.exceptions.RequestException as exc:
-            raise EndpointUnavailable(f"request to {self._host} failed: {exc}") from exc
-        round_trip_ms = (time.monotonic() - t0) * 1000.0
-        with resp:
-            return self._parse(resp, len(samples) / sample_rate, round_trip_ms)
+
+    def _cut_short(self) -> str:
+        return (
+            f"{self._host} did not complete its answer within {self._watchdog.seconds:.0f} s "
+            "(connection cut)"
+        )
+
+    def _no_answer(self) -> str:
+        return f"{self._host} did not answer within {self.timeout[1]:.0f} s"
+
+    def _read_answer(self, resp: requests.Response) -> bytes:
+        """The answer's body, at most max_answer_bytes (more is a misconfigured endpoint)."""
+        limit = self.max_answer_bytes
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise EndpointMisconfigured(
+                f"{self._host} answered {resp.status_code} with {int(declared)} bytes "
+                f"(more than {limit}): is the endpoint URL right?",
+                status=resp.status_code,
+            )
+        parts, size = [], 0
+        while chunk := resp.raw.read(64 * 1024, decode_content=True):
+            size += len(chunk)
+            if size > limit:
+                raise EndpointMisconfigured(
+                    f"{self._host} answered {resp.status_code} with more than {limit} bytes: "
+                    "is the endpoint URL right?",
+                    status=resp.status_code,
+                )
+            parts.append(chunk)
+        return b"".join(parts)
 
     @property
     def _host(self) -> str:
         return urlsplit(self.endpoint).netloc
 
-    def _parse(self, resp: requests.Response, seconds: float, round_trip_ms: float) -> Transcript:
+    def _parse(
+        self, resp: requests.Response, answer: bytes, seconds: float, round_trip_ms: float
+    ) -> Transcript:
         status = resp.status_code
         if status == 200:
-            return self._transcript(resp, seconds, round_trip_ms)
-        detail = _error_detail(resp)
+            return self._transcript(answer, seconds, round_trip_ms)
+        detail = _error_detail(answer)
         if status in (401, 403):
             raise AuthRejected(
                 f"endpoint refused the key ({status}{detail}): check SCORING_KEY / --key-file",
                 status=status,
             )
-        if status == 429 or status >= 500:
+        if status in (408, 429) or status >= 500:
             raise EndpointUnavailable(
                 f"endpoint answered {status}{detail} after retries",
                 status=status,
                 retry_after=_retry_after(resp),
             )
-        raise AudioRejected(f"endpoint rejected the recording ({status}{detail})", status=status)
+        if status in (400, 413, 415, 422) and _is_json_error(answer):
+            raise AudioRejected(
+                f"endpoint rejected the recording ({status}{detail})", status=status
+            )
+        if 300 <= status < 400:
+            where = resp.headers.get("Location", "?")
+            raise EndpointMisconfigured(
+                f"endpoint redirects ({status}) to {where[:200]}: not followed (a POST "
+                "must not turn into a GET, nor https into http); set the final https URL",
+                status=status,
+            )
+        raise EndpointMisconfigured(
+            f"endpoint answered {status}{detail}: is {self.endpoint} the scoring URL?",
+            status=status,
+        )
 
-    @staticmethod
-    def _transcript(resp: requests.Response, seconds: float, round_trip_ms: float) -> Transcript:
+    def _transcript(self, answer: bytes, seconds: float, round_trip_ms: float) -> Transcript:
         try:
-            payload = resp.json()
+            payload = json.loads(answer)
             if isinstance(payload, str):  # the write-up's script returned json.dumps(...) as a str
                 payload = json.loads(payload)
             text = payload["result"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AudioRejected(
-                f"endpoint answered 200 without a 'result' field: {resp.text[:200]!r}",
+            if isinstance(text, list):  # some scripts return a batch of one
+                text = " ".join(str(t) for t in text)
+            if not isinstance(text, str):
+                raise TypeError(f"'result' is a {type(text).__name__}")
+            return Transcript(
+                text=text.strip(),
+                audio_seconds=_number(payload.get("audio_seconds"), seconds),
+                round_trip_ms=round_trip_ms,
+                inference_ms=_number(payload.get("inference_ms"), None),
+                model=_text(payload.get("model")),
+                engine=_text(payload.get("engine")),
+            )
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise EndpointMisconfigured(
+                f"endpoint answered 200 without a transcript ({type(exc).__name__}): "
+                f"{_printable(answer[:160])!r}: is {self.endpoint} the scoring URL?",
                 status=200,
-            ) from exc
-        if isinstance(text, list):  # some scripts return a batch of one
-            text = " ".join(str(t) for t in text)
-        return Transcript(
-            text=str(text).strip(),
-            audio_seconds=float(payload.get("audio_seconds", seconds)),
-            round_trip_ms=round_trip_ms,
-            inference_ms=payload.get("inference_ms"),
-            model=payload.get("model"),
-            engine=payload.get("engine"),
-        )
+            ) from None
+
+
+def _number(value: object, default: float | None) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value) if value == value and abs(value) < 1e12 else default
+
+
+def _text(value: object) -> str | None:
+    return value[:200] if isinstance(value, str) else None
+
+
+def _printable(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace").replace("\n", " ").strip()
+
+
+def _is_json_error(answer: bytes) -> bool:
+    """The contract's error body {"error"|"message": ...}: the endpoint itself judged the
+    recording (an HTML 400 from a proxy in between says nothing about it)."""
+    try:
+        body = json.loads(answer)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(body, dict) and ("error" in body or "message" in body)
 
 
 def _reason(exc: Exception) -> str:
@@ -258,24 +452,25 @@ def _reason(exc: Exception) -> str:
     return found.group(0).strip() if found else text[:200]
 
 
-def _error_detail(resp: requests.Response) -> str:
+def _error_detail(answer: bytes) -> str:
     """`: <error>: <message>` from the contract's JSON error body, or a bit of the text."""
     try:
-        body = resp.json()
-    except ValueError:
-        text = resp.text.strip().replace("\n", " ")
+        body = json.loads(answer)
+    except (ValueError, RecursionError):
+        text = _printable(answer)
         return f": {text[:160]}" if text else ""
     if isinstance(body, dict):
-        parts = [str(body[k]) for k in ("error", "message") if body.get(k)]
+        parts = [str(body[k])[:200] for k in ("error", "message") if body.get(k)]
         return ": " + ": ".join(parts) if parts else ""
     return f": {str(body)[:160]}"
 
 
 def _retry_after(resp: requests.Response) -> float | None:
+    """Retry-After in seconds (a number or an HTTP date), uncapped: the spool waits it out."""
     value = resp.headers.get("Retry-After")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
+        return max(0.0, Retry().parse_retry_after(value))
+    except Exception:  # noqa: BLE001 - urllib3 raises its own InvalidHeader for junk
         return None

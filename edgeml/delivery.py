@@ -3,20 +3,29 @@
     recorder -> Delivery.submit() -> spool (on disk) -> sender thread -> CloudML -> transcript
 
 Every recording goes into the spool first; a single sender thread sends the OLDEST item, and
-only removes it once its transcript came back. While the endpoint is down, attempts back off
-exponentially (honouring Retry-After) and everything recorded meanwhile queues up behind; once
-it answers again, the backlog goes out oldest first. Because the spool is on disk, the same holds
-across a restart of the app. The sender runs beside the listening loop, so the device keeps
-listening while a slow endpoint thinks.
+only removes it once its transcript came back AND was committed (`on_outcome`, the Output,
+returned: the --jsonl line is on disk). While the endpoint is down, attempts back off
+exponentially with full jitter (honouring Retry-After) and everything recorded meanwhile queues
+up behind; once it answers again, the backlog goes out oldest first. Jitter matters for a fleet:
+devices that lost the endpoint together do not all come back in the same second. Because the
+spool is on disk, the same holds across a restart of the app. The sender runs beside the
+listening loop, so the device keeps listening while a slow endpoint thinks.
 
-Exactly once: an item is removed after its 200 and never sent again. The one gap is a crash or
-kill in the instant between the 200 arriving and the removal; then that recording is sent once
-more on the next start (at-least-once there, never lost).
+Exactly once: a kill between the commit and the removal re-sends that one recording on the
+next start, and the Output finds its id already recorded (one --jsonl line per id).
+
+The sender cannot die: an unreadable recording is set aside (rejected/) and the queue goes on; a
+disk that refuses writes (full, read-only) is logged and survived: an item whose removal failed
+is remembered as done and never sent again by this process; an Output that cannot commit keeps
+the item (its transcript is kept in memory, so the endpoint is not asked twice); anything else
+is logged and retried after a pause.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -25,10 +34,20 @@ from enum import Enum
 
 import numpy as np
 
-from edgeml.cloudml import AudioRejected, AuthRejected, CloudError, CloudML, Transcript
+from edgeml.cloudml import (
+    AudioRejected,
+    AuthRejected,
+    CloudError,
+    CloudML,
+    EndpointMisconfigured,
+    Transcript,
+)
 from edgeml.spool import RecordingInfo, Spool, SpoolItem, SpoolRecord
 
 log = logging.getLogger("edgeml.delivery")
+
+MAX_RETRY_AFTER = 3600.0  # a Retry-After beyond an hour is a mistake; wait an hour at most
+MAX_REMEMBERED = 1000
 
 
 class Status(str, Enum):
@@ -38,6 +57,7 @@ class Status(str, Enum):
     REJECTED = "rejected"  # the endpoint will never take it: moved to the spool's rejected/
     HELD = "held"  # the endpoint is unavailable: kept in the spool, retried with backoff
     KEY_REJECTED = "key_rejected"  # the endpoint refused the key: kept, retried rarely
+    MISCONFIGURED = "misconfigured"  # the URL leads to no scoring endpoint: kept, retried rarely
 
 
 @dataclass(frozen=True)
@@ -60,7 +80,16 @@ class Outcome:
     @property
     def kept(self) -> bool:
         """Still in the spool: the next attempt (or the next run) may deliver it."""
-        return self.status in (Status.HELD, Status.KEY_REJECTED)
+        return self.status in (Status.HELD, Status.KEY_REJECTED, Status.MISCONFIGURED)
+
+
+def status_of(err: CloudError) -> Status:
+    """The status of a recording kept after `err`."""
+    if isinstance(err, AuthRejected):
+        return Status.KEY_REJECTED
+    if isinstance(err, EndpointMisconfigured):
+        return Status.MISCONFIGURED
+    return Status.HELD
 
 
 class Delivery:
@@ -74,12 +103,16 @@ class Delivery:
         *,
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
+        jitter: bool = True,
+        rng: random.Random | None = None,
     ) -> None:
         self.client = client
         self.spool = spool
         self.on_outcome = on_outcome
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
+        self.jitter = jitter
+        self._rng = rng or random.Random()
         self._backoff = 0.0
         self._next_attempt = 0.0
         self._cond = threading.Condition()
@@ -91,6 +124,9 @@ class Delivery:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sending = False
+        self._done: set[str] = set()  # committed, but the disk refused their removal
+        self._uncommitted: dict[str, Outcome] = {}  # answered, but the Output refused them
+        self._crashes = 0
 
     # ------------------------------------------------------------------ producer side
     def submit(self, samples: np.ndarray, info: RecordingInfo | None = None) -> int:
@@ -107,12 +143,8 @@ class Delivery:
             failures = self._failures
             while seq not in self._outcomes:
                 if self._failures > failures and self._last_failure is not None:
-                    status = (
-                        Status.KEY_REJECTED
-                        if isinstance(self._last_failure, AuthRejected)
-                        else Status.HELD
-                    )
-                    return Outcome(seq, status, error=self._last_failure)
+                    err = self._last_failure
+                    return Outcome(seq, status_of(err), error=err)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (self._thread is None or not self._thread.is_alive()):
                     return None
@@ -125,15 +157,21 @@ class Delivery:
         with self._cond:
             failures = self._failures
             while True:
-                if not self._sending and len(self.spool) == 0:
+                if not self._sending and self._pending() == 0:
                     return True
                 if self._failures > failures or time.monotonic() > deadline:
                     return False
                 self._cond.wait(0.2)
 
+    def _pending(self) -> int:
+        try:
+            return max(0, len(self.spool) - len(self._done))
+        except OSError:
+            return 1  # the spool folder cannot be listed: not drained
+
     # ------------------------------------------------------------------ sender thread
     def start(self) -> None:
-        backlog = len(self.spool)
+        backlog = self._pending()
         if backlog:
             log.info("%d recording(s) from an earlier run wait in %s", backlog, self.spool.dir)
         self._thread = threading.Thread(target=self._run, name="delivery", daemon=True)
@@ -149,72 +187,145 @@ class Delivery:
             if self._thread.is_alive():
                 log.warning("a request was still in flight at exit; its recording stays spooled")
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def _run(self) -> None:
+        """The sender's loop; nothing that happens inside one step ends it."""
         while not self._stop.is_set():
-            with self._cond:
-                item = self.spool.oldest()
-                wait = self._next_attempt - time.monotonic()
-                if item is None or wait > 0:
-                    self._cond.wait(min(max(wait, 0.05), 1.0) if item else 1.0)
-                    continue
-                self._sending = True
             try:
-                self._send(item)
-            except Exception:  # noqa: BLE001 - the sender must outlive any one bad item
-                log.exception("unexpected error sending spooled recording %d", item.seq)
-                self._fail(item, CloudError("internal error"))
-            finally:
-                with self._cond:
-                    self._sending = False
-                    self._cond.notify_all()
+                self._step()
+                self._crashes = 0
+            except Exception:  # noqa: BLE001 - the sender must outlive anything
+                self._survive()
+
+    def _survive(self) -> None:
+        """After an unexpected error: log it (never raising) and pause, longer each time."""
+        self._crashes += 1
+        pause = min(60.0, 0.5 * 2 ** min(self._crashes, 7))
+        with contextlib.suppress(Exception):  # an error handler must not raise
+            log.exception("delivery failed unexpectedly (%d in a row); going on in %.0f s",
+                          self._crashes, pause)  # fmt: skip
+        with self._cond:
+            self._sending = False
+            self._cond.notify_all()
+        self._stop.wait(pause)
+
+    def _step(self) -> None:
+        with self._cond:
+            wait = self._next_attempt - time.monotonic()
+            if wait > 0:
+                self._cond.wait(min(wait, 1.0))
+                return
+            item = self.spool.oldest(exclude=self._done)
+            if item is None:
+                self._cond.wait(1.0)
+                return
+            self._sending = True
+        try:
+            self._send(item)
+        finally:
+            with self._cond:
+                self._sending = False
+                self._cond.notify_all()
 
     def _send(self, item: SpoolItem) -> None:
+        rid = item.record.id
+        backlog = item.record.created_ts < self._backlog_before
+        if rid in self._uncommitted:  # answered before; only the commit is left to do
+            self._complete(item, self._uncommitted[rid])
+            return
         try:
             samples = item.samples()
         except Exception as exc:  # noqa: BLE001 - a damaged file must not block the queue
-            err = AudioRejected(f"spooled recording unreadable: {exc}")
-            self.spool.reject(item, str(err))
-            self._finish(Outcome(item.seq, Status.REJECTED, item.record, error=err))
+            err = AudioRejected(f"spooled recording unreadable: {str(exc)[:200]}")
+            self._complete(item, Outcome(item.seq, Status.REJECTED, item.record, error=err))
             return
-        backlog = item.record.created_ts < self._backlog_before
         try:
             transcript = self.client.transcribe(samples)
         except AudioRejected as err:
-            where = self.spool.reject(item, str(err))
-            log.error("recording %d rejected, moved to %s: %s", item.seq, where.parent, err)
-            self._finish(
-                Outcome(item.seq, Status.REJECTED, item.record, error=err, backlog=backlog)
-            )
+            outcome = Outcome(item.seq, Status.REJECTED, item.record, error=err, backlog=backlog)
+            self._complete(item, outcome)
             return
-        except AuthRejected as err:
-            log.error("%s (%d recording(s) kept in the spool)", err, len(self.spool))
+        except (AuthRejected, EndpointMisconfigured) as err:
+            log.error("%s (%d recording(s) kept in the spool)", err, self._pending())
             self._fail(item, err, backoff=self.max_backoff)
             return
         except CloudError as err:
             self._fail(item, err)
             return
-        self.spool.remove(item)
         self._backoff = 0.0
-        self._next_attempt = 0.0
-        if backlog:
-            log.info("delivered recording %d after %d failed attempt(s)", item.seq, item.attempts)
-        self._finish(
-            Outcome(item.seq, Status.DELIVERED, item.record, transcript=transcript, backlog=backlog)
+        outcome = Outcome(
+            item.seq, Status.DELIVERED, item.record, transcript=transcript, backlog=backlog
         )
+        self._complete(item, outcome)
+
+    def _complete(self, item: SpoolItem, outcome: Outcome) -> None:
+        """Commit the outcome, THEN remove (or set aside) the item, then tell the waiters."""
+        rid = item.record.id
+        try:
+            self.on_outcome(outcome)
+        except Exception as exc:  # noqa: BLE001 - e.g. OutputError: the disk refuses --jsonl
+            self._uncommitted[rid] = outcome
+            delay = self._delay(self.max_backoff / 2)
+            self._next_attempt = time.monotonic() + delay
+            log.error("recording %d: its outcome could not be recorded (%s); kept in the spool, "
+                      "next try in %.0f s", item.seq, exc, delay)  # fmt: skip
+            return
+        self._uncommitted.pop(rid, None)
+        try:
+            if outcome.status is Status.REJECTED:
+                where = self.spool.reject(item, str(outcome.error))
+                log.error("recording %d rejected, moved to %s: %s", item.seq, where.parent,
+                          outcome.error)  # fmt: skip
+            else:
+                self.spool.remove(item)
+        except OSError as exc:
+            self._remember_done(rid)
+            log.error("recording %d is done but the spool cannot drop it (%s): it will not be "
+                      "sent again by this process", item.seq, exc)  # fmt: skip
+        if outcome.delivered and outcome.backlog:
+            log.info("delivered recording %d after %d failed attempt(s)", item.seq, item.attempts)
+        with self._cond:
+            self._next_attempt = 0.0
+            self._outcomes[outcome.seq] = outcome
+            if len(self._outcomes) > MAX_REMEMBERED:  # a long run: forget the oldest
+                for seq in sorted(self._outcomes)[: MAX_REMEMBERED // 2]:
+                    del self._outcomes[seq]
+            self._cond.notify_all()
+
+    def _remember_done(self, rid: str) -> None:
+        if len(self._done) >= MAX_REMEMBERED * 10:
+            log.error("the spool has refused %d removals; is the disk read-only?", len(self._done))
+        self._done.add(rid)
+
+    def _delay(self, backoff: float) -> float:
+        """Full jitter: anywhere between the shortest wait and the backoff."""
+        if not self.jitter or backoff <= self.min_backoff:
+            return backoff
+        return self._rng.uniform(self.min_backoff, backoff)
 
     def _fail(self, item: SpoolItem, err: CloudError, *, backoff: float | None = None) -> None:
         """Count the attempt, keep the item, and wait longer before the next try."""
-        self.spool.record_attempt(item, str(err))
+        try:
+            self.spool.record_attempt(item, str(err))
+        except OSError as exc:  # the count is lost, the recording is not
+            log.warning("cannot update spool record %d: %s", item.seq, exc)
         if backoff is None:
             backoff = min(self.max_backoff, max(self.min_backoff, self._backoff * 2))
         self._backoff = backoff
-        delay = max(backoff, err.retry_after or 0.0)
+        delay = self._delay(backoff)
+        if err.retry_after:
+            after = min(err.retry_after, MAX_RETRY_AFTER)
+            spread = self._rng.uniform(0.0, min(0.2 * after, 10.0)) if self.jitter else 0.0
+            delay = max(delay, after + spread)  # the server's word, spread over a few seconds
         self._next_attempt = time.monotonic() + delay
-        if not isinstance(err, AuthRejected):
+        if not isinstance(err, (AuthRejected, EndpointMisconfigured)):
             log.warning(
                 "endpoint unavailable: %s; %d recording(s) in the spool, next try in %.0f s",
                 err,
-                len(self.spool),
+                self._pending(),
                 delay,
             )
         self._backlog_before = time.time()
@@ -222,15 +333,3 @@ class Delivery:
             self._failures += 1
             self._last_failure = err
             self._cond.notify_all()
-
-    def _finish(self, outcome: Outcome) -> None:
-        with self._cond:
-            self._outcomes[outcome.seq] = outcome
-            if len(self._outcomes) > 1000:  # a long run: forget the oldest
-                for seq in sorted(self._outcomes)[:500]:
-                    del self._outcomes[seq]
-            self._cond.notify_all()
-        try:
-            self.on_outcome(outcome)
-        except Exception:  # noqa: BLE001 - printing must never stop delivery
-            log.exception("handling the transcript of recording %d failed", outcome.seq)

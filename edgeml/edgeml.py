@@ -12,17 +12,28 @@ starts and talks to over a Unix socket. This class keeps that process healthy fo
 - the SDK's `stop()` signals the process but never reaps it; here it is waited for (and killed
   if it lingers), so restarts over weeks leave no zombies.
 
+Every message goes through `_exchange` (put in place of the SDK's `send_msg` on each runner,
+so the SDK's own `init()` hello and `classify()` use it too), because the SDK's version breaks
+on real models: it writes with `socket.send()`, which with a timeout set writes only what the
+socket buffer takes (a 48 kHz or multi-second window is cut, the model waits for the rest, the
+app times out and restarts it, forever); and it reads the reply 1024 bytes at a time into an
+unbounded buffer with no deadline (a model that floods or trickles hangs the app or fills its
+memory). `_exchange` writes with `sendall()` and reads at most MAX_REPLY_BYTES before one
+deadline. The hello is checked against sane bounds before anything is sized by it.
+
 An exported .eim may be a script with `#!/usr/bin/env python3`. The SDK starts it with our
 environment, so the directory of the interpreter running this app is put first on PATH: the
 model then runs under the same Python (and sees the same numpy) as the app.
 
-This relies on three attributes of ImpulseRunner (`_runner`, `_tempdir`, `_client`) of the
-pinned edge_impulse_linux==1.2.2; the workarounds are all in this module.
+This relies on attributes of ImpulseRunner (`_runner`, `_tempdir`, `_client`, `_ix`, and its
+`send_msg` replaced per instance) of the pinned edge_impulse_linux==1.2.2; the workarounds are
+all in this module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -39,6 +50,13 @@ from edgeml.audioformat import SAMPLE_RATE, clip_int16, resample
 log = logging.getLogger("edgeml.model")
 
 SENSOR_MICROPHONE = 1
+MAX_REPLY_BYTES = 1 << 20  # a hello or a classify reply is a few kB
+# What a keyword model's hello may say (anything else is refused before it sizes a buffer).
+FREQUENCY_RANGE = (1000, 192000)
+MAX_WINDOW_SECONDS = 30.0
+MAX_WINDOW_SAMPLES = 2_000_000
+MAX_LABELS = 1000
+MAX_LABEL_CHARS = 256
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "listen.eim"
 
 
@@ -57,6 +75,10 @@ class ModelError(RuntimeError):
 
 class ModelCrashed(RuntimeError):
     """The model process died or stopped answering during a call; restart() may bring it back."""
+
+
+class _BadReply(RuntimeError):
+    """The model answered, but not by the protocol (too long, not JSON, wrong id, an error)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +175,8 @@ class EdgeML:
 
         for attempt in range(3):
             runner = ImpulseRunner(str(self.model_path))
+            # The SDK's init() and classify() call self.send_msg: ours is bounded (see above).
+            runner.send_msg = lambda msg, r=runner: self._exchange(r, msg)
             try:
                 hello = self._bounded_init(runner)
                 break
@@ -164,8 +188,6 @@ class EdgeML:
             raise ModelError(f"keyword model never accepted a connection: {self.model_path}")
         self._runner = runner
         self._proc = runner._runner
-        # allow_shm=True leaves the socket without a timeout: bound every later call.
-        runner._client.settimeout(self.call_timeout)
         self.info = self._parse_hello(hello)
         log.info(
             "model %s: labels %s, %d samples at %d Hz (pid %s)",
@@ -249,26 +271,42 @@ class EdgeML:
         return ModelError(f"keyword model failed to start: {self.model_path}: {exc}")
 
     def _parse_hello(self, hello: dict) -> ModelInfo:
-        params = hello.get("model_parameters") or {}
-        project = hello.get("project") or {}
         try:
-            info = ModelInfo(
-                name=f"{project.get('owner', '?')}/{project.get('name', '?')}"
-                f" v{project.get('deploy_version', '?')}",
-                labels=tuple(str(label) for label in params["labels"]),
-                frequency=int(params["frequency"]),
-                window_samples=int(params["input_features_count"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            self.stop()
-            raise ModelError(f"keyword model's hello lacks {exc}: {self.model_path}") from exc
-        if params.get("sensor") != SENSOR_MICROPHONE or info.frequency <= 0:
+            info = _model_info(hello)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self.stop()
             raise ModelError(
-                f"keyword model is not an audio model (sensor {params.get('sensor')}, "
-                f"frequency {info.frequency}): {self.model_path}"
-            )
+                f"keyword model's hello is unusable: {exc}: {self.model_path}"
+            ) from None
         return info
+
+    # ------------------------------------------------------------------ the protocol
+    def _exchange(self, runner, msg: dict) -> dict:
+        """One request and its reply, bounded in size and time (replaces the SDK's send_msg)."""
+        client = runner._client
+        if client is None:
+            raise ModelCrashed("keyword model is not running")
+        runner._ix += 1
+        msg["id"] = runner._ix
+        timeout = self.call_timeout if self._runner is runner else self.start_timeout
+        deadline = time.monotonic() + timeout
+        client.settimeout(timeout)
+        client.sendall(json.dumps(msg, separators=(",", ":")).encode())  # never a cut message
+        reply = bytearray()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no complete reply within {timeout:.1f} s")
+            client.settimeout(remaining)
+            chunk = client.recv(64 * 1024)
+            if not chunk:
+                raise ConnectionResetError("the model closed its socket")
+            end = chunk.find(b"\x00")
+            reply += chunk if end < 0 else chunk[:end]
+            if len(reply) > MAX_REPLY_BYTES:
+                raise _BadReply(f"reply longer than {MAX_REPLY_BYTES} bytes")
+            if end >= 0:
+                return _decode_reply(bytes(reply), msg["id"])
 
     def restart(self) -> ModelInfo:
         """Stop whatever is left of the model and start it again."""
@@ -312,8 +350,11 @@ class EdgeML:
             )
         try:
             reply = self._runner.classify(window.tolist())
-            return {str(k): float(v) for k, v in reply["result"]["classification"].items()}
-        except Exception as exc:  # noqa: BLE001 - IndexError, timeouts, the SDK's bare Exception
+            scores = reply["result"]["classification"]
+            if not isinstance(scores, dict) or len(scores) > MAX_LABELS:
+                raise _BadReply("'classification' is not a map of labels to scores")
+            return {str(k): float(v) for k, v in scores.items()}
+        except Exception as exc:  # noqa: BLE001 - timeouts, bad replies, the SDK's bare Exception
             # After any failure the socket may hold half a reply: the caller must restart().
             raise self._crashed(exc) from exc
 
@@ -328,7 +369,7 @@ class EdgeML:
         elif isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
             why = f"model did not answer within {self.call_timeout:.1f} s"
         else:
-            why = f"{type(exc).__name__}: {exc}"
+            why = f"{type(exc).__name__}: {str(exc)[:200]}"
         return ModelCrashed(why)
 
     def __enter__(self) -> EdgeML:
@@ -337,6 +378,58 @@ class EdgeML:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _decode_reply(data: bytes, msg_id: int) -> dict:
+    """The reply's JSON object (the runner may add a newline or text around it)."""
+    text = data.decode("utf-8", errors="replace")
+    start = text.find("{")
+    try:
+        reply, _ = json.JSONDecoder().raw_decode(text, max(start, 0))
+    except (ValueError, RecursionError):
+        raise _BadReply(f"reply is not JSON: {text[:80]!r}") from None
+    if not isinstance(reply, dict):
+        raise _BadReply("reply is not a JSON object")
+    if reply.get("id") != msg_id:
+        raise _BadReply(f"reply to message {reply.get('id')!r}, expected {msg_id}")
+    if reply.get("success") is not True:
+        raise _BadReply(f"model reported an error: {str(reply.get('error'))[:200]}")
+    reply.pop("id")
+    reply.pop("success")
+    return reply
+
+
+def _model_info(hello: dict) -> ModelInfo:
+    """What the hello says, checked: nothing absurd gets to size a buffer or a window."""
+    params = hello["model_parameters"]
+    project = hello.get("project") or {}
+    if not isinstance(params, dict) or not isinstance(project, dict):
+        raise TypeError("'model_parameters' and 'project' must be objects")
+    if params.get("sensor") != SENSOR_MICROPHONE:
+        raise ValueError(f"not an audio model (sensor {str(params.get('sensor'))[:20]})")
+    frequency, window = params["frequency"], params["input_features_count"]
+    for name, value in (("frequency", frequency), ("input_features_count", window)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise ValueError(f"{name} {str(value)[:20]!r} is not a whole number")
+    frequency, window = int(frequency), int(window)
+    low, high = FREQUENCY_RANGE
+    if not low <= frequency <= high:
+        raise ValueError(f"frequency {frequency} Hz is outside {low}..{high} Hz")
+    longest = min(MAX_WINDOW_SAMPLES, int(MAX_WINDOW_SECONDS * frequency))
+    if not 1 <= window <= longest:
+        raise ValueError(f"input_features_count {window} is outside 1..{longest} samples")
+    labels = params["labels"]
+    if not isinstance(labels, list) or not 1 <= len(labels) <= MAX_LABELS:
+        raise ValueError(f"'labels' must be a list of 1..{MAX_LABELS} names")
+    if any(not isinstance(x, str) or not 0 < len(x) <= MAX_LABEL_CHARS for x in labels):
+        raise ValueError(f"every label must be a name of 1..{MAX_LABEL_CHARS} characters")
+    name = "/".join(str(project.get(k, "?"))[:80] for k in ("owner", "name"))
+    return ModelInfo(
+        name=f"{name} v{str(project.get('deploy_version', '?'))[:20]}",
+        labels=tuple(labels),
+        frequency=frequency,
+        window_samples=window,
+    )
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -18,7 +18,7 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 log = logging.getLogger("edgeml.keys")
 
@@ -90,9 +90,54 @@ def check_transport(endpoint: str, key: str | None, *, allow_http: bool = False)
     )
 
 
+def _forms(key: str) -> list[str]:
+    """The key as it can appear in text: itself, escaped by repr(), percent-encoded."""
+    forms = {key, repr(key)[1:-1], quote(key, safe="")}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
 def scrub(text: str, key: str | None) -> str:
     """`text` with every occurrence of the key replaced (exceptions of HTTP libraries can quote
-    the Authorization header)."""
+    the Authorization header, escaped or not)."""
     if not key or not text:
         return text
-    return text.replace(key, "[key]")
+    for form in _forms(key):
+        text = text.replace(form, "[key]")
+    return text
+
+
+class ScrubFilter(logging.Filter):
+    """Removes the key from every log record that passes a handler: its message, its arguments
+    and its traceback text (a library's exception can quote the Authorization header)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self._formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not lose the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg, record.args = scrub(message, self.key), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, self.key)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info, self.key)
+        return True
+
+
+def install_log_scrubber(key: str | None, logger: logging.Logger | None = None) -> None:
+    """Scrub the key from everything the handlers of `logger` (default: root) write.
+
+    On the handlers, not the loggers: a filter on a logger does not see records that other
+    loggers (urllib3's, requests') propagate to the root's handlers.
+    """
+    if not key:
+        return
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, ScrubFilter) and f.key == key for f in handler.filters):
+            handler.addFilter(ScrubFilter(key))

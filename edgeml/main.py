@@ -47,7 +47,7 @@ from edgeml.audio import Audio, AudioStalled, InputEnded, Stopped
 from edgeml.cloudml import CloudML
 from edgeml.delivery import Delivery, Status
 from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
-from edgeml.keys import KeyProblem
+from edgeml.keys import KeyProblem, install_log_scrubber
 from edgeml.output import Output
 from edgeml.recorder import Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
@@ -56,6 +56,9 @@ from edgeml.spool import RecordingInfo, Spool, SpoolFull, SpoolLocked
 from edgeml.spotter import Detection, KeywordNotInModel, KeywordSpotter, model_label
 
 log = logging.getLogger("edgeml")
+
+MODEL_HEALTHY_SECONDS = 30.0  # a model that fails sooner after a restart is restarted later
+MODEL_MAX_BACKOFF = 60.0
 
 
 class Exit(IntEnum):
@@ -91,6 +94,8 @@ class App:
         self.delivery: Delivery | None = None
         self.spool: Spool | None = None
         self.client: CloudML | None = None
+        self._model_since = time.monotonic()
+        self._model_backoff = 0.0
 
     # ------------------------------------------------------------------ stop
     def request_stop(self, signum: int | None = None, _frame=None) -> None:
@@ -118,6 +123,7 @@ class App:
         self.delivery.start()
         try:
             info = self.model.start()
+            self._model_since = time.monotonic()
             model_label(s.spotter.keyword, info.labels)
         except (ModelError, KeywordNotInModel) as exc:
             raise Fatal(str(exc)) from exc
@@ -234,7 +240,7 @@ class App:
             if outcome.status is Status.DELIVERED:
                 return Exit.OK
             if outcome.kept:
-                code = Exit.REJECTED if outcome.status is Status.KEY_REJECTED else Exit.UNAVAILABLE
+                code = Exit.UNAVAILABLE if outcome.status is Status.HELD else Exit.REJECTED
                 raise Fatal(
                     f"{outcome.error}; the recording is kept in {self.spool.dir} and will be "
                     "sent by the next run",
@@ -256,10 +262,21 @@ class App:
         return Exit.OK
 
     def _restart_model(self) -> None:
+        """Restart the model; one that fails again soon after each restart (every classify
+        refused, say) is restarted later each time, 1 s doubling to a minute, not in a loop."""
+        ran = time.monotonic() - self._model_since
+        if ran < MODEL_HEALTHY_SECONDS:
+            self._model_backoff = min(MODEL_MAX_BACKOFF, max(1.0, self._model_backoff * 2))
+            log.warning("keyword model failed %.1f s after its start: restarting it in %.0f s",
+                        ran, self._model_backoff)  # fmt: skip
+            self._stop.wait(self._model_backoff)
+        else:
+            self._model_backoff = 0.0
         delay = 1.0
         while not self.stopping:
             try:
                 self.model.restart()
+                self._model_since = time.monotonic()
                 log.info("keyword model restarted (restart %d)", self.model.restarts)
                 return
             except ModelError as exc:
@@ -299,6 +316,7 @@ def print_devices() -> int:
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     setup_logging(settings.log_level)
+    install_log_scrubber(settings.client.key)  # no log line can carry the key, whoever logs
     if settings.list_devices:
         return print_devices()
     app = App(settings)

@@ -4,14 +4,25 @@ and, with --save-dir, a copy of every recording.
 stdout carries transcripts and nothing else (logs go to stderr), so `edgeml | while read ...`
 works as a pipeline. The --jsonl record is the machine-readable trail: one line per outcome
 (delivered or rejected), with the recording's id, timings and the text.
+
+Calling an Output COMMITS an outcome: delivery removes the spooled recording only after the call
+returned, so the --jsonl line is appended and fsynced first. A kill between the two re-sends the
+recording on the next start; its id is then found among the last lines of the file and it is
+neither printed nor written again: exactly one line per recording id in --jsonl, across crashes.
+(stdout cannot be read back: there, a recording re-sent after a kill in that instant is printed
+again unless --jsonl is given.) A line that cannot be written raises OutputError, and the
+recording stays in the spool until it can.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +33,13 @@ from edgeml.audioformat import write_wav
 from edgeml.delivery import Outcome
 
 log = logging.getLogger("edgeml")
+
+TAIL_BYTES = 256 * 1024  # how far back --jsonl is read for ids at start (~600 lines)
+REMEMBERED_IDS = 4096
+
+
+class OutputError(OSError):
+    """The --jsonl line could not be written: the outcome is not committed."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,12 @@ class Output:
     def __init__(self, config: OutputConfig | None = None) -> None:
         self.config = config or OutputConfig()
         self._lock = threading.Lock()
+        self._order: deque[str] = deque()
+        self._written: set[str] = set()  # ids with a line in --jsonl
+        self._printed: set[str] = set()  # ids printed by this process
+        if self.config.jsonl is not None:
+            for rid in _ids_in_tail(self.config.jsonl):
+                self._remember(rid)
 
     def save(self, samples: np.ndarray) -> Path | None:
         """A copy of the recording in --save-dir (None without one)."""
@@ -45,23 +69,83 @@ class Output:
         return write_wav(self.config.save_dir / f"rec-{stamp}.wav", samples)
 
     def __call__(self, outcome: Outcome) -> None:
-        """Delivery calls this for every recording that is done (delivered or rejected)."""
-        record = _json_record(outcome)
-        if outcome.transcript is not None and outcome.transcript.text:
-            with self._lock:
-                print(outcome.transcript.text, flush=True)
-        self.write(record)
+        """Commit one finished recording (delivered or rejected). Raises OutputError."""
+        rid = outcome.record.id if outcome.record is not None else None
+        with self._lock:
+            if rid is not None and rid in self._written:
+                log.info("recording %s is already in %s: not recorded twice", rid,
+                         self.config.jsonl)  # fmt: skip
+                return
+            text = outcome.transcript.text if outcome.transcript is not None else ""
+            if text and (rid is None or rid not in self._printed):
+                self._print(text)
+                if rid is not None:
+                    if len(self._printed) >= REMEMBERED_IDS:  # only a retry in flight matters
+                        self._printed.clear()
+                    self._printed.add(rid)
+            self._write(_json_record(outcome))
+            if rid is not None and self.config.jsonl is not None:
+                self._remember(rid)
 
     def write(self, record: dict) -> None:
-        if self.config.jsonl is None:
-            return
+        """Append one record to --jsonl (fsynced). Raises OutputError."""
         with self._lock:
-            try:
-                self.config.jsonl.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.config.jsonl, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            except OSError as exc:
-                log.error("cannot append to %s: %s", self.config.jsonl, exc)
+            self._write(record)
+
+    @staticmethod
+    def _print(text: str) -> None:
+        try:
+            print(text, flush=True)
+        except (OSError, ValueError) as exc:  # a closed pipe must not keep the spool forever
+            log.error("cannot print the transcript to stdout: %s", exc)
+
+    def _write(self, record: dict) -> None:
+        path = self.config.jsonl
+        if path is None:
+            return
+        line = (json.dumps(record) + "\n").encode()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab+") as f:
+                if f.tell() > 0:  # a power cut can leave a torn last line: start a new one
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        line = b"\n" + line
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot append to {path}: {exc.strerror or exc}") from exc
+
+    def _remember(self, rid: str) -> None:
+        if rid in self._written:
+            return
+        self._written.add(rid)
+        self._order.append(rid)
+        while len(self._order) > REMEMBERED_IDS:
+            self._written.discard(self._order.popleft())
+
+
+def _ids_in_tail(path: Path) -> list[str]:
+    """Recording ids on the last lines of a --jsonl file (bounded read; torn lines skipped)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - TAIL_BYTES))
+            tail = f.read(TAIL_BYTES)
+    except OSError:
+        return []
+    lines = tail.split(b"\n")
+    if size > TAIL_BYTES:
+        lines = lines[1:]  # the first one is probably cut
+    ids = []
+    for line in lines:
+        with contextlib.suppress(ValueError, RecursionError):
+            rec = json.loads(line)
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                ids.append(rec["id"])
+    return ids
 
 
 def _json_record(outcome: Outcome) -> dict:

@@ -6,11 +6,18 @@ cut (the usual way a Pi stops) therefore lose nothing: on the next start the spo
 oldest first.
 
 On disk, one item is `<seq>.wav` (16-bit PCM) plus `<seq>.json` (its SpoolRecord: id, time,
-attempts, last error, keyword score). Both are written atomically (temp file, fsync, rename) and
-the JSON is written last: an item exists exactly when its JSON does, so a half-written item is
-never sent and is cleaned away on the next start. A record that cannot be read back as a
-SpoolRecord is moved aside to rejected/ (as `damaged-...`) and never blocks the queue. Sequence numbers, not clock times, give the order: a Pi has no
+attempts, last error, keyword score). Both are written atomically (temp file, fsync, rename), the
+WAV first and the JSON last: an item exists exactly when its JSON does. Removal goes the other
+way round (WAV, then JSON), so what a crash can leave is unambiguous on the next start: a WAV
+without its JSON is a whole recording whose record was not written yet (its record is rebuilt and
+it is sent), a JSON without its WAV is an item whose removal was cut short (set aside). A record
+that cannot be read back as a SpoolRecord is moved aside to rejected/ (as `damaged-...`) and
+never blocks the queue. Sequence numbers, not clock times, give the order: a Pi has no
 real-time clock and its time jumps at boot when NTP answers.
+
+Disk errors (a full card, a card remounted read-only) never pass silently: `add` raises
+SpoolFull (the subclass SpoolUnwritable) and leaves no partial file; `record_attempt`, `remove`
+and `reject` raise OSError for the caller (delivery) to log and survive.
 
 The spool has a size cap. When full, a new recording is refused LOUDLY (SpoolFull, logged as an
 error by the caller) rather than silently dropping the oldest. Recordings the endpoint will
@@ -24,11 +31,13 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import re
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,9 +47,13 @@ import soundfile as sf
 
 from edgeml.audioformat import SAMPLE_RATE, wav_bytes
 
+log = logging.getLogger("edgeml.spool")
+
 _ITEM = re.compile(r"^(\d{10})\.json$")
+_WAV = re.compile(r"^(\d{10})\.wav$")
 MAX_REJECTED = 100
 MAX_RECORD_BYTES = 64 * 1024  # a record is a few hundred bytes; anything larger is damage
+MAX_ITEM_SECONDS = 600.0  # a recording is at most minutes; a longer WAV in the spool is damage
 
 
 def default_spool_dir() -> Path:
@@ -130,6 +143,10 @@ class SpoolFull(RuntimeError):
     """The spool holds `max_bytes` already; the new recording was NOT stored."""
 
 
+class SpoolUnwritable(SpoolFull):
+    """The disk refused the new recording (full, read-only, gone); it was NOT stored."""
+
+
 class SpoolLocked(RuntimeError):
     """Another process uses this spool folder."""
 
@@ -146,8 +163,13 @@ class SpoolItem:
         return self.record.attempts
 
     def samples(self) -> np.ndarray:
-        data, _ = sf.read(str(self.wav_path), dtype="int16")
-        return data
+        """The recording; ValueError/OSError when the WAV is missing, damaged or absurd."""
+        with sf.SoundFile(str(self.wav_path)) as f:
+            if f.samplerate != SAMPLE_RATE or f.channels != 1:
+                raise ValueError(f"not 16 kHz mono ({f.samplerate} Hz, {f.channels} ch)")
+            if f.frames > MAX_ITEM_SECONDS * SAMPLE_RATE:
+                raise ValueError(f"{f.frames / SAMPLE_RATE:.0f} s long: not a recording")
+            return f.read(dtype="int16")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -161,11 +183,16 @@ def _fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash leaves either the old file or the new one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk: leave no partial file behind
+            tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -178,15 +205,21 @@ class Spool:
         self.dir = Path(directory).expanduser()
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
+        self._unreadable: set[int] = set()  # damaged records that could not be moved aside
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OSError(f"cannot create spool folder {self.dir}: {exc.strerror}") from exc
-        self._lockfile = open(self.dir / ".lock", "a")  # noqa: SIM115 - held for our lifetime
+        try:
+            self._lockfile = os.open(self.dir / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        except OSError:  # a read-only disk: the folder itself carries the lock
+            self._lockfile = os.open(self.dir, os.O_RDONLY)
+            log.error("spool folder %s is not writable: what it holds is sent, new recordings "
+                      "cannot be stored", self.dir)  # fmt: skip
         try:
             fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lockfile.close()
+            os.close(self._lockfile)
             raise SpoolLocked(
                 f"spool folder {self.dir} is in use by another edgeml process"
             ) from None
@@ -196,20 +229,56 @@ class Spool:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             fcntl.flock(self._lockfile, fcntl.LOCK_UN)
-        self._lockfile.close()
+        with contextlib.suppress(OSError):
+            os.close(self._lockfile)
 
     def _clean(self) -> None:
-        """Remove what a crash mid-write or mid-remove left: temp files, WAVs without JSON."""
-        for path in self.dir.iterdir():
-            temp = path.name.startswith(".") and path.name.endswith(".tmp")
-            orphan = path.suffix == ".wav" and not path.with_suffix(".json").exists()
-            if temp or orphan:
-                path.unlink(missing_ok=True)
+        """Sort out what a crash mid-write or mid-remove left (see the module docstring)."""
+        for path in list(self.dir.iterdir()):
+            try:
+                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                    path.unlink(missing_ok=True)
+                elif _WAV.match(path.name) and not path.with_suffix(".json").exists():
+                    self._recover(path)
+                elif _ITEM.match(path.name) and not path.with_suffix(".wav").exists():
+                    self._set_aside(path, "damaged")
+            except OSError as exc:  # a read-only disk: left as it is (an orphan is not sent)
+                log.error("cannot sort out %s in the spool: %s", path.name, exc)
+
+    def _recover(self, wav_path: Path) -> None:
+        """A whole WAV whose record was never written: give it one, so it is sent."""
+        try:
+            info = sf.info(str(wav_path))
+            ok = info.samplerate == SAMPLE_RATE and info.channels == 1 and info.frames > 0
+            created = wav_path.stat().st_mtime
+        except (OSError, RuntimeError, ValueError):
+            ok = False
+        if not ok:
+            self._set_aside(wav_path, "damaged")
+            return
+        record = SpoolRecord(
+            seq=int(wav_path.stem),
+            id=uuid.uuid4().hex,
+            created=datetime.fromtimestamp(created, timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
+            created_ts=created,
+            audio_seconds=round(info.frames / SAMPLE_RATE, 3),
+            info=RecordingInfo(end_reason="recovered"),
+        )
+        atomic_write(wav_path.with_suffix(".json"), record.to_json())
+
+    def _set_aside(self, path: Path, why: str) -> None:
+        rejected = self.dir / "rejected"
+        rejected.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        os.replace(path, rejected / f"{why}-{stamp}-{uuid.uuid4().hex[:6]}-{path.name}")
 
     # ------------------------------------------------------------------ reading
     def _seqs(self) -> list[int]:
         """Sequence numbers of the stored items, oldest first (names only: cheap on an SD card)."""
-        return sorted(int(m.group(1)) for p in self.dir.iterdir() if (m := _ITEM.match(p.name)))
+        found = (int(m.group(1)) for p in self.dir.iterdir() if (m := _ITEM.match(p.name)))
+        return sorted(seq for seq in found if seq not in self._unreadable)
 
     def _load(self, seq: int) -> SpoolItem | None:
         """The item `seq`, or None when its record is missing or damaged."""
@@ -220,7 +289,7 @@ class Spool:
             if len(data) > MAX_RECORD_BYTES:
                 return None
             record = SpoolRecord.from_json(data)
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, RecursionError):
             return None
         return SpoolItem(seq, meta_path.with_suffix(".wav"), meta_path, record)
 
@@ -228,25 +297,29 @@ class Spool:
         """Every stored recording, oldest first."""
         return [item for seq in self._seqs() if (item := self._load(seq)) is not None]
 
-    def oldest(self) -> SpoolItem | None:
-        """The next recording to send, reading only its own JSON (the backlog may be long)."""
+    def oldest(self, exclude: Collection[str] = ()) -> SpoolItem | None:
+        """The next recording to send, reading only its own JSON (the backlog may be long).
+
+        `exclude`: ids the caller is done with although their files are still here (a removal
+        the disk refused); they are skipped, not sent again.
+        """
         for seq in self._seqs():
             item = self._load(seq)
-            if item is not None:
+            if item is None:
+                self._quarantine(seq)  # damaged metadata: never let it block the queue
+            elif item.record.id not in exclude:
                 return item
-            self._quarantine(seq)  # damaged metadata: never let it block the queue
         return None
 
     def _quarantine(self, seq: int) -> None:
-        rejected = self.dir / "rejected"
         with self._lock:
-            rejected.mkdir(exist_ok=True)
             for suffix in (".json", ".wav"):
                 path = self.dir / f"{seq:010d}{suffix}"
                 if path.exists():
-                    os.replace(
-                        path, rejected / f"damaged-{time.strftime('%Y%m%d-%H%M%S')}-{path.name}"
-                    )
+                    try:
+                        self._set_aside(path, "damaged")
+                    except OSError:  # a read-only disk: leave it, never send it
+                        self._unreadable.add(seq)
 
     def __len__(self) -> int:
         return len(self._seqs())
@@ -286,8 +359,17 @@ class Spool:
             )
             wav_path = self.dir / f"{seq:010d}.wav"
             meta_path = wav_path.with_suffix(".json")
-            atomic_write(wav_path, data)
-            atomic_write(meta_path, record.to_json())
+            try:
+                atomic_write(wav_path, data)
+                atomic_write(meta_path, record.to_json())
+            except OSError as exc:
+                for path in (meta_path, wav_path):  # no half item left behind
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
+                raise SpoolUnwritable(
+                    f"cannot write to spool {self.dir} ({exc.strerror or exc}): new recording "
+                    "NOT saved; is the disk full or read-only?"
+                ) from exc
             return SpoolItem(seq, wav_path, meta_path, record)
 
     def record_attempt(self, item: SpoolItem, error: str) -> None:
@@ -304,11 +386,14 @@ class Spool:
             atomic_write(item.meta_path, item.record.to_json())
 
     def remove(self, item: SpoolItem) -> None:
-        """Delivered: forget the item (JSON first, so it stops existing in one step)."""
+        """Delivered: forget the item. The WAV goes first: a crash in between leaves a record
+        without audio (set aside at the next start), never audio without a record (which the
+        next start would take for an unsent recording). Raises OSError on a refusing disk."""
         with self._lock:
+            item.wav_path.unlink(missing_ok=True)
+            _fsync_dir(self.dir)
             item.meta_path.unlink(missing_ok=True)
             _fsync_dir(self.dir)
-            item.wav_path.unlink(missing_ok=True)
 
     def reject(self, item: SpoolItem, reason: str) -> Path:
         """The endpoint will never take this one: move it to rejected/ with the reason."""
@@ -318,7 +403,8 @@ class Spool:
             item.record = dataclasses.replace(item.record, rejected=reason)
             stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{item.seq:010d}"  # seqs restart at 1
             target = rejected / f"{stem}.wav"
-            os.replace(item.wav_path, target)
+            if item.wav_path.exists():  # a record whose audio is gone is set aside all the same
+                os.replace(item.wav_path, target)
             atomic_write(rejected / f"{stem}.json", item.record.to_json())
             item.meta_path.unlink(missing_ok=True)
             _fsync_dir(self.dir)

@@ -31,6 +31,9 @@ from azureml_inference_server_http.api.aml_request import AMLRequest, rawhttp  #
 from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: E402
 
 from scoring import swagger  # noqa: E402
+from scoring.admission import RequestSettings  # noqa: E402
+from scoring.errors import RequestError  # noqa: E402
+from scoring.server import RequestReadTimeout  # noqa: E402
 from scoring.service import ScoringService  # noqa: E402
 from scoring.settings import ServiceSettings  # noqa: E402
 
@@ -60,22 +63,35 @@ def init() -> None:
     global _service
     _configure_logging()
     settings = ServiceSettings.from_env()
-    _service = ScoringService.load(settings)
+    _service = ScoringService.load(settings, RequestSettings.from_env())
     swagger.register(run, settings.max_audio_seconds)
 
 
-def _read_body(request: AMLRequest, limit: int) -> bytes:
-    """The body, read at most `limit` + 1 bytes far: a chunked upload has no Content-Length to
-    check beforehand, so an endless one must not fill the memory (one byte over -> 413)."""
-    if request.content_length is not None:  # already checked against the limit
-        return request.get_data()
+def _read_body(request: AMLRequest, limit: int, charge) -> bytes:
+    """The body, read at most `limit` + 1 bytes far (one byte over -> 413), whether or not it
+    has a Content-Length (a chunked upload has none to check beforehand).
+
+    Its arrival is bounded by the worker's deadline (scoring/server.py: 408); a body that cannot
+    be read (malformed chunked framing, a client gone mid-upload) is the client's 400.
+    """
     parts, size = [], 0
-    while size <= limit:
-        part = request.stream.read(min(1 << 20, limit + 1 - size))
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
+    try:
+        stream = request.stream
+        while size <= limit:
+            part = stream.read(min(1 << 20, limit + 1 - size))
+            if not part:
+                break
+            charge(len(part))
+            parts.append(part)
+            size += len(part)
+    except RequestError:
+        raise
+    except RequestReadTimeout as exc:
+        raise RequestError(408, "request_timeout", str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - gunicorn's chunk errors, werkzeug's disconnects
+        raise RequestError(
+            400, "unreadable_body", f"the request body cannot be read: {type(exc).__name__}"
+        ) from None
     return b"".join(parts)
 
 
@@ -93,7 +109,8 @@ def run(request: AMLRequest) -> AMLResponse:
             request.method,
             request.headers.get("Content-Type"),
             request.content_length,
-            lambda limit: _read_body(request, limit),
+            lambda limit, charge: _read_body(request, limit, charge),
+            request.headers.get("Authorization"),
         )
     except TimeoutError:
         raise  # azmlinfsrv's SCORING_TIMEOUT_MS alarm: let the server answer it
@@ -104,4 +121,4 @@ def run(request: AMLRequest) -> AMLResponse:
             500,
             json_str=True,
         )
-    return AMLResponse(answer.body, answer.status, json_str=True)
+    return AMLResponse(answer.body, answer.status, answer.headers, json_str=True)

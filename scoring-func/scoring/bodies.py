@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,45 +120,134 @@ def decode_body(content_type: str | None, body: bytes, settings: ServiceSettings
     else:
         samples, rate = _decode_raw(body, settings)
         name = "pcm"
+    _check_sample_values(samples, name)
     samples = _to_target_rate(samples, rate)
     _check_min_duration(samples)
     return DecodedAudio(samples=samples, source_rate=rate, kind=name)
 
 
 # ------------------------------------------------------------------------------------------ JSON
+# The sample list is parsed by numpy from the body's bytes, not by json.loads: a list of 7 M
+# Python floats costs about 32 bytes a sample (a 92 MB body took 1.3 GB); numpy takes 8. The
+# object around it is walked field by field (json's own scanner), so deep nesting, absurd
+# numbers or junk anywhere become a 400 that names them.
+_WS = re.compile(r"[ \t\n\r]*")
+_WS_BYTES = re.compile(rb"[ \t\n\r]*")
+_NUMBER_CHARS = re.compile(rb"[0-9eE+\-., \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
 def _decode_json(body: bytes, settings: ServiceSettings) -> tuple[np.ndarray, int]:
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise RequestError(400, "invalid_json", "the body is not UTF-8 text") from None
-    except json.JSONDecodeError as err:
-        raise RequestError(
-            400,
-            "invalid_json",
-            f"the body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}",
-        ) from None
-    if not isinstance(payload, dict):
-        raise RequestError(
-            400,
-            "invalid_json",
-            f'expected a JSON object {{"data": [samples...]}}, got a JSON {_json_type(payload)}',
-        )
-    if "data" not in payload:
+    fields, span = _json_object(body)
+    if "data" not in fields and span is None:
         raise RequestError(
             400, "missing_data", 'the JSON object has no "data" field (the list of samples)'
         )
-    data = payload["data"]
-    if not isinstance(data, list):
+    if span is None:
+        data = fields["data"]
         raise RequestError(
             400,
             "data_not_a_list",
             f'"data" must be a flat list of numbers, got a JSON {_json_type(data)}',
         )
-    if not data:
-        raise RequestError(400, "empty_data", '"data" is an empty list: there is no audio')
-    rate = _json_sample_rate(payload.get("sample_rate", TARGET_RATE))
-    _check_duration(len(data), rate, settings)
-    return _json_samples(data), rate
+    start, end = span
+    count = _json_count(body, start, end)
+    rate = _json_sample_rate(fields.get("sample_rate", TARGET_RATE))
+    _check_duration(count, rate, settings)
+    return _json_samples(body, start, end, count), rate
+
+
+def _invalid(message: str) -> RequestError:
+    return RequestError(400, "invalid_json", f"the body is not valid JSON: {message}")
+
+
+def _json_object(body: bytes) -> tuple[dict, tuple[int, int] | None]:
+    """The top-level object's fields, with the "data" array left in the body as a byte span."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(400, "invalid_json", "the body is not UTF-8 text") from None
+    i = _WS.match(text, 0).end()
+    if not text.startswith("{", i):
+        kind = "array" if text.startswith("[", i) else _json_type(_json_value(text, i)[0])
+        raise RequestError(
+            400,
+            "invalid_json",
+            f'expected a JSON object {{"data": [samples...]}}, got a JSON {kind}',
+        )
+    fields: dict = {}
+    span: tuple[int, int] | None = None
+    i = _WS.match(text, i + 1).end()
+    if text.startswith("}", i):
+        return fields, None
+    while True:
+        if not text.startswith('"', i):
+            raise _invalid(f"expected a property name at character {i}")
+        try:
+            key, i = json.decoder.scanstring(text, i + 1)
+        except json.JSONDecodeError as err:
+            raise _invalid(f"{err.msg} at character {err.pos}") from None
+        i = _WS.match(text, i).end()
+        if not text.startswith(":", i):
+            raise _invalid(f"expected ':' at character {i}")
+        i = _WS.match(text, i + 1).end()
+        if key == "data" and text.startswith("[", i):
+            close = text.find("]", i)
+            if close < 0:
+                raise _invalid('the "data" list is not closed')
+            if any(text.find(c, i + 1, close) >= 0 for c in '[{"'):
+                _json_not_flat(text, i + 1, close)
+            span = (i + 1, close) if body.isascii() else _byte_span(text, i + 1, close)
+            fields.pop("data", None)
+            i = close + 1
+        else:
+            fields[key], i = _json_value(text, i)
+            if key == "data":
+                span = None
+        i = _WS.match(text, i).end()
+        if text.startswith(",", i):
+            i = _WS.match(text, i + 1).end()
+            continue
+        if text.startswith("}", i):
+            break
+        raise _invalid(f"expected ',' or '}}' at character {i}")
+    if _WS.match(text, i + 1).end() != len(text):
+        raise _invalid(f"extra data after the object at character {i + 1}")
+    return fields, span
+
+
+def _json_not_flat(text: str, start: int, close: int) -> None:
+    """Name what a list with brackets or quotes inside holds, without parsing it (a list of a
+    million small lists would cost gigabytes as Python objects)."""
+    if text.find("[", start, close) >= 0 or text.find("{", start, close) >= 0:
+        raise RequestError(
+            400,
+            "data_not_flat",
+            '"data" must be a flat list of numbers (one mono channel); it holds nested '
+            "lists or objects",
+        )
+    segment = text[start:close]
+    words = (("null", type(None)), ("true", bool), ("false", bool))
+    _reject_non_numbers({str} | {kind for word, kind in words if word in segment})
+
+
+def _byte_span(text: str, start: int, end: int) -> tuple[int, int]:
+    before = len(text[:start].encode("utf-8"))
+    return before, before + len(text[start:end].encode("utf-8"))
+
+
+def _json_value(text: str, i: int) -> tuple[object, int]:
+    """One JSON value at text[i:], or a 400 naming what is wrong with it."""
+    try:
+        return _DECODER.raw_decode(text, i)
+    except json.JSONDecodeError as err:
+        raise _invalid(f"{err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise RequestError(
+            400, "invalid_json", "the JSON is nested too deeply (a sample list is one level)"
+        ) from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise _invalid(str(err)[:120]) from None
 
 
 def _json_type(value: object) -> str:
@@ -165,6 +256,14 @@ def _json_type(value: object) -> str:
 
 
 _JSON_ITEM_NAMES = {str: "strings", bool: "booleans", type(None): "nulls"}
+
+
+def _reject_non_numbers(others: set) -> None:
+    if others:
+        found = ", ".join(sorted(_JSON_ITEM_NAMES.get(k, k.__name__) for k in others))
+        raise RequestError(
+            400, "data_not_numeric", f'"data" must hold only numbers; it also holds: {found}'
+        )
 
 
 def _json_sample_rate(value: object) -> int:
@@ -181,30 +280,32 @@ def _json_sample_rate(value: object) -> int:
     return _check_rate(int(value))
 
 
-def _json_samples(data: list) -> np.ndarray:
+def _json_count(body: bytes, start: int, end: int) -> int:
+    """How many samples the list holds (commas + 1), checked before anything is parsed."""
+    if _WS_BYTES.match(body, start, end).end() == end:
+        raise RequestError(400, "empty_data", '"data" is an empty list: there is no audio')
+    return body.count(b",", start, end) + 1
+
+
+def _json_samples(body: bytes, start: int, end: int, count: int) -> np.ndarray:
     """Samples as float32 in [-1, 1]; integers (or integral floats above 1) are int16 values."""
-    kinds = set(map(type, data))
-    if list in kinds or dict in kinds:
-        raise RequestError(
-            400,
-            "data_not_flat",
-            '"data" must be a flat list of numbers (one mono channel); it holds nested '
-            "lists or objects",
-        )
-    others = kinds - {int, float}
-    if others:
-        found = ", ".join(sorted(_JSON_ITEM_NAMES.get(k, k.__name__) for k in others))
-        raise RequestError(
-            400, "data_not_numeric", f'"data" must hold only numbers; it also holds: {found}'
-        )
-    try:
-        values = np.asarray(data, dtype=np.float64)
-    except OverflowError:
-        raise RequestError(
-            400, "samples_out_of_range", '"data" holds an integer too large for audio'
-        ) from None
+    if _NUMBER_CHARS.fullmatch(body, start, end) is None:
+        _name_junk(body, start, end)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # older numpy warns when it stops early
+        try:
+            values = np.fromstring(body[start:end], dtype=np.float64, sep=",")
+        except ValueError:  # numpy 2.4 raises where it used to stop early
+            values = None
+    if values is None or len(values) != count:
+        raise _invalid('"data" is not a list of numbers separated by commas')
+    integers = not any(body.find(c, start, end) >= 0 for c in (b".", b"e", b"E"))
     finite = np.isfinite(values)
     if not finite.all():
+        if integers:
+            raise RequestError(
+                400, "samples_out_of_range", '"data" holds an integer too large for audio'
+            )
         index = int(np.argmin(finite))
         raise RequestError(
             400,
@@ -212,9 +313,9 @@ def _json_samples(data: list) -> np.ndarray:
             f'"data" holds NaN or Infinity (first at index {index}); samples must be finite',
         )
     peak = float(np.abs(values).max())
-    if peak <= 1.0 and kinds != {int}:
+    if peak <= 1.0 and not integers:
         return values.astype(np.float32)
-    integral = kinds == {int} or bool(np.all(values == np.round(values)))
+    integral = integers or bool(np.all(values == np.round(values)))
     if integral and values.min() >= -32768 and values.max() <= 32767:
         return (values / 32768.0).astype(np.float32)
     raise RequestError(
@@ -222,6 +323,28 @@ def _json_samples(data: list) -> np.ndarray:
         "samples_out_of_range",
         f'"data" samples must be floats in [-1, 1] or int16 integers in [-32768, 32767]; '
         f"the largest magnitude is {peak:g}",
+    )
+
+
+def _name_junk(body: bytes, start: int, end: int) -> None:
+    """The list holds something other than numbers: say what (JSON literals) or where."""
+    segment = body[start:end]
+    kinds = {k for word, k in ((b"null", type(None)), (b"true", bool), (b"false", bool))
+             if word in segment}  # fmt: skip
+    _reject_non_numbers(kinds)
+    for word in (b"NaN", b"Infinity"):
+        at = segment.find(word)
+        if at >= 0:
+            index = segment.count(b",", 0, at)
+            raise RequestError(
+                400,
+                "non_finite_samples",
+                f'"data" holds NaN or Infinity (first at index {index}); samples must be finite',
+            )
+    bad = re.search(rb"[^0-9eE+\-., \t\n\r]", segment)
+    at = bad.start() if bad else 0
+    raise _invalid(
+        f'"data" holds {segment[at : at + 12]!r} near sample {segment.count(b",", 0, at)}'
     )
 
 
@@ -318,6 +441,7 @@ def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple
         )
     if len(frames) == 0:
         raise RequestError(400, "empty_audio", f"the {fmt} file holds no audio frames")
+    _check_sample_values(frames, fmt)  # before the downmix can average a bad channel away
     mono = frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
     return np.ascontiguousarray(mono, dtype=np.float32), rate
 
@@ -362,6 +486,28 @@ def _check_duration(frames: int, rate: int, settings: ServiceSettings) -> None:
             "audio_too_long",
             f"the audio is {seconds:.1f} s long; this service takes at most "
             f"{settings.max_audio_seconds:g} s per request",
+        )
+
+
+def _check_sample_values(samples: np.ndarray, kind: str) -> None:
+    """Float PCM (WAV/FLAC "FLOAT"/"DOUBLE") can hold NaN, infinities and values beyond full
+    scale; the model would be fed garbage (Whisper then decodes for 30 s a window). The same
+    rule as the JSON path: finite, within [-1, 1]."""
+    finite = np.isfinite(samples)
+    if not finite.all():
+        index = int(np.argmin(finite))
+        raise RequestError(
+            400,
+            "non_finite_samples",
+            f"the {kind} audio holds NaN or infinite samples (first at sample {index})",
+        )
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    if peak > 1.0:
+        raise RequestError(
+            400,
+            "samples_out_of_range",
+            f"the {kind} audio holds samples beyond full scale (peak {peak:g}); float samples "
+            "must lie within [-1, 1]",
         )
 
 

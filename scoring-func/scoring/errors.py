@@ -10,11 +10,14 @@ class RequestError(Exception):
     so bad input never reaches the server's generic 500 handler.
     """
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}  # e.g. Retry-After on 503, WWW-Authenticate on 401
 
     def as_json(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from scoring.admission import Admission, RequestSettings, check_key
 from scoring.bodies import DecodedAudio, check_body_size, decode_body
 from scoring.errors import RequestError
 from scoring.models import ENGINE_CTC, ModelSource, resolve_model
@@ -23,6 +24,7 @@ logger = logging.getLogger("scoring.service")
 class Answer:
     status: int
     body: dict
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def load_engine(source: ModelSource, settings: ServiceSettings):
@@ -39,13 +41,23 @@ def load_engine(source: ModelSource, settings: ServiceSettings):
 class ScoringService:
     """Holds the engine; `handle()` answers one request, `transcribe()` one decoded clip."""
 
-    def __init__(self, settings: ServiceSettings, source: ModelSource, engine) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        source: ModelSource,
+        engine,
+        requests: RequestSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.engine = engine
+        self.requests = requests or RequestSettings()
+        self.admission = Admission(self.requests, settings.max_body_bytes)
 
     @classmethod
-    def load(cls, settings: ServiceSettings) -> ScoringService:
+    def load(
+        cls, settings: ServiceSettings, requests: RequestSettings | None = None
+    ) -> ScoringService:
         """Resolve, load and warm up the model, logging which, from where, engine and device."""
         started = time.perf_counter()
         source = resolve_model(settings.model_name_or_path, settings.azureml_model_dir)
@@ -70,18 +82,24 @@ class ScoringService:
             time.perf_counter() - loaded,
             settings.max_audio_seconds,
         )
-        return cls(settings, source, engine)
+        if requests is not None and requests.key:
+            logger.info("Requests must carry the key (SCORING_KEY is set)")
+        return cls(settings, source, engine, requests)
 
     def handle(
         self,
         method: str,
         content_type: str | None,
         content_length: int | None,
-        read_body: Callable[[int], bytes],
+        read_body: Callable[..., bytes],
+        authorization: str | None = None,
     ) -> Answer:
         """One HTTP request -> Answer; client mistakes become 4xx JSON, never an exception.
 
-        `read_body(limit)` returns the body, or its first limit + 1 bytes when it is longer.
+        `read_body(limit, charge)` returns the body, or its first limit + 1 bytes when it is
+        longer, calling `charge(n)` for each n bytes read (the body budget; it raises 503); it
+        raises RequestError (408, 400) when the body does not arrive or cannot be read.
+        Order: cheap checks, then the body budget, the body, its decoding, then the model gate.
         """
         try:
             if method != "POST":
@@ -91,14 +109,22 @@ class ScoringService:
                     f"{method} is not supported: POST the audio to /score "
                     "(GET /swagger.json describes the API)",
                 )
+            check_key(self.requests.key, authorization)
             check_body_size(content_length, self.settings)
-            audio = decode_body(
-                content_type, read_body(self.settings.max_body_bytes), self.settings
-            )
+            limit = self.settings.max_body_bytes
+            with self.admission.body() as charge:
+                if content_length is not None:
+                    charge(content_length)  # all of it up front: refused before it is read
+                    body = read_body(limit, lambda _n: None)
+                else:
+                    body = read_body(limit, charge)
+                audio = decode_body(content_type, body, self.settings)
+                del body
+                with self.admission.model():
+                    return Answer(200, self.transcribe(audio))
         except RequestError as err:
             logger.info("Rejected request: %d %s: %s", err.status, err.code, err.message)
-            return Answer(err.status, err.as_json())
-        return Answer(200, self.transcribe(audio))
+            return Answer(err.status, err.as_json(), err.headers)
 
     def transcribe(self, audio: DecodedAudio) -> dict:
         started = time.perf_counter()

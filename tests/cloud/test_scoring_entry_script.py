@@ -88,13 +88,13 @@ def test_chunked_body_is_read_no_further_than_the_limit():
     environ.update({"wsgi.input": io.BytesIO(b"\0" * 50_000), "wsgi.input_terminated": True})
     request = Request(environ)
     assert request.content_length is None
-    assert len(score_audio._read_body(request, 1000)) == 1001
+    assert len(score_audio._read_body(request, 1000, lambda n: None)) == 1001
 
 
 def test_body_over_the_limit_is_413(score_audio):
     service = score_audio._service
     limit = service.settings.max_body_bytes
-    answer = service.handle("POST", "audio/wav", None, lambda n: b"\0" * (n + 1))
+    answer = service.handle("POST", "audio/wav", None, lambda n, _c: b"\0" * (n + 1))
     assert answer.status == 413 and answer.body["error"] == "body_too_large"
-    answer = service.handle("POST", "audio/wav", limit + 1, lambda n: b"")
+    answer = service.handle("POST", "audio/wav", limit + 1, lambda n, _c: b"")
     assert answer.status == 413 and answer.body["error"] == "body_too_large"

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from devkit.fault_server import FaultServer
 from devkit.speech import audio_id
@@ -55,18 +56,29 @@ def test_spool_keeps_order_and_attempts_across_reopening(tmp_path):
     again.close()
 
 
-def test_spool_cleans_half_written_items(tmp_path):
+def test_spool_sorts_out_what_a_crash_left(tmp_path):
+    """Temp files go; a whole WAV without its JSON (crash inside add) is recovered and sent; a
+    JSON without its WAV (crash inside remove) and a broken orphan WAV are set aside."""
     spool = Spool(tmp_path)
     spool.add(_recording(1))
     spool.close()
     (tmp_path / ".0000000002.wav.tmp").write_bytes(b"partial")  # crash while writing
-    (tmp_path / "0000000003.wav").write_bytes(b"RIFF")  # crash before its JSON
+    (tmp_path / "0000000003.wav").write_bytes(b"RIFF")  # not even a WAV
+    sf.write(tmp_path / "0000000004.wav", _recording(4), 16000, subtype="PCM_16")  # no JSON
+    (tmp_path / "0000000005.json").write_bytes(b"{}")  # its WAV was removed already
     spool = Spool(tmp_path)
-    assert [i.seq for i in spool.items()] == [1]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == [
+    items = spool.items()
+    assert [i.seq for i in items] == [1, 4]
+    assert np.array_equal(items[1].samples(), _recording(4))
+    assert items[1].record.info.end_reason == "recovered" and items[1].record.id
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".json", ".wav", ".tmp")) == [
         "0000000001.json",
         "0000000001.wav",
+        "0000000004.json",
+        "0000000004.wav",
     ]
+    aside = sorted(p.name for p in (tmp_path / "rejected").iterdir())
+    assert len(aside) == 2 and all(name.startswith("damaged-") for name in aside)
     spool.close()
 
 
