@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devkit.paths import SCORE_SCRIPT
-from scoring.server import GUNICORN_CMD_ARGS
 
 # The server's own key and request limits come from the caller's `env` only, never from the
 # developer's shell (SCORING_KEY there is usually the CLIENT's key for a remote endpoint).
@@ -96,19 +95,22 @@ def run_scoring_server(
     entry_script: Path = SCORE_SCRIPT,
     startup_timeout: float = 180.0,
     log_to: Path | None = None,
-    gunicorn_args: str = GUNICORN_CMD_ARGS,
+    gunicorn_args: str | None = None,
 ) -> Iterator[Server]:
     """Serve `entry_script` with azmlinfsrv; yield once it is healthy, stop it afterwards.
 
     `model` becomes MODEL_NAME_OR_PATH; `env` adds or overrides variables (AZUREML_MODEL_DIR,
     QUANTIZE, ...). `port` is used when free, else any free port. `offline` switches the
     Hugging Face Hub off (tests never download). The log goes to `log_to` or a temp file.
-    `gunicorn_args` is GUNICORN_CMD_ARGS, the deployment's worker settings (scoring/server.py);
-    "" runs azmlinfsrv's own default (one sync worker), the baseline the benchmarks compare with.
+    `gunicorn_args` is GUNICORN_CMD_ARGS; by default the deployment's worker settings
+    (scoring/server.py, imported here so that this module loads without gunicorn, as in
+    .venv-deploy); "" runs azmlinfsrv's own default (one sync worker), the benchmarks' baseline.
     """
     port = port if port and port_is_free(port) else free_port()
     full_env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     full_env.update(WORKER_COUNT=str(worker_count), PYTHONUNBUFFERED="1")
+    if gunicorn_args is None:
+        from scoring.server import GUNICORN_CMD_ARGS as gunicorn_args
     if gunicorn_args:
         full_env["GUNICORN_CMD_ARGS"] = gunicorn_args
     if offline:
