@@ -56,10 +56,27 @@ class ModelInfo:
     labels: tuple[str, ...]
     frequency: int
     window_samples: int
+    threshold: float | None = None  # the model's own calibrated keyword threshold, if it says
 
     @property
     def window_seconds(self) -> float:
         return self.window_samples / self.frequency
+
+
+def model_threshold(params: dict) -> float | None:
+    """The keyword threshold a model states in its hello: `keyword_threshold` (kwtrain), else
+    the `min_score` of a classification block in `thresholds` (Edge Impulse's list)."""
+    value = params.get("keyword_threshold")
+    if value is None:
+        for block in params.get("thresholds") or []:
+            if isinstance(block, dict) and block.get("type") == "classification":
+                value = block.get("min_score")
+                break
+    try:
+        value = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and 0.0 < value <= 1.0 else None
 
 
 def ensure_interpreter_on_path(env: os._Environ | dict = os.environ) -> None:
@@ -109,6 +126,23 @@ class _Abandoned:
         raise ModelError("model start abandoned")
 
 
+class _SendAll:
+    """The SDK's socket, with send() as sendall(). The SDK writes each request with one
+    send(); on a socket with a timeout that may write only part of a large request (a 2 s
+    window is about 220 KB of JSON) and the model then waits for the rest until the call
+    times out."""
+
+    def __init__(self, sock) -> None:
+        self._sock = sock
+
+    def send(self, data: bytes) -> int:
+        self._sock.sendall(data)
+        return len(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
 class EdgeML:
     """A running .eim keyword model: start, classify windows, restart, stop."""
 
@@ -149,6 +183,7 @@ class EdgeML:
         self._proc = runner._runner
         # allow_shm=True leaves the socket without a timeout: bound every later call.
         runner._client.settimeout(self.call_timeout)
+        runner._client = _SendAll(runner._client)
         self.info = self._parse_hello(hello)
         log.info(
             "model %s: labels %s, %d samples at %d Hz (pid %s)",
@@ -241,6 +276,7 @@ class EdgeML:
                 labels=tuple(str(label) for label in params["labels"]),
                 frequency=int(params["frequency"]),
                 window_samples=int(params["input_features_count"]),
+                threshold=model_threshold(params),
             )
         except (KeyError, TypeError, ValueError) as exc:
             self.stop()
