@@ -41,6 +41,7 @@ from spotter import Detection, DetectorConfig, KeywordDetector
 from vad import EndpointConfig
 
 log = logging.getLogger("edgeml")
+DEFAULT_THRESHOLD = 0.85  # the original's value, for models that state none
 
 
 class Exit(IntEnum):
@@ -212,10 +213,21 @@ class App:
             self._close()
         return int(code)
 
+    def threshold(self) -> float:
+        """--threshold when given; else the threshold the model states in its hello (a kwtrain
+        embedding model is calibrated for <= 1 false wake per hour); else 0.85."""
+        if self.s.threshold is not None:
+            return self.s.threshold
+        info = self.model.info
+        if info is not None and info.threshold is not None:
+            log.info("keyword threshold %.3f (stated by the model)", info.threshold)
+            return info.threshold
+        return DEFAULT_THRESHOLD
+
     def _loop(self) -> Exit:
         detector = KeywordDetector(
             DetectorConfig(
-                self.label, self.s.threshold, self.s.average_windows, self.s.refractory_seconds
+                self.label, self.threshold(), self.s.average_windows, self.s.refractory_seconds
             )
         )
         resume_at: int | None = None

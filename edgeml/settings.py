@@ -32,7 +32,7 @@ class Settings:
     endpoint: str = DEFAULT_ENDPOINT
     key: str | None = field(default=None, repr=False)  # never shown
     keyword: str = "listen"
-    threshold: float = 0.85
+    threshold: float | None = None  # None: the model's calibrated threshold, else 0.85
     average_windows: int = 1
     refractory_seconds: float = 1.0
     device: str | None = None
@@ -117,7 +117,8 @@ OPTIONS = [
     _Opt("--key-file", "SCORING_KEY_FILE", "key_file", Path,
          "file holding the endpoint key (or put the key itself in SCORING_KEY)", "PATH"),
     _Opt("--keyword", "EDGEML_KEYWORD", "keyword", str, "the model label that triggers recording", "LABEL"),
-    _Opt("--threshold", "EDGEML_THRESHOLD", "threshold", _unit, "keyword score that triggers", "X"),
+    _Opt("--threshold", "EDGEML_THRESHOLD", "threshold", _unit,
+         "keyword score that triggers (default: the threshold the model states, else 0.85)", "X"),
     _Opt("--average", "EDGEML_AVERAGE", "average_windows", _positive(int),
          "average the keyword score over the last K windows", "K"),
     _Opt("--refractory", "EDGEML_REFRACTORY", "refractory_seconds", _non_negative,

@@ -14,7 +14,7 @@ SYSTEMD = REPO / "edgeml" / "systemd"
 
 
 def test_flag_beats_environment_beats_default():
-    assert parse_args([], env={}).threshold == 0.85
+    assert parse_args([], env={}).threshold is None  # the model's own, else 0.85
     assert parse_args([], env={"EDGEML_THRESHOLD": "0.7"}).threshold == 0.7
     assert parse_args(["--threshold", "0.6"], env={"EDGEML_THRESHOLD": "0.7"}).threshold == 0.6
     s = parse_args([], env={"EDGEML_ONCE": "yes", "SCORING_URI": "https://x.example/score"})
