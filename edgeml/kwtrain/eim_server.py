@@ -30,6 +30,8 @@ from typing import Protocol
 
 import numpy as np
 
+from kwtrain.fastjson import ClassifyDecoder
+
 SENSOR_MICROPHONE = 1
 ENGINE_NONE = 255  # what the hello reports for an impulse with no TFLite/ONNX engine inside
 SLICES_PER_MODEL_WINDOW = 4  # Edge Impulse's default: continuous mode advances 1/4 window
@@ -130,9 +132,9 @@ class RunnerState:
             return self._hello(msg_id, msg["hello"])
         if not self.initialized:
             return _error(msg_id, "Invalid message, should initialize first")
-        if isinstance(msg.get("classify"), list):
+        if isinstance(msg.get("classify"), (list, np.ndarray)):
             return self._classify(msg_id, msg["classify"], "classify", json_ms, stdin_ms)
-        if isinstance(msg.get("classify_continuous"), list):
+        if isinstance(msg.get("classify_continuous"), (list, np.ndarray)):
             return self._classify(
                 msg_id, msg["classify_continuous"], "classify_continuous", json_ms, stdin_ms
             )
@@ -157,7 +159,9 @@ class RunnerState:
         }
 
     def _classify(self, msg_id: int, data: list, kind: str, json_ms: int, stdin_ms: int) -> dict:
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data):
+        if not isinstance(data, np.ndarray) and not all(  # fastjson arrays are numbers already
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in data
+        ):
             return _error(msg_id, "Failed to parse classify array, should contain all numbers")
         params = self.params
         expected = params["input_features_count"] if kind == "classify" else params["slice_size"]
@@ -217,6 +221,7 @@ def iter_messages(chunks: Iterator[bytes]) -> Iterator[tuple[object, int]]:
     buf = bytearray()
     depth = 0
     started = 0.0
+    decoder = ClassifyDecoder()
     for chunk in chunks:
         pos = 0
         for match in _BRACE.finditer(chunk):
@@ -228,7 +233,7 @@ def iter_messages(chunks: Iterator[bytes]) -> Iterator[tuple[object, int]]:
                 buf += chunk[pos : match.end()]
                 pos = match.end()
                 try:
-                    msg = json.loads(buf.decode("utf-8"))
+                    msg = decoder.decode(bytes(buf))
                 except (UnicodeDecodeError, json.JSONDecodeError):
                     msg = None
                 yield msg, int((time.monotonic() - started) * 1000)
