@@ -31,7 +31,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `import kwtrain` work
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kwtrain import embcli  # noqa: E402
 from kwtrain.dataset import DatasetError  # noqa: E402
+from kwtrain.embedding import FrontEndUnavailable  # noqa: E402
 from kwtrain.tts import TTSUnavailable  # noqa: E402
 
 EXIT_BAD_INPUT = 2
@@ -289,6 +291,11 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
 def cmd_build(a: argparse.Namespace) -> dict:
     from kwtrain.bootstrap import BootstrapSettings, bootstrap
 
+    if a.frontend == "embedding":
+        from kwtrain.embcli import run_build
+
+        return run_build(a)
+
     data = a.data or (a.out / "data")
     generated = (data / "manifest.csv").is_file()
     if a.fresh_data and data.exists():
@@ -390,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset folder (default <out>/data); generated when it does not exist",
     )
     p.add_argument("--fresh-data", action="store_true", help="regenerate the dataset")
+    embcli.add_options(p)
     p.set_defaults(func=cmd_build)
     return parser
 
@@ -404,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"kwtrain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except TTSUnavailable as exc:
+    except (TTSUnavailable, FrontEndUnavailable) as exc:
         print(f"kwtrain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_MISSING_TOOL
     print(json.dumps(result, indent=2, default=str))
