@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sys
 import time
@@ -209,14 +208,24 @@ class RunnerState:
         return {"id": msg_id, "success": True}
 
 
-_BRACE = re.compile(rb"[{}]")
+def _braces(chunk: bytes) -> list[tuple[int, int]]:
+    """(offset, byte) of every brace in the chunk, in order. bytes.find (memchr) skips the
+    long number arrays of classify requests about ten times faster than a regex scan."""
+    found = []
+    for brace in (b"{", b"}"):
+        i = chunk.find(brace)
+        while i >= 0:
+            found.append((i, brace[0]))
+            i = chunk.find(brace, i + 1)
+    found.sort()
+    return found
 
 
 def iter_messages(chunks: Iterator[bytes]) -> Iterator[tuple[object, int]]:
     """Split a byte stream into JSON requests by brace counting, as the real runner does.
 
     Yields (decoded message or None when it does not parse, ms spent receiving it). Only the
-    braces are visited (a regex scan), so a 16000-sample classify costs well under a millisecond.
+    braces are visited (bytes.find), so a 16000-sample classify costs well under a millisecond.
     """
     buf = bytearray()
     depth = 0
@@ -224,14 +233,14 @@ def iter_messages(chunks: Iterator[bytes]) -> Iterator[tuple[object, int]]:
     decoder = ClassifyDecoder()
     for chunk in chunks:
         pos = 0
-        for match in _BRACE.finditer(chunk):
+        for at, brace in _braces(chunk):
             if depth == 0:
-                pos = match.start()  # bytes between messages are dropped
+                pos = at  # bytes between messages are dropped
                 started = time.monotonic()
-            depth += 1 if match.group() == b"{" else -1
+            depth += 1 if brace == 123 else -1  # "{"
             if depth == 0:
-                buf += chunk[pos : match.end()]
-                pos = match.end()
+                buf += chunk[pos : at + 1]
+                pos = at + 1
                 try:
                     msg = decoder.decode(bytes(buf))
                 except (UnicodeDecodeError, json.JSONDecodeError):
