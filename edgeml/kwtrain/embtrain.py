@@ -64,9 +64,11 @@ class EmbTrainSettings:
     word_clips: int = 1000
     sentence_clips: int = 300
     real_positive_copies: int = 20  # clips drawn from each user recording of the keyword
-    context: int = 8
+    context: int = 6
     step: int = 1
-    stride: int = 16  # mel frames between the head's embeddings (16 = 160 ms)
+    stride: int = 24  # mel frames between the head's embeddings (24 = 240 ms)
+    clip_stride: int = 0  # grid the clips are embedded on (0: the head's; 8 serves any head)
+    background_share: float = 0.4  # of the negative weight; the rest: generated negatives
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.5
@@ -217,8 +219,10 @@ def _work(item: tuple) -> dict | None:
     if len(speech) < 0.05 * RATE:
         return {"error": f"{source}: no speech"}
     clip, kw_start, kw_end = draw_clip(speech, _W["beds"], rng, s)
-    emb = _W["fe"].embeddings(to_int16_values(clip))
-    return {"kind": kind, "emb": emb, "start": kw_start, "end": kw_end, "group": _group(source)}
+    stride = s.clip_stride or s.stride  # the head's own grid unless told
+    emb = _W["fe"].embeddings(to_int16_values(clip), stride=stride)
+    return {"kind": kind, "emb": emb, "start": kw_start, "end": kw_end, "group": _group(source),
+            "stride": stride}  # fmt: skip
 
 
 def _group(source) -> str:
@@ -405,7 +409,7 @@ def generate(
     bed_files = {g: bg["train"].get(g, []) for g in ("noise_bed", "music_tv", "speech_long")}
     salt = repr(
         (sorted(p.name for ps in bed_files.values() for p in ps), s.p_bed, s.snr_db, PRE_SECONDS)
-    )
+    ) + ("" if (s.clip_stride or s.stride) == EMB_STRIDE else f"|stride{s.clip_stride or s.stride}")
     cache.mkdir(parents=True, exist_ok=True)
     names = [
         cache / f"{hashlib.sha1((repr(it) + salt).encode()).hexdigest()[:20]}.npz" for it in items
@@ -448,18 +452,27 @@ def _spec(s: EmbTrainSettings) -> HeadSpec:
     )
 
 
-def assemble(clips: list[dict], bg_emb: list[np.ndarray], spec: HeadSpec) -> TrainData:
-    """Windows, labels and weights from the clips and the background's embeddings (all on the
-    stride-8 grid; a head with a coarser stride sees every phase of it)."""
-    span = spec.span_in(EMB_STRIDE)
+def assemble(
+    clips: list[dict], bg_emb: list[np.ndarray], spec: HeadSpec, background_share: float = 0.4
+) -> TrainData:
+    """Windows, labels and weights from the clips (embedded on the head's grid) and the
+    background's stride-8 embeddings (every phase of the head's grid taken from them)."""
+    span = spec.span
+    m = spec.stride // EMB_STRIDE
+    bg_emb = [e[ph::m] for e in bg_emb for ph in range(m)]
     embs, last, label, kind, held = [], [], [], [], []
     base = 0
-    for c in clips:
-        e = c["emb"]
+    seqs = []
+    for c in clips:  # a clip embedded on a finer grid gives one sequence per phase
+        st = int(c.get("stride", EMB_STRIDE))
+        mc = spec.stride // st
+        for ph in range(mc):
+            seqs.append((c, c["emb"][ph::mc], ph, mc, st))
+    for c, e, ph, mc, st in seqs:
         k = np.arange(span - 1, len(e))
         if len(k) == 0:
             continue
-        ends = end_sample(k)
+        ends = end_sample(ph + mc * k, st)
         if c["kind"] == "positive":
             dur = c["end"] - c["start"]
             pos = (ends >= c["end"] - POS_BEFORE_END * RATE) & (
@@ -498,11 +511,13 @@ def assemble(clips: list[dict], bg_emb: list[np.ndarray], spec: HeadSpec) -> Tra
     train = ~d.heldout
     npos = max(1, int(((d.label == 1) & train).sum()))
     w[d.label == 1] = 0.5 / npos
-    present = {kd: int(((d.kind == KINDS.index(kd)) & train).sum()) for kd in KIND_SHARE}
-    total_share = sum(KIND_SHARE[kd] for kd, n in present.items() if n)
+    share = {kd: v * (1 - background_share) / (1 - KIND_SHARE["background"])
+             for kd, v in KIND_SHARE.items()} | {"background": background_share}  # fmt: skip
+    present = {kd: int(((d.kind == KINDS.index(kd)) & train).sum()) for kd in share}
+    total_share = sum(share[kd] for kd, n in present.items() if n)
     for kd, n in present.items():
         if n:
-            w[d.kind == KINDS.index(kd)] = 0.5 * KIND_SHARE[kd] / total_share / n
+            w[d.kind == KINDS.index(kd)] = 0.5 * share[kd] / total_share / n
     d.weight = w * len(w)
     d.stats = {
         "windows": int(len(d.label)),
@@ -523,7 +538,7 @@ def train_head(d: TrainData, s: EmbTrainSettings, log=print) -> tuple[HeadSpec, 
     net = build_torch_head(spec, s.dropout)
     opt = torch.optim.AdamW(net.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
     emb = torch.from_numpy(d.emb)
-    offs = torch.arange(-(spec.context - 1), 1) * spec.step_in(EMB_STRIDE)
+    offs = torch.arange(-(spec.context - 1), 1) * spec.step
     tr = np.flatnonzero(~d.heldout)
     va = np.flatnonzero(d.heldout)
     steps = max(1, len(tr) // s.batch_size)
@@ -604,7 +619,7 @@ def build_embedding_model(
     t_gen = time.time() - t0
     bg_emb = [file_embeddings(fe, p, cache) for ps in bg["train"].values() for p in ps]
     spec = _spec(s)
-    d = assemble(clips, bg_emb, spec)
+    d = assemble(clips, bg_emb, spec, s.background_share)
     log(f"windows: {json.dumps(d.stats)}")
     t1 = time.time()
     spec, weights, history = train_head(d, s, log)

@@ -21,9 +21,9 @@ FORMAT = "kwtrain-embedding/1"
 
 @dataclass(frozen=True)
 class HeadSpec:
-    context: int = 8  # embeddings the head sees
+    context: int = 6  # embeddings the head sees
     step: int = 1  # grid positions between them
-    stride: int = 16  # mel frames (10 ms) between grid positions: 16 = 160 ms
+    stride: int = 24  # mel frames (10 ms) between grid positions: 24 = 240 ms
     hidden: int = 64
     layers: int = 2
     dim: int = 96
