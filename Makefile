@@ -75,10 +75,18 @@ bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence
 # ---------------------------------------------------------------- keyword model
 KWS_WORK     ?= build/kws
 KWS_CHANNELS ?= 8,16
-.PHONY: keyword-model stop-model bench-kws test-kws
-keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report) from generated data only
-	$(PY) edgeml/kwtrain/cli.py build --keyword listen --out $(KWS_WORK)/listen --fresh-data \
-		--holdout default --channels $(KWS_CHANNELS) --name listen --eim edgeml/models/listen.eim
+.PHONY: keyword-model keyword-model-mfcc stop-model bench-kws bench-kws-real test-kws
+keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report): speech embedding, no recordings
+	$(PY) edgeml/kwtrain/cli.py build --keyword listen --out $(KWS_WORK)/listen-embedding \
+		--name listen --eim edgeml/models/listen.eim
+
+keyword-model-mfcc: setup  ## the MFCC+CNN listen model (Edge Impulse's block), to $(KWS_WORK)/listen
+	$(PY) edgeml/kwtrain/cli.py build --frontend mfcc --keyword listen --out $(KWS_WORK)/listen \
+		--fresh-data --holdout default --channels $(KWS_CHANNELS) --name listen \
+		--eim $(KWS_WORK)/listen/listen.eim
+
+bench-kws-real: setup  ## real people (kw_real), old vs new front end, FA/h (needs ../shared/data/speech)
+	$(PY) bench/kws_real.py
 
 stop-model: setup  ## real speech: "stop" model, held-out speakers (needs ../shared/data/speech)
 	$(PY) bench/kws_stop.py

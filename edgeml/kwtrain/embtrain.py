@@ -67,8 +67,9 @@ class EmbTrainSettings:
     context: int = 6
     step: int = 1
     stride: int = 24  # mel frames between the head's embeddings (24 = 240 ms)
-    clip_stride: int = 0  # grid the clips are embedded on (0: the head's; 8 serves any head)
+    clip_stride: int = 8  # grid the clips are embedded on: 8 gives a 24-frame head 3 phases
     background_share: float = 0.4  # of the negative weight; the rest: generated negatives
+    background_variants: tuple[str, ...] = ()  # also "quiet", "noisy" copies of the background
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.5
@@ -230,17 +231,31 @@ def _group(source) -> str:
 
 
 # ----------------------------------------------------------------------------- background
-def file_embeddings(fe: FrontEnd, path: Path, cache: Path | None) -> np.ndarray:
-    """Embeddings (stride 8) of a whole file, cached by file name, size and front end."""
+def file_embeddings(
+    fe: FrontEnd, path: Path, cache: Path | None, variant: str = "", beds: list | None = None
+) -> np.ndarray:
+    """Embeddings (stride 8) of a whole file, cached by file name, size, variant, front end.
+
+    variant "" = as recorded; "quiet" = 18 dB lower; "noisy" = mixed with one of `beds` at
+    5-15 dB SNR (the same speech or music heard in another room)."""
     st = path.stat()
     key = hashlib.sha1(
-        f"{path.name}|{st.st_size}|{int(st.st_mtime)}|{EMB_STRIDE}".encode()
+        f"{path.name}|{st.st_size}|{int(st.st_mtime)}|{EMB_STRIDE}|{variant}".encode()
     ).hexdigest()[:20]
     if cache is not None:
         f = cache / f"{key}.npy"
         if f.is_file():
             return np.load(f)
-    emb = fe.embeddings(to_int16_values(read_audio(path)))
+    audio = read_audio(path)
+    rng = np.random.default_rng(int(key[:8], 16))
+    if variant == "quiet":
+        audio = audio * 10 ** (-18 / 20)
+    elif variant == "noisy" and beds:
+        bed = beds[int(rng.integers(len(beds)))]
+        bed = np.tile(bed, len(audio) // len(bed) + 1)[: len(audio)]
+        audio = audio + bed * (rms(audio) / (rms(bed) + 1e-9) * 10 ** (-rng.uniform(5, 15) / 20))
+        audio = audio / max(1.0, float(np.max(np.abs(audio))) / 0.99)
+    emb = fe.embeddings(to_int16_values(audio))
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         np.save(cache / f"{key}.npy", emb.astype(np.float32))
@@ -617,7 +632,12 @@ def build_embedding_model(
     )
     clips = generate(s, files, bg, cache.parent / "clips", real_positives, log)
     t_gen = time.time() - t0
-    bg_emb = [file_embeddings(fe, p, cache) for ps in bg["train"].values() for p in ps]
+    train_files = [p for ps in bg["train"].values() for p in ps]
+    bg_emb = [file_embeddings(fe, p, cache) for p in train_files]
+    if s.background_variants:  # the training background again, quieter and in noise
+        beds = [read_audio(p) for p in bg["train"].get("noise_bed", [])]
+        for v in s.background_variants:
+            bg_emb += [file_embeddings(fe, p, cache, v, beds) for p in train_files]
     spec = _spec(s)
     d = assemble(clips, bg_emb, spec, s.background_share)
     log(f"windows: {json.dumps(d.stats)}")
@@ -667,7 +687,7 @@ def build_embedding_model(
 def stream_hops(model: EmbeddingModel, emb: np.ndarray, n_samples: int, offset: int = 0):
     """Hop scores of a stream (as the .eim reports them) from its stride-8 embeddings."""
     m = model.spec.stride // EMB_STRIDE
-    ps = position_scores(model, emb, phase=(offset // (EMB_STRIDE * MEL_HOP)) % m)
+    ps = position_scores(model, emb, phase=0)  # the .eim's grid starts at the stream's start
     ps = consecutive_min(ps, int(model.info.get("consecutive", 1)), m)
     return hop_scores(ps, n_samples, offset)
 

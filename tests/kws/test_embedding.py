@@ -211,3 +211,55 @@ def test_eim_runs_without_frontend_files_gives_clear_error(monkeypatch, tmp_path
     with pytest.raises(FrontEndUnavailable, match="missing"):
         model_files()
     os.environ.pop("KWTRAIN_FRONTEND_DIR", None)
+
+
+def _small_background(root: Path, tmp: Path) -> Path:
+    """A few real background files (links) in the layout negatives.background reads."""
+    out = tmp / "bg"
+    for group, n in (("speech_long", 4), ("music_tv", 2), ("noise_bed", 4)):
+        (out / group).mkdir(parents=True)
+        for f in sorted((root / group).glob("*.wav"))[:n]:
+            (out / group / f.name).symlink_to(f)
+    return out
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.usefixtures("eim_path")
+def test_small_build_streams_the_same_through_the_sdk(tmp_path: Path, monkeypatch) -> None:
+    """A tiny model trained end to end (generated keyword, real background): the .eim driven
+    by the SDK at 250 ms hops gives the hop scores the trainer calibrated with, and the stated
+    threshold is the calibrated one."""
+    from support.paths import speech_dir
+
+    from kwtrain.embexport import export_embedding_eim
+    from kwtrain.embtrain import EmbTrainSettings, build_embedding_model, read_audio
+    from kwtrain.streameval import EmbeddingStreamScorer, SdkStreamScorer, keyword_stream
+    from kwtrain.synth import available_engines
+
+    root = speech_dir()
+    if root is None or FRONT is None or "espeak" not in available_engines():
+        pytest.skip("needs ../shared/data/speech, the front-end files and espeak-ng")
+    monkeypatch.setenv("KWTRAIN_CACHE", str(tmp_path / "cache"))
+    s = EmbTrainSettings(keyword="stop", positives=30, augment_per_positive=1,
+                         confusable_clips=20, word_clips=20, sentence_clips=5, epochs=2)  # fmt: skip
+    model, report = build_embedding_model(s, tmp_path / "out", _small_background(root, tmp_path))
+    assert report["calibration"]["hours"] > 0
+    assert 0.5 <= model.threshold < 1.0
+    assert report["windows"]["positive_windows"] > 0
+    eim = export_embedding_eim(model, tmp_path / "stop.eim")
+    clip = read_audio(sorted((root / "kw_pos").glob("*.wav"))[0])
+    bed = read_audio(sorted((root / "noise_bed").glob("*.wav"))[-1])
+    rng = np.random.default_rng(0)
+    streams = [keyword_stream(clip, None, None, rng), keyword_stream(clip, bed, 10.0, rng)]
+    sdk = SdkStreamScorer(eim)
+    try:
+        assert sdk.threshold == pytest.approx(model.threshold)
+        local = EmbeddingStreamScorer(model)
+        for x, first in streams:
+            a, b = sdk(x, first), local(x, first)
+            assert len(a) == len(b) > 10
+            # same grid, same positions; ORT's batch-size-dependent float sums move the
+            # scores of this barely trained head by a few thousandths at most
+            np.testing.assert_allclose(a, b, atol=1e-2)
+    finally:
+        sdk.close()
