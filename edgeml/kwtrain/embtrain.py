@@ -53,17 +53,19 @@ POST_SECONDS = 0.6
 POS_BEFORE_END = 0.08  # a window is positive when it ends from 80 ms before the keyword end...
 POS_AFTER_END = 0.5  # ...to 500 ms after it
 MAX_KEYWORD_SECONDS = 1.6
+PLAN_POSITIVES = 2500  # jobs planned (a dataset uses the first `positives` of them)
+PLAN_CONFUSABLES = 1500
 
 
 @dataclass(frozen=True)
 class EmbTrainSettings:
     keyword: str = "listen"
-    positives: int = 2500  # synthesised keyword utterances
+    positives: int = 1200  # synthesised keyword utterances (of PLAN_POSITIVES planned)
     augment_per_positive: int = 2  # clips drawn from each
-    confusable_clips: int = 1500
+    confusable_clips: int = 600
     word_clips: int = 1000
     sentence_clips: int = 300
-    real_positive_copies: int = 20  # clips drawn from each user recording of the keyword
+    real_positive_copies: int = 10  # clips drawn from each user recording of the keyword
     context: int = 6
     step: int = 1
     stride: int = 24  # mel frames between the head's embeddings (24 = 240 ms)
@@ -384,15 +386,22 @@ def _plan(s: EmbTrainSettings, real_positives: list[Path]) -> list[tuple]:
     rng = np.random.default_rng(s.seed)
     items: list[tuple] = []
     pron = synth.pronunciations(s.keyword, rng)
-    for job in synth.plan_jobs(pron, s.positives, rng):
-        for _ in range(s.augment_per_positive):
-            items.append(("positive", job, int(rng.integers(2**31))))
+    # the plan is drawn for PLAN_* jobs and cut to the counts asked for, so a smaller dataset
+    # is the start of a larger one (and its clips are in the cache already)
+    jobs = synth.plan_jobs(pron, max(PLAN_POSITIVES, s.positives), rng)
+    for i, job in enumerate(jobs):
+        for _ in range(max(2, s.augment_per_positive)):
+            seed = int(rng.integers(2**31))
+            if i < s.positives and _ < s.augment_per_positive:
+                items.append(("positive", job, seed))
     for p in real_positives:
         for _ in range(s.real_positive_copies):
             items.append(("positive", str(p), int(rng.integers(2**31))))
     conf = negatives.confusables(s.keyword, rng)
-    for job in synth.plan_jobs(conf, s.confusable_clips, rng):
-        items.append(("confusable", job, int(rng.integers(2**31))))
+    for i, job in enumerate(synth.plan_jobs(conf, max(PLAN_CONFUSABLES, s.confusable_clips), rng)):
+        seed = int(rng.integers(2**31))
+        if i < s.confusable_clips:
+            items.append(("confusable", job, seed))
     shared = np.random.default_rng([s.seed, 1])
     for job in synth.plan_jobs(sorted(set(vocab.WORDS)), s.word_clips, shared):
         seed = int(shared.integers(2**31))
