@@ -85,7 +85,7 @@ class EmbTrainSettings:
     consecutive: int = 1
     seed: int = 0
     workers: int = 2
-    threads: int = 2
+    threads: int = 1
     p_bed: float = 0.8
     snr_db: tuple[float, float] = (0.0, 25.0)
     name: str = ""
