@@ -173,7 +173,12 @@ def main() -> int:
     ap.add_argument("--old-epochs", type=int, default=20)
     ap.add_argument("--no-stop", action="store_true")
     ap.add_argument("--max-clips", type=int, default=0, help="clips per keyword (0: all)")
+    ap.add_argument("--table", action="store_true", help="print the results as markdown, exit")
+    ap.add_argument("--json", default="kws_real.json", help="results file in bench/results/")
     a = ap.parse_args()
+    if a.table:
+        print(markdown(json.loads((RESULTS / a.json).read_text())))
+        return 0
     sp = speech_dir()
     if sp is None or not (sp / "kw_real").is_dir():
         print("kws_real: ../shared/data/speech (kw_real) not found; skipped")
@@ -218,12 +223,13 @@ def main() -> int:
         log(
             f"{kw}: {json.dumps({m: {c: result['keywords'][kw][m].get(c) for c in ('clean', '10dB', 'fa_per_hour_at_threshold')} for m in ('old', 'new')})}"
         )
-        _write(result, t_start)
+        _write(result, t_start, a.json)
     if not a.no_stop:
         result["stop"] = stop_bench(sp, beds, bg_streams, a)
-        _write(result, t_start)
-    _write(result, t_start)
-    _plot(result)
+        _write(result, t_start, a.json)
+    _write(result, t_start, a.json)
+    if result["keywords"]:
+        _plot(result)
     return 0
 
 
@@ -256,10 +262,55 @@ def stop_bench(sp: Path, beds, bg_streams, a) -> dict:
     return out
 
 
-def _write(result: dict, t0: float) -> None:
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def markdown(result: dict) -> str:
+    """The figures as the README and the report show them."""
+    hours = result["protocol"]["background_test_hours"]
+    rows = [
+        "| keyword (real clips) | front end | threshold | FA/h at it (test bg) | miss clean | "
+        "miss 10 dB | threshold for <= 1 FA/h | miss clean | miss 10 dB | .eim | CPU ms/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kw, r in result["keywords"].items():
+        for model in ("old", "new"):
+            m = r[model]
+            rows.append(
+                f"| {kw} ({m['clean']['clips']}) | {'MFCC+CNN' if model == 'old' else 'embedding'}"
+                f" | {m['threshold']:.3f} | {m['fa_per_hour_at_threshold']:.1f} | "
+                f"{_pct(m['clean']['miss_at_threshold'])} | {_pct(m['10dB']['miss_at_threshold'])}"
+                f" | {m['threshold_at_1fa_per_hour']:.3f} | "
+                f"{_pct(m['clean']['miss_at_1fa_per_hour'])} | "
+                f"{_pct(m['10dB']['miss_at_1fa_per_hour'])} | {m['eim_bytes'] / 1e6:.2f} MB | "
+                f"{m.get('cpu_ms_per_audio_s', '-')} |"
+            )
+    out = "\n".join(rows) + f"\n\nTest background: {hours:.2f} h.\n"
+    if "stop" in result:
+        st = result["stop"]
+        out += (
+            "\n| stop (kw_pos + kw_pos_stop) | threshold | FA/h at it | miss clean | miss 10 dB |"
+            " miss clean at <= 1 FA/h | miss 10 dB at <= 1 FA/h |\n|---|---|---|---|---|---|---|\n"
+        )
+        for name, sub in (("generated only, all 80 speakers", ("generated_only", "all_80_speakers")),
+                          ("generated only, held-out half", ("generated_only", "held_out_speakers")),
+                          ("+ real clips of the other half", ("with_real_clips", "held_out_speakers"))):  # fmt: skip
+            m = st[sub[0]].get(sub[1])
+            if m:
+                out += (
+                    f"| {name} | {m['threshold']:.3f} | {m['fa_per_hour_at_threshold']:.1f} | "
+                    f"{_pct(m['clean']['miss_at_threshold'])} | {_pct(m['10dB']['miss_at_threshold'])}"
+                    f" | {_pct(m['clean']['miss_at_1fa_per_hour'])} | "
+                    f"{_pct(m['10dB']['miss_at_1fa_per_hour'])} |\n"
+                )
+    return out
+
+
+def _write(result: dict, t0: float, name: str = "kws_real.json") -> None:
     result["bench_seconds"] = round(time.time() - t0)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "kws_real.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / name).write_text(json.dumps(result, indent=2))
 
 
 def _plot(result: dict) -> None:

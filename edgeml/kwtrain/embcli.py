@@ -41,6 +41,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--positives", type=int, default=None, help="synthesised keyword utterances")
     p.add_argument("--head-epochs", type=int, default=None, help="head training epochs (25)")
     p.add_argument(
+        "--consecutive",
+        type=int,
+        default=1,
+        help="a grid position scores the lowest of its last K positions (240 ms apart): "
+        "fewer one-position spikes (default 1)",
+    )
+    p.add_argument(
         "--max-fa-per-hour",
         type=float,
         default=1.0,
@@ -78,7 +85,12 @@ def run_build(a: argparse.Namespace) -> dict:
         s = replace(s, positives=a.positives)
     if a.head_epochs:
         s = replace(s, epochs=a.head_epochs)
-    s = replace(s, max_fa_per_hour=a.max_fa_per_hour, name=a.name or a.keyword)
+    s = replace(
+        s,
+        max_fa_per_hour=a.max_fa_per_hour,
+        name=a.name or a.keyword,
+        consecutive=max(1, a.consecutive),
+    )
     real = []
     if a.data is not None and (a.data / a.keyword).is_dir():
         real = sorted((a.data / a.keyword).glob("*.wav"))
