@@ -100,10 +100,46 @@ def train_new(keyword: str, retrain: bool, data: Path | None = None, tag: str = 
     return eim
 
 
-def score_model(eim: Path, conds: dict, bg_streams: list, cpu: bool = True) -> dict:
+class MfccStreamScorer:
+    """In-process scoring of an MFCC .eim (same numpy code as inside it), stream interface."""
+
+    def __init__(self, eim: Path) -> None:
+        from kwtrain.evaluate import InProcessScorer
+
+        self.inner = InProcessScorer(eim)
+        self.window = self.inner.window
+        self.threshold = None
+
+    def __call__(self, stream: np.ndarray, first_end: int) -> np.ndarray:
+        ends = range(first_end, len(stream) + 1, se.HOP)
+        w = np.stack([stream[e - self.window : e] for e in ends])
+        return np.concatenate([self.inner(w[i : i + 256]) for i in range(0, len(w), 256)])
+
+    def close(self) -> None:
+        pass
+
+
+def in_process_scorer(eim: Path):
+    from kwtrain.embexport import is_embedding_eim, read_embedding_model
+
+    if is_embedding_eim(eim):
+        return se.EmbeddingStreamScorer(read_embedding_model(eim))
+    return MfccStreamScorer(eim)
+
+
+def score_model(
+    eim: Path, conds: dict, bg_streams: list, cpu: bool = True, in_process: bool = False
+) -> dict:
     """Max hop score per clip and condition, hop scores of the background, CPU of the .eim."""
     import psutil
 
+    if in_process:  # same scores as through the SDK (tests/kws/test_embedding.py), faster
+        scorer = in_process_scorer(eim)
+        out = {"window": scorer.window, "stated_threshold": scorer.threshold, "in_process": True}
+        for name, streams in conds.items():
+            out[name] = [float(scorer(x, first).max()) for x, first in streams]
+        out["bg_hops"], out["bg_hours"] = se.score_background(scorer, bg_streams)
+        return out
     scorer = se.SdkStreamScorer(eim)
     try:
         out = {"window": scorer.window, "stated_threshold": scorer.threshold}
@@ -175,6 +211,11 @@ def main() -> int:
     ap.add_argument("--max-clips", type=int, default=0, help="clips per keyword (0: all)")
     ap.add_argument("--table", action="store_true", help="print the results as markdown, exit")
     ap.add_argument("--json", default="kws_real.json", help="results file in bench/results/")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="score with the models' own numpy/onnxruntime code instead of through the SDK",
+    )
     a = ap.parse_args()
     if a.table:
         print(markdown(json.loads((RESULTS / a.json).read_text())))
@@ -211,11 +252,12 @@ def main() -> int:
         new_eim = train_new(kw, a.retrain)
         new_report = json.loads(new_eim.with_name(f"{new_eim.stem}.report.json").read_text())
         log(f"{kw}: scoring old ({old_eim}) and new ({new_eim}) through the SDK")
-        old = score_model(old_eim, conds, bg_streams)
-        new = score_model(new_eim, conds, bg_streams)
+        old = score_model(old_eim, conds, bg_streams, in_process=a.in_process)
+        new = score_model(new_eim, conds, bg_streams, in_process=a.in_process)
         result["keywords"][kw] = {
             "old": {**summarize(old, OLD_THRESHOLD), "eim_bytes": old_eim.stat().st_size,
                     "train_seconds": old_sec},
+            "scored": "in-process" if a.in_process else "SDK",
             "new": {**summarize(new, new["stated_threshold"]), "eim_bytes": new_eim.stat().st_size,
                     "train_seconds": new_report["seconds"]["total"],
                     "calibration": new_report["calibration"]},
