@@ -198,6 +198,8 @@ def run_export(model_path: Path, out: Path) -> Path:
 
     if not model_path.is_file():
         raise CliError(f"{model_path}: no such model file (train writes <out>/model.npz)")
+    if embcli.is_embedding_model(model_path):
+        return embcli.export(model_path, out)
     try:
         model = KeywordModel.load(model_path)
     except (ValueError, KeyError, OSError) as exc:

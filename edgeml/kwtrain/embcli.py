@@ -144,3 +144,21 @@ def write_png(report: dict, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def is_embedding_model(path: Path) -> bool:
+    from kwtrain.head import EmbeddingModel
+
+    try:
+        EmbeddingModel.load(path)
+        return True
+    except (ValueError, KeyError, OSError):
+        return False
+
+
+def export(path: Path, out: Path) -> Path:
+    """`kwtrain export` of an embedding model.npz (same weights and threshold)."""
+    from kwtrain.embexport import export_embedding_eim
+    from kwtrain.head import EmbeddingModel
+
+    return export_embedding_eim(EmbeddingModel.load(path), out)
