@@ -211,6 +211,7 @@ def main() -> int:
     ap.add_argument("--max-clips", type=int, default=0, help="clips per keyword (0: all)")
     ap.add_argument("--table", action="store_true", help="print the results as markdown, exit")
     ap.add_argument("--json", default="kws_real.json", help="results file in bench/results/")
+    ap.add_argument("--plot", action="store_true", help="redraw the PNG from the JSON, exit")
     ap.add_argument(
         "--in-process",
         action="store_true",
@@ -219,6 +220,9 @@ def main() -> int:
     a = ap.parse_args()
     if a.table:
         print(markdown(json.loads((RESULTS / a.json).read_text())))
+        return 0
+    if a.plot:
+        _plot(json.loads((RESULTS / a.json).read_text()))
         return 0
     sp = speech_dir()
     if sp is None or not (sp / "kw_real").is_dir():
@@ -366,7 +370,7 @@ def _plot(result: dict) -> None:
     for ax, kw in zip(axes[0], kws, strict=True):
         for model, style in (("old", "--"), ("new", "-")):
             r = result["keywords"][kw][model]
-            pts = sorted(r["curve_10dB"])
+            pts = r["curve_10dB"]  # in threshold order: false wakes fall as misses rise
             xs = [max(p[0], 0.05) for p in pts]
             ax.plot(xs, [100 * p[1] for p in pts], style, marker=".", label=f"{model} front end")
             ax.scatter([max(r["fa_per_hour_at_threshold"], 0.05)],
