@@ -92,10 +92,18 @@ arm64-clean:  ## remove the arm64 root of arm64-check (unmounting what is mounte
 # ---------------------------------------------------------------- keyword model
 KWS_WORK     ?= build/kws
 KWS_CHANNELS ?= 8,16
-.PHONY: keyword-model stop-model bench-kws test-kws
-keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report) from generated data only
-	$(VENV)/bin/kwtrain build --keyword listen --out $(KWS_WORK)/listen --fresh-data \
-		--holdout default --channels $(KWS_CHANNELS) --name listen --eim edgeml/models/listen.eim
+.PHONY: keyword-model keyword-model-mfcc stop-model bench-kws bench-kws-real test-kws
+keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report): speech embedding, no recordings
+	$(VENV)/bin/kwtrain build --keyword listen --out $(KWS_WORK)/listen-embedding \
+		--consecutive 2 --name listen --eim edgeml/models/listen.eim
+
+keyword-model-mfcc: setup  ## the MFCC+CNN listen model (Edge Impulse's block), to $(KWS_WORK)/listen
+	$(VENV)/bin/kwtrain build --frontend mfcc --keyword listen --out $(KWS_WORK)/listen \
+		--fresh-data --holdout default --channels $(KWS_CHANNELS) --name listen \
+		--eim $(KWS_WORK)/listen/listen.eim
+
+bench-kws-real: setup  ## real people (kw_real), old vs new front end, FA/h (needs ../shared/data/speech)
+	$(PY) bench/kws_real.py
 
 stop-model: setup  ## real speech: "stop" model, held-out speakers (needs ../shared/data/speech)
 	$(PY) bench/kws_stop.py

@@ -89,10 +89,27 @@ class ModelInfo:
     labels: tuple[str, ...]
     frequency: int
     window_samples: int
+    threshold: float | None = None  # the model's own calibrated keyword threshold, if it says
 
     @property
     def window_seconds(self) -> float:
         return self.window_samples / self.frequency
+
+
+def model_threshold(params: dict) -> float | None:
+    """The keyword threshold a model states in its hello: `keyword_threshold` (kwtrain), else
+    the `min_score` of a classification block in `thresholds` (Edge Impulse's list)."""
+    value = params.get("keyword_threshold")
+    if value is None:
+        for block in params.get("thresholds") or []:
+            if isinstance(block, dict) and block.get("type") == "classification":
+                value = block.get("min_score")
+                break
+    try:
+        value = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and 0.0 < value <= 1.0 else None
 
 
 def ensure_interpreter_on_path(env: os._Environ | dict = os.environ) -> None:
@@ -429,6 +446,7 @@ def _model_info(hello: dict) -> ModelInfo:
         labels=tuple(labels),
         frequency=frequency,
         window_samples=window,
+        threshold=model_threshold(params),
     )
 
 

@@ -131,7 +131,7 @@ OPTIONS = [
     _Opt("--keyword", "EDGEML_KEYWORD", "spotter.keyword", str,
          "the model label that triggers recording", "LABEL"),
     _Opt("--threshold", "EDGEML_THRESHOLD", "spotter.threshold", _unit,
-         "keyword score that triggers", "X"),
+         "keyword score that triggers (default: the threshold the model states, else 0.85)", "X"),
     _Opt("--average", "EDGEML_AVERAGE", "spotter.average_windows", _positive(int),
          "average the keyword score over the last K windows", "K"),
     _Opt("--refractory", "EDGEML_REFRACTORY", "spotter.refractory_seconds", _non_negative,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,12 +29,13 @@ from edgeml.edgeml import EdgeML
 log = logging.getLogger("edgeml.spotter")
 
 HOP_SECONDS = 0.25
+DEFAULT_THRESHOLD = 0.85  # the write-up's value, for models that state no threshold of their own
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     keyword: str = "listen"
-    threshold: float = 0.85  # the write-up's value
+    threshold: float | None = None  # None: the threshold the model states, else DEFAULT_THRESHOLD
     average_windows: int = 1  # k: average the score over the last k windows
     refractory_seconds: float = 1.0
     max_lag_seconds: float = 1.0  # a live input further ahead than this is skipped to
@@ -56,6 +57,8 @@ class KeywordDetector:
     """Feed (score, window end) pairs in stream order; get a Detection when the keyword fires."""
 
     def __init__(self, config: DetectorConfig, sample_rate: int = SAMPLE_RATE) -> None:
+        if config.threshold is None:
+            config = replace(config, threshold=DEFAULT_THRESHOLD)
         if not 0.0 < config.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {config.threshold}")
         if config.average_windows < 1:
@@ -101,6 +104,17 @@ def model_label(keyword: str, labels: tuple[str, ...]) -> str:
     )
 
 
+def resolve_threshold(given: float | None, stated: float | None) -> float:
+    """--threshold when given; else the model's own (a kwtrain embedding model states the one
+    calibrated for at most 1 false wake per hour); else the write-up's 0.85."""
+    if given is not None:
+        return given
+    if stated is not None:
+        log.info("keyword threshold %.3f (stated by the model)", stated)
+        return stated
+    return DEFAULT_THRESHOLD
+
+
 class KeywordSpotter:
     """Reads the capture stream in hops, asks the model, returns when the keyword is heard."""
 
@@ -109,7 +123,8 @@ class KeywordSpotter:
         self.model = model
         self.config = config or DetectorConfig()
         self.label = model_label(self.config.keyword, model.info.labels)
-        self.detector = KeywordDetector(self.config)
+        self.threshold = resolve_threshold(self.config.threshold, model.info.threshold)
+        self.detector = KeywordDetector(replace(self.config, threshold=self.threshold))
         self.skipped_samples = 0  # audio jumped over because the spotter fell behind
 
     def listen(self, start_index: int | None = None) -> Detection:

@@ -27,7 +27,9 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kwtrain import embcli
 from kwtrain.dataset import DatasetError
+from kwtrain.embedding import FrontEndUnavailable
 from kwtrain.tts import TTSUnavailable
 
 EXIT_BAD_INPUT = 2
@@ -192,6 +194,8 @@ def run_export(model_path: Path, out: Path) -> Path:
 
     if not model_path.is_file():
         raise CliError(f"{model_path}: no such model file (train writes <out>/model.npz)")
+    if embcli.is_embedding_model(model_path):
+        return embcli.export(model_path, out)
     try:
         model = KeywordModel.load(model_path)
     except (ValueError, KeyError, OSError) as exc:
@@ -284,6 +288,11 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
 
 def cmd_build(a: argparse.Namespace) -> dict:
     from kwtrain.bootstrap import BootstrapSettings, bootstrap
+
+    if a.frontend == "embedding":
+        from kwtrain.embcli import run_build
+
+        return run_build(a)
 
     data = a.data or (a.out / "data")
     generated = (data / "manifest.csv").is_file()
@@ -386,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset folder (default <out>/data); generated when it does not exist",
     )
     p.add_argument("--fresh-data", action="store_true", help="regenerate the dataset")
+    embcli.add_options(p)
     p.set_defaults(func=cmd_build)
     return parser
 
@@ -400,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"kwtrain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except TTSUnavailable as exc:
+    except (TTSUnavailable, FrontEndUnavailable) as exc:
         print(f"kwtrain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_MISSING_TOOL
     print(json.dumps(result, indent=2, default=str))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sys
 import time
@@ -29,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+from kwtrain.fastjson import ClassifyDecoder
 
 SENSOR_MICROPHONE = 1
 ENGINE_NONE = 255  # what the hello reports for an impulse with no TFLite/ONNX engine inside
@@ -130,9 +131,9 @@ class RunnerState:
             return self._hello(msg_id, msg["hello"])
         if not self.initialized:
             return _error(msg_id, "Invalid message, should initialize first")
-        if isinstance(msg.get("classify"), list):
+        if isinstance(msg.get("classify"), (list, np.ndarray)):
             return self._classify(msg_id, msg["classify"], "classify", json_ms, stdin_ms)
-        if isinstance(msg.get("classify_continuous"), list):
+        if isinstance(msg.get("classify_continuous"), (list, np.ndarray)):
             return self._classify(
                 msg_id, msg["classify_continuous"], "classify_continuous", json_ms, stdin_ms
             )
@@ -157,7 +158,9 @@ class RunnerState:
         }
 
     def _classify(self, msg_id: int, data: list, kind: str, json_ms: int, stdin_ms: int) -> dict:
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data):
+        if not isinstance(data, np.ndarray) and not all(  # fastjson arrays are numbers already
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in data
+        ):
             return _error(msg_id, "Failed to parse classify array, should contain all numbers")
         params = self.params
         expected = params["input_features_count"] if kind == "classify" else params["slice_size"]
@@ -205,30 +208,41 @@ class RunnerState:
         return {"id": msg_id, "success": True}
 
 
-_BRACE = re.compile(rb"[{}]")
+def _braces(chunk: bytes) -> list[tuple[int, int]]:
+    """(offset, byte) of every brace in the chunk, in order. bytes.find (memchr) skips the
+    long number arrays of classify requests about ten times faster than a regex scan."""
+    found = []
+    for brace in (b"{", b"}"):
+        i = chunk.find(brace)
+        while i >= 0:
+            found.append((i, brace[0]))
+            i = chunk.find(brace, i + 1)
+    found.sort()
+    return found
 
 
 def iter_messages(chunks: Iterator[bytes]) -> Iterator[tuple[object, int]]:
     """Split a byte stream into JSON requests by brace counting, as the real runner does.
 
     Yields (decoded message or None when it does not parse, ms spent receiving it). Only the
-    braces are visited (a regex scan), so a 16000-sample classify costs well under a millisecond.
+    braces are visited (bytes.find), so a 16000-sample classify costs well under a millisecond.
     """
     buf = bytearray()
     depth = 0
     started = 0.0
+    decoder = ClassifyDecoder()
     for chunk in chunks:
         pos = 0
-        for match in _BRACE.finditer(chunk):
+        for at, brace in _braces(chunk):
             if depth == 0:
-                pos = match.start()  # bytes between messages are dropped
+                pos = at  # bytes between messages are dropped
                 started = time.monotonic()
-            depth += 1 if match.group() == b"{" else -1
+            depth += 1 if brace == 123 else -1  # "{"
             if depth == 0:
-                buf += chunk[pos : match.end()]
-                pos = match.end()
+                buf += chunk[pos : at + 1]
+                pos = at + 1
                 try:
-                    msg = json.loads(buf.decode("utf-8"))
+                    msg = decoder.decode(bytes(buf))
                 except (UnicodeDecodeError, json.JSONDecodeError):
                     msg = None
                 yield msg, int((time.monotonic() - started) * 1000)
@@ -273,7 +287,7 @@ def serve_connection(impulse: Impulse, server: socket.socket) -> int:
     state = RunnerState(impulse)
 
     def chunks() -> Iterator[bytes]:
-        while data := conn.recv(65536):
+        while data := conn.recv(1 << 20):  # a 2 s window is ~220 KB: few, large reads
             yield data
 
     with conn, server:

@@ -23,7 +23,14 @@ from kwtrain.runtime import PACKAGED_MODEL, KeywordModel
 
 INTERPRETER = "/usr/bin/env python3"
 MAX_EIM_BYTES = 1_000_000
-RUNTIME_MODULES = ("__init__.py", "eim_server.py", "features.py", "network.py", "runtime.py")
+RUNTIME_MODULES = (
+    "__init__.py",
+    "eim_server.py",
+    "fastjson.py",
+    "features.py",
+    "network.py",
+    "runtime.py",
+)
 
 MAIN = '''"""Edge Impulse runner for a keyword model trained with kwtrain (numpy only)."""
 import sys

@@ -4,8 +4,11 @@
 #   pulseaudio(-utils),
 #   libasound2-plugins       the virtual microphone the tests capture from (no sound card in CI)
 #   espeak-ng                generate the demo recordings and the bootstrap keyword data
+#   flite, festival,
+#   festvox-*                more synthetic voices for keyword training (kwtrain/synth.py)
 set -euo pipefail
-packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins espeak-ng)
+packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins espeak-ng
+          flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit import demo_audio
 from devkit.paths import REPO
-from devkit.speech import compose, quiet, write_wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.package_index]
 
@@ -55,9 +55,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin"
 
 
-def test_the_installed_command_runs_the_shipped_model(
-    installed, keyword_audio, sentence_audio, fault_server, tmp_path
-):
+def test_the_installed_command_runs_the_shipped_model(installed, fault_server, tmp_path):
     listing = subprocess.run(
         [str(installed / "pip"), "list", "--format=freeze"], capture_output=True, text=True
     ).stdout.lower()
@@ -66,8 +64,7 @@ def test_the_installed_command_runs_the_shipped_model(
         [str(installed / "edgeml"), "--help"], capture_output=True, text=True, timeout=60
     )
     assert help_text.returncode == 0 and "SCORING_URI" in help_text.stdout
-    audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.4), sentence_audio, quiet(2.0))
-    wav = write_wav(tmp_path / "demo.wav", audio)
+    wav = demo_audio.build(tmp_path / "demo")["keyword_then_sentence_wav"]  # what make demo plays
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEML_", "SCORING_"))}
     env["PATH"] = f"{installed}{os.pathsep}{env['PATH']}"
     run = subprocess.run(

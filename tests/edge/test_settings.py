@@ -21,7 +21,7 @@ SYSTEMD = REPO / "edgeml" / "systemd"
 
 
 def test_flag_beats_environment_beats_default():
-    assert parse_args([], env={}).spotter.threshold == 0.85
+    assert parse_args([], env={}).spotter.threshold is None  # the model's own, else 0.85
     assert parse_args([], env={"EDGEML_THRESHOLD": "0.7"}).spotter.threshold == 0.7
     s = parse_args(["--threshold", "0.6"], env={"EDGEML_THRESHOLD": "0.7"})
     assert s.spotter.threshold == 0.6

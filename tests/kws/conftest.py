@@ -1,4 +1,4 @@
-"""Fixtures for the keyword-model tests: models with known weights, and a PATH for the .eim."""
+"""Fixtures for the keyword-model tests (helpers: kws_helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,53 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from kwtrain.features import MfccConfig
-from kwtrain.network import NetSpec
-from kwtrain.runtime import KeywordModel
-
-LABELS = ["listen", "noise", "unknown"]
-
-
-def random_model(channels: tuple[int, ...] = (8, 16), seed: int = 0) -> KeywordModel:
-    """A model with random weights (scaled so that the scores are not all ~1/3)."""
-    rng = np.random.default_rng(seed)
-    spec = NetSpec(channels=channels, num_labels=len(LABELS))
-    weights: dict[str, np.ndarray] = {}
-    in_ch = spec.num_cepstral
-    for i, out_ch in enumerate(channels):
-        weights[f"conv{i + 1}.weight"] = rng.normal(0, 0.4, (out_ch, in_ch, spec.kernel_size))
-        weights[f"conv{i + 1}.bias"] = rng.normal(0, 0.1, out_ch)
-        in_ch = out_ch
-    weights["dense.weight"] = rng.normal(0, 0.2, (len(LABELS), spec.flat_size()))
-    weights["dense.bias"] = rng.normal(0, 0.1, len(LABELS))
-    return KeywordModel(
-        labels=LABELS,
-        mfcc=MfccConfig(),
-        net=spec,
-        weights={k: v.astype(np.float32) for k, v in weights.items()},
-        name="test-model",
-        keyword="listen",
-    )
 
 
 @pytest.fixture
 def eim_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Put this interpreter's folder first on PATH, as the edge app does for its .eim."""
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
-
-
-def windows_of_speechlike(n: int, seed: int = 0) -> np.ndarray:
-    """(n, 16000) int16-valued windows with tones, glides and noise (not just white noise)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(16000) / 16000
-    out = []
-    for _ in range(n):
-        f0 = rng.uniform(90, 250) * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t))
-        phase = 2 * np.pi * np.cumsum(f0) / 16000
-        env = np.exp(-((t - rng.uniform(0.2, 0.8)) ** 2) / rng.uniform(0.005, 0.05))
-        x = rng.uniform(2000, 12000) * env * sum(np.sin(k * phase) / k for k in range(1, 9))
-        out.append(np.clip(np.round(x + rng.normal(0, 100, 16000)), -32768, 32767))
-    return np.stack(out)

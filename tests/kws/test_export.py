@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS, random_model, windows_of_speechlike
 from edge_impulse_linux.runner import ImpulseRunner
+from kws_helpers import LABELS, random_model, windows_of_speechlike
 
 from kwtrain.export import MAX_EIM_BYTES, export_eim, read_model
 from kwtrain.features import Mfcc

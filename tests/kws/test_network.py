@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_model, windows_of_speechlike
+from kws_helpers import random_model, windows_of_speechlike
 
 from kwtrain.features import Mfcc
 from kwtrain.network import forward

@@ -1,0 +1,96 @@
+"""Export an embedding keyword model as ONE executable .eim (Python zipapp, numpy + onnxruntime).
+
+The archive holds the runner protocol (`eim_server`, `fastjson`), the streaming front end
+(`embedding`), the head (`head`), the glue (`embruntime`), the head's weights with the
+calibrated threshold, and the two front-end ONNX files (about 2.4 MB, 2.2 MB compressed).
+Edge Impulse's SDK starts it as `model.eim <socket>` like any other .eim.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+from kwtrain.embedding import EMB_FILE, MEL_FILE, model_files
+from kwtrain.embruntime import PACKAGED_MODEL
+from kwtrain.export import INTERPRETER, _entry
+from kwtrain.head import EmbeddingModel
+
+MAX_EIM_BYTES = 5_000_000
+RUNTIME_MODULES = (
+    "__init__.py",
+    "eim_server.py",
+    "fastjson.py",
+    "embedding.py",
+    "head.py",
+    "embruntime.py",
+)
+
+MAIN = '''"""Edge Impulse runner for a kwtrain speech-embedding keyword model (numpy + onnxruntime)."""
+import os
+import sys
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+if sys.version_info < (3, 9):
+    sys.stderr.write("this .eim needs Python 3.9 or newer, found %s\\n" % sys.version.split()[0])
+    sys.exit(3)
+for _module in ("numpy", "onnxruntime"):
+    try:
+        __import__(_module)
+    except ImportError:
+        sys.stderr.write(
+            "this .eim needs %s, which the interpreter %s cannot import: run it with the "
+            "edge app's Python (its folder first on PATH) or `pip install %s`\\n"
+            % (_module, sys.executable, _module)
+        )
+        sys.exit(3)
+
+from kwtrain.eim_server import main
+from kwtrain.embruntime import load_packaged
+
+sys.exit(main(load_packaged))
+'''
+
+
+def build_archive(model: EmbeddingModel, files: dict[str, bytes] | None = None) -> bytes:
+    files = files or model_files()
+    src = Path(__file__).resolve().parent
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr(_entry("__main__.py"), MAIN)
+        for name in RUNTIME_MODULES:
+            zf.writestr(_entry(f"kwtrain/{name}"), (src / name).read_text(encoding="utf-8"))
+        zf.writestr(_entry(f"kwtrain/{PACKAGED_MODEL}"), model.to_bytes())
+        for name in (MEL_FILE, EMB_FILE):
+            zf.writestr(_entry(f"kwtrain/{name}"), files[name])
+    return buf.getvalue()
+
+
+def export_embedding_eim(model: EmbeddingModel, out: Path) -> Path:
+    """Write `out` (executable), refusing to ship a file over 5 MB."""
+    data = f"#!{INTERPRETER}\n".encode() + build_archive(model)
+    if len(data) > MAX_EIM_BYTES:
+        raise ValueError(f"exported model is {len(data)} bytes, over the {MAX_EIM_BYTES} limit")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.replace(tmp, out)
+    return out
+
+
+def is_embedding_eim(eim: Path) -> bool:
+    try:
+        with zipfile.ZipFile(eim) as zf:
+            return f"kwtrain/{PACKAGED_MODEL}" in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def read_embedding_model(eim: Path) -> EmbeddingModel:
+    with zipfile.ZipFile(eim) as zf:
+        return EmbeddingModel.from_bytes(zf.read(f"kwtrain/{PACKAGED_MODEL}"))
