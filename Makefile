@@ -60,7 +60,7 @@ test-cloud: setup  ## only the scoring service tests (tests/cloud)
 
 # ---------------------------------------------------------------- edge app
 EDGE_ARGS ?=
-.PHONY: run-edge edge-devices test-edge bench-edge
+.PHONY: run-edge edge-devices test-edge bench-edge bench-endpointing test-keyword-models
 
 run-edge: setup  ## the device app on the microphone (EDGE_ARGS="--device USB --endpoint URL ...")
 	$(VENV)/bin/edgeml $(EDGE_ARGS)
@@ -73,6 +73,13 @@ test-edge: setup  ## the edge app's tests only
 
 bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence coverage
 	$(PY) bench/edge_listen.py
+
+bench-endpointing: setup  ## end of speech in real noise: VADs, silence curve, old vs new, latency
+	$(PY) bench/endpointing.py
+
+test-keyword-models: setup  ## rebuild tests/edge/models/hello_world.eim (a two-word keyword) with kwtrain
+	$(VENV)/bin/kwtrain build --keyword "hello world" --out $(KWS_WORK)/hello_world --epochs 10 \
+		--name hello-world --eim tests/edge/models/hello_world.eim
 
 # ---------------------------------------------------------------- keyword model
 KWS_WORK     ?= build/kws
