@@ -217,7 +217,7 @@ def groups(trials: list[Trial], splits: dict[str, str]) -> dict[str, list[int]]:
     for i, t in enumerate(trials):
         keys = [condition(t)]
         if t.snr_db is not None:
-            keys += ["noisy (5-20 dB)", f"noisy {split_of_trial(t, splits)}"]
+            keys += ["noisy (5-20 dB)", f"noisy {split_of_trial(t, splits)}", f"bed {t.noise}"]
         else:
             keys += [f"quiet {split_of_trial(t, splits)}"]
         for k in keys:
@@ -259,9 +259,8 @@ def latency(sentences_trials: list[Trial], eim: Path, tmp: Path, silence: float,
         order = [(n, t, r) for r in range(reps) for t in sentences_trials for n in variants]
         for k, (name, trial, _) in enumerate(tqdm(order, desc="latency")):
             wav = write_wav(tmp / f"lat{k}.wav", trial.audio[: trial.speech_end + 4 * RATE])
-            out[name].append(
-                run_app(wav, trial, eim, server.score_url, tmp / f"s{k}", variants[name])
-            )
+            row = run_app(wav, trial, eim, server.score_url, tmp / f"s{k}", variants[name])
+            out[name].append({"sentence": trial.sentence, **row})
     summary = {}
     for name, rows in out.items():
         ok = [r for r in rows if r.get("printed_s") is not None]
@@ -423,7 +422,7 @@ def chart(report: dict, path: Path) -> None:
     ax.set_title("old vs new, real Audio path")
     ax.legend(fontsize=6, ncol=2)
     ax = axes[2]
-    lat = report.get("latency", {}).get("summary", {})
+    lat = (report.get("latency") or {}).get("summary", {})
     if lat:
         names = list(lat)
         dec = [lat[n]["speech_end_to_end_decided_s_median"] or 0 for n in names]

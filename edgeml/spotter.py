@@ -144,7 +144,7 @@ class KeywordSpotter:
             self._raw.append((window.end_index, score))
             detection = self.detector.update(score, window.end_index)
             if detection is not None:
-                detection = self._track(detection, window_samples)
+                detection = self.track(detection, window_samples)
                 log.info(
                     "keyword %r heard (score %.2f, ends %.2f s after the detection point)",
                     self.label, detection.score,
@@ -156,7 +156,7 @@ class KeywordSpotter:
     def _score(self, samples: np.ndarray) -> float:
         return float(self.model.classify(samples, SAMPLE_RATE).get(self.label, 0.0))
 
-    def _track(self, detection: Detection, window_samples: int) -> Detection:
+    def track(self, detection: Detection, window_samples: int) -> Detection:
         """Follow the score over the next hops to where the keyword is complete (docstring).
 
         Stops when the score falls below the threshold or clearly below its best so far, after

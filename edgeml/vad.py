@@ -86,7 +86,7 @@ class EndReason(str, Enum):
 class EndpointConfig:
     """When a recording ends. Times are seconds of audio after the keyword."""
 
-    silence_seconds: float = 1.0
+    silence_seconds: float = 0.7  # chosen on a measured curve: docs/benchmarks.md
     max_seconds: float = 15.0
     no_speech_seconds: float = 4.0
     margin_db: float = 10.0  # voiced = this much above the noise floor
