@@ -387,6 +387,33 @@ def only_latency(args, trials: list[Trial], json_path: Path, png_path: Path) -> 
     return 0
 
 
+def only_replay(args, trials: list[Trial], speech: Path, json_path: Path, png_path: Path) -> int:
+    """Part 2 alone (after a recorder change), merged into the existing endpointing.json."""
+    report = json.loads(json_path.read_text())
+    chosen = args.silence or report["chosen_silence_seconds"]
+    splits = report["inputs"]["splits"]
+    index = groups(trials, splits)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        eim = write_eim(tmp / "listen.eim", template=speak("listen"))
+        model = EdgeML(eim)
+        model.start()
+        try:
+            replayed = replay(trials, model, tmp, chosen)
+        finally:
+            model.stop()
+    silences = {OLD: 1.0, NEW: chosen}
+    report["replay"] = {
+        name: {g: summarise([rows[i] for i in idx], silences[name]) for g, idx in index.items()}
+        for name, rows in replayed.items()
+    }
+    report["replay_silence_seconds"] = silences
+    json_path.write_text(json.dumps(report, indent=2, default=str))
+    chart(report, png_path)
+    print(json.dumps({n: p["noisy (5-20 dB)"] for n, p in report["replay"].items()}, indent=2))
+    return 0
+
+
 # ---------------------------------------------------------------------- chart
 def chart(report: dict, path: Path) -> None:
     import matplotlib
@@ -447,6 +474,9 @@ def main() -> int:
         "--only-latency", action="store_true", help="only part 3 (silence from --silence)"
     )
     parser.add_argument("--silence", type=float, default=None, help="skip the choice, use this")
+    parser.add_argument(
+        "--only-replay", action="store_true", help="only part 2, at the JSON's chosen silence"
+    )
     parser.add_argument("--latency-reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--replot", action="store_true")
@@ -462,6 +492,8 @@ def main() -> int:
     trials = build_trials(speech, args.quick)
     if args.only_latency:
         return only_latency(args, trials, json_path, png_path)
+    if args.only_replay:
+        return only_replay(args, trials, speech, json_path, png_path)
     splits = {s.name: s.split for s in load_sentences(speech)}
     splits.update({b.name: b.split for b in load_noise_beds(speech)})
     index = groups(trials, splits)

@@ -11,7 +11,9 @@ Detection.keyword_end); the VAD, run from a second before that point (it needs t
 says where the speaker paused: the recording starts at the start of the pause that follows the
 keyword. If the speaker was already quiet at the estimate (a model that fires late), the pause
 is followed back to where it began, at most `pre_roll_seconds` before the estimate, so a
-sentence said at once is kept; if they were still speaking (a model that fires early, a
+sentence said at once is kept; a gap of 100 ms or so shows only as a dip of P(speech) below the
+start level (the VAD's own hangover): a dip from one chunk before the estimate to 160 ms after
+it is taken as the end; if they were still speaking (a model that fires early, a
 two-word keyword after its first word), it starts at the first pause of at least
 `keyword_pause_seconds` within `keyword_search_seconds` after the estimate; if none comes (the
 keyword run straight into the sentence) it starts at the estimate itself. The VAD then decides
@@ -62,6 +64,7 @@ KEYWORD_OVERHANG = SAMPLE_RATE // 4  # the keyword may end up to one hop after d
 FLOOR_REFRESH_FRAMES = 12  # recompute the background level every 240 ms
 VAD_KINDS = ("silero", "energy")
 VAD_WARMUP = SAMPLE_RATE  # the VAD starts this long before the keyword's estimated end
+DIP_CHUNKS = 5  # a dip in P(speech) up to 5 chunks (160 ms) after the estimate is its end
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,11 @@ class _VoiceRecording:
         p = self._prob(chunk)
         return None if p is None else p < self.config.endpoint.pause_probability
 
+    def _below(self, chunk: int) -> bool:
+        """P(speech) of `chunk` under the start level: a dip, if not a pause."""
+        p = self._prob(chunk)
+        return p is not None and p < self.config.endpoint.speech_probability
+
     def _pause_from(self, chunk: int, limit: int) -> int | None:
         """The first chunk in [chunk, limit) that starts a pause of keyword_pause_seconds."""
         need = max(1, round(self.config.keyword_pause_seconds * SAMPLE_RATE / CHUNK_SAMPLES))
@@ -290,6 +298,10 @@ class _VoiceRecording:
                         c -= 1
                     return c
             return back  # no pause in the pre-roll: keep all of it
+        # a short gap after the keyword shows only as a dip (the VAD's hangover smears 100 ms)
+        dip = [c for c in range(max(at - 1, 0), at + DIP_CHUNKS) if self._below(c)]
+        if dip:
+            return min(dip, key=lambda c: self.probs[c])
         # still speaking at the estimate: the keyword is not over (with an estimate, never look
         # back: a pause before it may be the one between the words of the keyword)
         ahead = at + int(cfg.keyword_search_seconds * SAMPLE_RATE / CHUNK_SAMPLES)

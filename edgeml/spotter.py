@@ -162,7 +162,9 @@ class KeywordSpotter:
         Stops when the score falls below the threshold or clearly below its best so far, after
         `track_seconds`, or when the input ends (a file: what was seen is used)."""
         cfg = self.config
-        seen = list(self._raw)  # the windows that made the detection (one unless averaging)
+        # the windows that made the detection (one unless averaging; the detection itself when
+        # the caller fed the detector directly)
+        seen = list(self._raw) or [(detection.end_index, detection.score)]
         hops = int(round(cfg.track_seconds / HOP_SECONDS))
         try:
             for k, window in enumerate(self.windows(window_samples, detection.end_index)):

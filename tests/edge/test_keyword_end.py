@@ -99,7 +99,7 @@ def check(rec, keyword_seg, sentence_seg, sentence):
 
 
 @pytest.mark.parametrize("phase", PHASES)
-@pytest.mark.parametrize("gap", [0.15, 0.3, 0.6])
+@pytest.mark.parametrize("gap", [0.1, 0.15, 0.3, 0.6])
 def test_listen_then_sentence(tmp_path, listen_model, keyword_audio, sentence_audio, gap, phase):
     audio, parts = compose(
         quiet(1.0 + phase), keyword_audio, quiet(gap), sentence_audio, quiet(1.5)
