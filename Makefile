@@ -60,7 +60,8 @@ test-cloud: setup  ## only the scoring service tests (tests/cloud)
 
 # ---------------------------------------------------------------- edge app
 EDGE_ARGS ?=
-.PHONY: run-edge edge-devices test-edge bench-edge bench-fleet bench-attack
+.PHONY: run-edge edge-devices test-edge bench-edge bench-fleet bench-attack bench-endpointing \
+        test-keyword-models
 
 run-edge: setup  ## the device app on the microphone (EDGE_ARGS="--device USB --endpoint URL ...")
 	$(VENV)/bin/edgeml $(EDGE_ARGS)
@@ -79,6 +80,13 @@ bench-attack: setup  ## scoring service latency with 50 slow connections open; J
 
 bench-edge: setup  ## listening-loop CPU, keyword-to-recording latency, sentence coverage
 	$(PY) bench/edge_listen.py
+
+bench-endpointing: setup  ## end of speech in real noise: VADs, silence curve, old vs new, latency
+	$(PY) bench/endpointing.py
+
+test-keyword-models: setup  ## rebuild tests/edge/models/hello_world.eim (a two-word keyword) with kwtrain
+	$(VENV)/bin/kwtrain build --frontend mfcc --keyword "hello world" --out $(KWS_WORK)/hello_world --epochs 10 \
+		--name hello-world --eim tests/edge/models/hello_world.eim
 
 # ---------------------------------------------------------------- the device side on arm64
 ARM64_ROOT ?= build/arm64-root

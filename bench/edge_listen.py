@@ -122,7 +122,8 @@ def spot(audio: Audio, model: EdgeML, start: int | None = None, timeout: float =
     for window in spotter.windows(model.info.window_samples, start):
         det = spotter.detector.update(model.classify(window.samples)["listen"], window.end_index)
         if det is not None:
-            return det, time.monotonic()
+            t_detect = time.monotonic()  # the app's recording could start from here on
+            return spotter.track(det, model.info.window_samples), t_detect
         if time.monotonic() > deadline:
             raise TimeoutError("keyword not detected")
     raise RuntimeError("stream ended")
@@ -169,7 +170,7 @@ def trial(audio: Audio, model: EdgeML, mic, wav, keyword, sentence, approach: st
     seconds = len(sentence) / RATE
     records = {}
     if approach == ONE_STREAM:
-        rec = Recorder(audio).record(det.end_index)  # the app's defaults: 1 s, 0.25 s pre-roll
+        rec = Recorder(audio).record(det.end_index, det.keyword_end)  # the app's defaults
         starts_at = kw_end_time - (kw_end - rec.start_index) / RATE  # exact: same stream
         offset, match = locate(rec.samples, sentence)
         whole = bool(match > 0.9 and offset >= 0 and offset + len(sentence) <= len(rec.samples))
@@ -317,6 +318,10 @@ def main() -> int:
             configs = {
                 "this app": (app, "listening"),
                 "this app + 80 Hz high-pass": (app + ["--highpass", "80"], "listening"),
+                "this app, --vad energy (no VAD model loaded)": (
+                    app + ["--vad", "energy"],
+                    "listening",
+                ),
                 "SDK AudioImpulseRunner loop": (
                     [sys.executable, "-c", SDK_LOOP, str(eim)],
                     "listening",

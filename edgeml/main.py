@@ -37,6 +37,7 @@ if __name__ == "__main__" and not __package__:
 
     sys.exit(_main())
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -52,6 +53,7 @@ from edgeml.output import Output
 from edgeml.recorder import Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
 from edgeml.sources import AudioSourceError, list_devices, open_source
+from edgeml.speculative import SpeculativeClient, Speculator
 from edgeml.spool import RecordingInfo, Spool, SpoolFull, SpoolLocked
 from edgeml.spotter import Detection, KeywordNotInModel, KeywordSpotter, model_label
 
@@ -96,6 +98,7 @@ class App:
         self.client: CloudML | None = None
         self._model_since = time.monotonic()
         self._model_backoff = 0.0
+        self.speculator: Speculator | None = None
 
     # ------------------------------------------------------------------ stop
     def request_stop(self, signum: int | None = None, _frame=None) -> None:
@@ -119,7 +122,7 @@ class App:
             self.client = CloudML.from_config(s.client)
         except (SpoolLocked, OSError, KeyProblem, ValueError) as exc:
             raise Fatal(str(exc)) from exc
-        self.delivery = Delivery(self.client, self.spool, self.output)
+        self.delivery = Delivery(self._delivery_client(), self.spool, self.output)
         self.delivery.start()
         try:
             info = self.model.start()
@@ -128,6 +131,14 @@ class App:
         except (ModelError, KeywordNotInModel) as exc:
             raise Fatal(str(exc)) from exc
         self._open_audio()
+
+    def _delivery_client(self) -> CloudML | SpeculativeClient:
+        """CloudML, behind the speculative answers when speculation is on (speculative.py)."""
+        if not self.s.speculation.enabled or self.s.recorder.vad != "silero":
+            return self.client
+        quick = dataclasses.replace(self.s.client, retries=0)  # a failed guess is not retried
+        self.speculator = Speculator(CloudML.from_config(quick), self.s.speculation)
+        return SpeculativeClient(self.client, self.speculator)
 
     def _open_audio(self) -> None:
         audio = Audio(open_source(self.s.source), self.s.audio)
@@ -147,6 +158,8 @@ class App:
         self.model.stop()
         if self.delivery is not None:
             self.delivery.stop(timeout=self.s.client.read_timeout if self.s.once else 10.0)
+        if self.speculator is not None:
+            self.speculator.close()
         if self.spool is not None:
             left = len(self.spool)
             if left:
@@ -173,8 +186,12 @@ class App:
         while not self.stopping:
             try:
                 detection = self.spotter.listen(resume_at)
-                recording = self.recorder.record(detection.end_index)
-                resume_at = recording.end_index
+                recording = self.recorder.record(
+                    detection.end_index,
+                    detection.keyword_end,
+                    on_pause=self.speculator.offer if self.speculator else None,
+                )
+                resume_at = recording.resume_index
                 self.spotter.reset()
                 result = self._handle(detection, recording)
                 failures = 0

@@ -1,6 +1,29 @@
-"""The recorder: from the sample where the keyword was heard to the end of what is said next.
+"""The recorder: from where the keyword ends to the end of what is said next.
 
-    Audio (ring buffer) --read from the detection point--> Endpointer (vad.py) --> Recording
+    Audio (ring buffer) --32 ms chunks--> SileroVAD (neural_vad.py) --P(speech)-->
+        VoiceEndpointer (vad.py) --> Recording            (default: --vad silero)
+    Audio (ring buffer) --20 ms frames--> Endpointer (vad.py, energy) --> Recording
+                                                                     (fallback: --vad energy)
+
+With the neural VAD the recording starts where the keyword really ends, whatever its length and
+whatever the model's timing. The spotter says where the keyword is complete (its score's peak,
+Detection.keyword_end); the VAD, run from a second before that point (it needs the context),
+says where the speaker paused: the recording starts at the start of the pause that follows the
+keyword. If the speaker was already quiet at the estimate (a model that fires late), the pause
+is followed back to where it began, at most `pre_roll_seconds` before the estimate, so a
+sentence said at once is kept; a gap of 100 ms or so shows only as a dip of P(speech) below the
+start level (the VAD's own hangover): a dip from one chunk before the estimate to 160 ms after
+it is taken as the end; if they were still speaking (a model that fires early, a
+two-word keyword after its first word), it starts at the first pause of at least
+`keyword_pause_seconds` within `keyword_search_seconds` after the estimate; if none comes (the
+keyword run straight into the sentence) it starts at the estimate itself. The VAD then decides
+where the speech starts and ends (vad.VoiceEndpointer); the recording keeps `trail_seconds` of
+the quiet after the last speech, not the whole `silence_seconds` it waited. At each pause that
+reaches `trail_seconds` the recording so far is offered to `on_pause` (a speculative
+transcription, speculative.py): if that pause turns out to be the end, the final recording is
+exactly the audio offered.
+
+The energy path (the older behaviour, kept as a fallback where onnxruntime is missing):
 
 It reads 20 ms frames straight from the capture stream, so the words said right after the
 keyword are already there. The pre-roll (audio before the detection point) is kept for a
@@ -12,18 +35,22 @@ follows a fan switching on during a long recording.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgeml.audio import Audio, InputEnded
 from edgeml.audioformat import SAMPLE_RATE
+from edgeml.neural_vad import CHUNK_SAMPLES, NeuralVadConfig, SileroVAD, VadUnavailable
 from edgeml.vad import (
     FRAME_SAMPLES,
     NOISE_HISTORY_SECONDS,
     EndpointConfig,
     Endpointer,
     EndReason,
+    VoiceEndpointer,
     frame_dbfs,
     keyword_tail_frames,
     noise_floor_dbfs,
@@ -31,14 +58,23 @@ from edgeml.vad import (
     to_frames,
 )
 
+log = logging.getLogger("edgeml.recorder")
+
 KEYWORD_OVERHANG = SAMPLE_RATE // 4  # the keyword may end up to one hop after detection
 FLOOR_REFRESH_FRAMES = 12  # recompute the background level every 240 ms
+VAD_KINDS = ("silero", "energy")
+VAD_WARMUP = SAMPLE_RATE  # the VAD starts this long before the keyword's estimated end
+DIP_CHUNKS = 5  # a dip in P(speech) up to 5 chunks (160 ms) after the estimate is its end
 
 
 @dataclass(frozen=True)
 class RecorderConfig:
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
-    pre_roll_seconds: float = 0.25  # audio before the detection point kept in the recording
+    pre_roll_seconds: float = 0.25  # how far before the keyword's end the recording may start
+    vad: str = "silero"  # "silero" (neural, neural_vad.py) or "energy" (vad.Endpointer)
+    neural: NeuralVadConfig = field(default_factory=NeuralVadConfig)
+    keyword_search_seconds: float = 0.6  # an early keyword estimate: look this far for its end
+    keyword_pause_seconds: float = 0.096  # still speaking at the estimate: this pause ends it
 
 
 @dataclass(frozen=True)
@@ -51,10 +87,16 @@ class Recording:
     reason: EndReason
     speech_start_index: int | None = None
     speech_end_index: int | None = None
+    decided_index: int | None = None  # where the end was decided (past the kept trail)
 
     @property
     def end_index(self) -> int:
         return self.start_index + len(self.samples)
+
+    @property
+    def resume_index(self) -> int:
+        """Where listening for the keyword goes on: after all the audio this recording judged."""
+        return max(self.end_index, self.decided_index or 0)
 
     @property
     def seconds(self) -> float:
@@ -71,16 +113,43 @@ class Recorder:
     def __init__(self, audio: Audio, config: RecorderConfig | None = None) -> None:
         self.audio = audio
         self.config = config or RecorderConfig()
+        if self.config.vad not in VAD_KINDS:
+            raise ValueError(f"vad must be one of {VAD_KINDS}, got {self.config.vad!r}")
+        self._vad: SileroVAD | None = None
+        if self.config.vad == "silero":
+            try:
+                self._vad = SileroVAD(self.config.neural)
+            except VadUnavailable as exc:
+                log.warning("%s: ending recordings by energy instead", exc)
+
+    @property
+    def vad_kind(self) -> str:
+        """The VAD in use ("energy" when the neural one could not be loaded)."""
+        return "silero" if self._vad is not None else "energy"
 
     def _floor(self, index: int) -> float:
         return noise_floor_dbfs(self.audio.history(index, NOISE_HISTORY_SECONDS))
 
-    def record(self, keyword_index: int) -> Recording:
-        """Record from the keyword (minus the pre-roll) until silence, max length or no speech.
+    def record(
+        self,
+        keyword_index: int,
+        keyword_end: int | None = None,
+        on_pause: Callable[[np.ndarray], None] | None = None,
+    ) -> Recording:
+        """Record what is said after the keyword until silence, max length or no speech.
 
-        Raises what Audio.read raises (Stopped, AudioStalled, Overrun), except InputEnded,
-        which ends the recording (reason END_OF_INPUT).
+        `keyword_index` is the detection point, `keyword_end` the spotter's estimate of where
+        the keyword is complete (Detection.keyword_end; default: the detection point).
+        `on_pause(samples)` is called with the recording so far at each pause of trail_seconds
+        (neural VAD only). Raises what Audio.read raises (Stopped, AudioStalled, Overrun),
+        except InputEnded, which ends the recording (reason END_OF_INPUT).
         """
+        if self._vad is None:
+            return self._record_energy(keyword_index)
+        return _VoiceRecording(self, keyword_index, keyword_end, on_pause).run()
+
+    def _record_energy(self, keyword_index: int) -> Recording:
+        """The energy endpointer from the detection point minus the pre-roll (the fallback)."""
         cfg = self.config.endpoint
         pre_roll = int(self.config.pre_roll_seconds * SAMPLE_RATE)
         start = max(keyword_index - pre_roll, self.audio.oldest, 0)
@@ -150,3 +219,139 @@ def _keyword_tail(samples: np.ndarray, pre_roll: int, threshold_dbfs: float) -> 
         search_frames=(pre_roll + KEYWORD_OVERHANG) // FRAME_SAMPLES,
     )
     return head + frames * FRAME_SAMPLES if frames else 0
+
+
+class _VoiceRecording:
+    """One recording decided by the neural VAD (the module docstring says how)."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        keyword_index: int,
+        keyword_end: int | None,
+        on_pause: Callable[[np.ndarray], None] | None,
+    ) -> None:
+        self.audio = recorder.audio
+        self.config = recorder.config
+        self.vad = recorder._vad
+        self.vad.reset()
+        self.keyword_index = keyword_index
+        self.estimate = keyword_index if keyword_end is None else keyword_end
+        self.look_back = keyword_end is None  # no estimate: the detection may have been late
+        self.on_pause = on_pause
+        self.origin = max(self.estimate - VAD_WARMUP, self.audio.oldest, 0)
+        self.probs: list[float] = []  # P(speech) of chunk k = [origin + k * CHUNK, ...)
+        self.chunks: list[np.ndarray] = []  # the audio of chunk k (kept: the ring moves on)
+        self.ended = False
+
+    def _at(self, chunk: int) -> int:
+        return self.origin + chunk * CHUNK_SAMPLES
+
+    def _chunk_of(self, index: int) -> int:
+        return max(0, -(-(index - self.origin) // CHUNK_SAMPLES))  # ceil
+
+    def _prob(self, chunk: int) -> float | None:
+        """P(speech) of chunk `chunk`, reading and judging the audio up to it (None: input ended)."""
+        while len(self.probs) <= chunk and not self.ended:
+            try:
+                samples = self.audio.read(self._at(len(self.probs)), CHUNK_SAMPLES)
+            except InputEnded:
+                self.ended = True
+                break
+            self.chunks.append(samples)
+            self.probs.append(self.vad.chunk_probability(samples))
+        return self.probs[chunk] if chunk < len(self.probs) else None
+
+    def _quiet(self, chunk: int) -> bool | None:
+        p = self._prob(chunk)
+        return None if p is None else p < self.config.endpoint.pause_probability
+
+    def _below(self, chunk: int) -> bool:
+        """P(speech) of `chunk` under the start level: a dip, if not a pause."""
+        p = self._prob(chunk)
+        return p is not None and p < self.config.endpoint.speech_probability
+
+    def _pause_from(self, chunk: int, limit: int) -> int | None:
+        """The first chunk in [chunk, limit) that starts a pause of keyword_pause_seconds."""
+        need = max(1, round(self.config.keyword_pause_seconds * SAMPLE_RATE / CHUNK_SAMPLES))
+        for c in range(chunk, limit):
+            if all(self._quiet(c + k) for k in range(need)):
+                return c
+            if self.ended:
+                return None
+        return None
+
+    def start_chunk(self) -> int:
+        """Where the recording starts: the pause after the keyword (module docstring)."""
+        cfg = self.config
+        at = self._chunk_of(self.estimate)
+        back = self._chunk_of(self.estimate - int(cfg.pre_roll_seconds * SAMPLE_RATE))
+        if self._quiet(at) and not self.ended:  # already quiet: where did this pause begin?
+            c = at
+            while c > back and self._quiet(c - 1):
+                c -= 1
+            return c
+        if self.look_back:  # no estimate: speech at the detection point may be the sentence
+            for c in range(at - 1, back - 1, -1):
+                if self._quiet(c):
+                    while c > back and self._quiet(c - 1):
+                        c -= 1
+                    return c
+            return back  # no pause in the pre-roll: keep all of it
+        # a short gap after the keyword shows only as a dip (the VAD's hangover smears 100 ms)
+        dip = [c for c in range(max(at - 1, 0), at + DIP_CHUNKS) if self._below(c)]
+        if dip:
+            return min(dip, key=lambda c: self.probs[c])
+        # still speaking at the estimate: the keyword is not over (with an estimate, never look
+        # back: a pause before it may be the one between the words of the keyword)
+        ahead = at + int(cfg.keyword_search_seconds * SAMPLE_RATE / CHUNK_SAMPLES)
+        found = self._pause_from(at, ahead)
+        return at if found is None else found
+
+    def run(self) -> Recording:
+        cfg = self.config.endpoint
+        first = self.start_chunk()
+        start = self._at(first)
+        ep = VoiceEndpointer(cfg, CHUNK_SAMPLES / SAMPLE_RATE)
+        trail = int(round(cfg.trail_seconds * SAMPLE_RATE / CHUNK_SAMPLES))
+        reason, c, offered = None, first, None
+        while reason is None:
+            p = self._prob(c)
+            if p is None:
+                reason = EndReason.END_OF_INPUT
+                break
+            reason = ep.push(p)
+            c += 1
+            if ep.last_speech_frame is not None and c - first - 1 - ep.last_speech_frame == trail:
+                offered = self._offer(start, first + ep.last_speech_frame + 1 + trail, offered)
+        end = c
+        if reason is EndReason.SILENCE:
+            end = min(c, first + ep.last_speech_frame + 1 + trail)
+        samples = self._samples(first, end)
+        return Recording(
+            samples=samples,
+            start_index=start,
+            keyword_index=self.keyword_index,
+            reason=reason,
+            speech_start_index=None
+            if ep.first_speech_frame is None
+            else self._at(first + ep.first_speech_frame),
+            speech_end_index=None
+            if ep.last_speech_frame is None
+            else self._at(first + ep.last_speech_frame + 1),
+            decided_index=self._at(c),
+        )
+
+    def _samples(self, first: int, end: int) -> np.ndarray:
+        parts = self.chunks[first:end]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+
+    def _offer(self, start: int, end_chunk: int, offered: int | None) -> int | None:
+        """Hand the recording so far to on_pause (once per pause); an error there is logged."""
+        if self.on_pause is None or end_chunk == offered:
+            return offered
+        try:
+            self.on_pause(self._samples(self._chunk_of(start), end_chunk))
+        except Exception:  # noqa: BLE001 - a speculation must never break a recording
+            log.exception("the pause handler failed; recording goes on")
+        return end_chunk

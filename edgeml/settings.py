@@ -26,8 +26,9 @@ from edgeml.cloudml import FORMATS, ClientConfig
 from edgeml.edgeml import ModelConfig
 from edgeml.keys import ALLOW_HTTP_ENV, KeyProblem, read_key
 from edgeml.output import OutputConfig
-from edgeml.recorder import RecorderConfig
+from edgeml.recorder import VAD_KINDS, RecorderConfig
 from edgeml.sources import INPUT_SPEEDS, SourceConfig
+from edgeml.speculative import SpeculationConfig
 from edgeml.spool import SpoolConfig
 from edgeml.spotter import DetectorConfig
 
@@ -47,6 +48,7 @@ class Settings:
     client: ClientConfig = field(default_factory=ClientConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    speculation: SpeculationConfig = field(default_factory=SpeculationConfig)
     once: bool = False
     list_devices: bool = False
     log_level: str = "INFO"
@@ -159,6 +161,12 @@ OPTIONS = [
          _positive(float), "give up when nothing is said this long after the keyword", "S"),
     _Opt("--pre-roll", "EDGEML_PRE_ROLL", "recorder.pre_roll_seconds", _non_negative,
          "audio before the keyword detection point to include in the recording", "S"),
+    _Opt("--vad", "EDGEML_VAD", "recorder.vad", str,
+         "what ends a recording: silero (neural VAD) or energy (level over the noise floor)",
+         None, VAD_KINDS),
+    _Opt("--speculate", "EDGEML_SPECULATE", "speculation.enabled", _bool,
+         "send the recording at a short pause, use that answer if the pause was the end (1/0)",
+         "1|0"),
     _Opt("--highpass", "EDGEML_HIGHPASS_HZ", "audio.highpass_hz", _non_negative,
          "high-pass filter cut-off against mains hum, e.g. 80 (0: off)", "HZ"),
     _Opt("--jsonl", "EDGEML_JSONL", "output.jsonl", Path,
@@ -264,6 +272,11 @@ def _check(parser: argparse.ArgumentParser, s: Settings) -> None:
         parser.error(
             f"--max-seconds ({ep.max_seconds}) must be longer than --silence-seconds "
             f"({ep.silence_seconds})"
+        )
+    if ep.silence_seconds < ep.trail_seconds:
+        parser.error(
+            f"--silence-seconds ({ep.silence_seconds}) must be at least {ep.trail_seconds} s "
+            "(the quiet kept at the end of a recording)"
         )
     if s.recorder.pre_roll_seconds > 1.5:
         parser.error(f"--pre-roll ({s.recorder.pre_roll_seconds}) must be at most 1.5 s")

@@ -8,6 +8,15 @@ several times per utterance. The detector optionally averages the last k scores 
 triggers from one odd window, at the cost of (k-1) hops of latency), then ignores the keyword
 for a refractory period after each detection so one utterance triggers once.
 
+Where the keyword ENDS is not where the spotter fired: a model may fire on part of the keyword
+(a two-word keyword after its first word) or a hop after it. After a detection the spotter
+therefore goes on classifying the next hops while the score still rises or holds (at most one
+window's worth, `track_seconds`), takes the earliest window that reaches the peak score, and
+narrows that down between two hops with a few extra windows `probe_seconds` apart: the
+keyword is complete in the first window that scores as high as the best one. That estimate
+(`Detection.keyword_end_index`) is what the recorder starts from; the VAD's pause after it
+(recorder.py) places the cut. These extra calls happen once per detection, not per hop.
+
 A live source that gets ahead of the spotter by more than `max_lag_seconds` (the model was
 slow, the machine busy) is caught up by skipping to live audio: a keyword assistant must react
 to what is said now, not to a backlog.
@@ -22,7 +31,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edgeml.audio import Audio, Overrun
+from edgeml.audio import Audio, InputEnded, Overrun
 from edgeml.audioformat import SAMPLE_RATE
 from edgeml.edgeml import EdgeML
 
@@ -39,6 +48,9 @@ class DetectorConfig:
     average_windows: int = 1  # k: average the score over the last k windows
     refractory_seconds: float = 1.0
     max_lag_seconds: float = 1.0  # a live input further ahead than this is skipped to
+    track_seconds: float = 1.0  # after a detection, follow the score this long at most
+    peak_tolerance: float = 0.05  # a window within this of the best score counts as the peak
+    probe_seconds: float = 0.05  # spacing of the extra windows between two hops
 
 
 class KeywordNotInModel(ValueError):
@@ -51,6 +63,13 @@ class Detection:
 
     score: float  # the (averaged) score that crossed the threshold
     end_index: int
+    keyword_end_index: int | None = None  # where the keyword is complete (see the docstring)
+    peak_score: float | None = None
+
+    @property
+    def keyword_end(self) -> int:
+        """The best estimate of the keyword's end (the detection point without tracking)."""
+        return self.end_index if self.keyword_end_index is None else self.keyword_end_index
 
 
 class KeywordDetector:
@@ -126,6 +145,7 @@ class KeywordSpotter:
         self.threshold = resolve_threshold(self.config.threshold, model.info.threshold)
         self.detector = KeywordDetector(replace(self.config, threshold=self.threshold))
         self.skipped_samples = 0  # audio jumped over because the spotter fell behind
+        self._raw: deque[tuple[int, float]] = deque(maxlen=self.config.average_windows)
 
     def listen(self, start_index: int | None = None) -> Detection:
         """Classify windows from `start_index` (default: now for a live source, where the last
@@ -135,16 +155,65 @@ class KeywordSpotter:
         """
         window_samples = round(self.model.info.window_seconds * SAMPLE_RATE)
         for window in self.windows(window_samples, start_index):
-            scores = self.model.classify(window.samples, SAMPLE_RATE)
-            detection = self.detector.update(scores.get(self.label, 0.0), window.end_index)
+            score = self._score(window.samples)
+            self._raw.append((window.end_index, score))
+            detection = self.detector.update(score, window.end_index)
             if detection is not None:
-                log.info("keyword %r heard (score %.2f)", self.label, detection.score)
+                detection = self.track(detection, window_samples)
+                log.info(
+                    "keyword %r heard (score %.2f, ends %.2f s after the detection point)",
+                    self.label, detection.score,
+                    (detection.keyword_end - detection.end_index) / SAMPLE_RATE,
+                )  # fmt: skip
                 return detection
         raise AssertionError("unreachable: windows() ends only by raising")
+
+    def _score(self, samples: np.ndarray) -> float:
+        return float(self.model.classify(samples, SAMPLE_RATE).get(self.label, 0.0))
+
+    def track(self, detection: Detection, window_samples: int) -> Detection:
+        """Follow the score over the next hops to where the keyword is complete (docstring).
+
+        Stops when the score falls below the threshold or clearly below its best so far, after
+        `track_seconds`, or when the input ends (a file: what was seen is used)."""
+        cfg = self.config
+        # the windows that made the detection (one unless averaging; the detection itself when
+        # the caller fed the detector directly)
+        seen = list(self._raw) or [(detection.end_index, detection.score)]
+        hops = int(round(cfg.track_seconds / HOP_SECONDS))
+        try:
+            for k, window in enumerate(self.windows(window_samples, detection.end_index)):
+                score = self._score(window.samples)
+                seen.append((window.end_index, score))
+                best = max(s for _, s in seen)
+                if score < self.threshold or score < best - cfg.peak_tolerance or k + 1 >= hops:
+                    break
+        except InputEnded:
+            pass
+        best = max(s for _, s in seen)
+        first = next(end for end, s in seen if s >= best - cfg.peak_tolerance)
+        end = self._probe_before(first, best, window_samples)
+        return replace(detection, keyword_end_index=end, peak_score=round(best, 4))
+
+    def _probe_before(self, end: int, best: float, window_samples: int) -> int:
+        """The earliest window end in the hop before `end` whose score is near `best`."""
+        hop = int(HOP_SECONDS * SAMPLE_RATE)
+        step = max(1, int(self.config.probe_seconds * SAMPLE_RATE))
+        for probe in range(end - hop + step, end, step):
+            if probe - window_samples < self.audio.oldest:
+                continue
+            try:
+                samples = self.audio.read(probe - window_samples, window_samples)
+            except (Overrun, InputEnded):
+                continue
+            if self._score(samples) >= best - self.config.peak_tolerance:
+                return probe
+        return end
 
     def reset(self) -> None:
         """After a recording: the next windows start a fresh score history."""
         self.detector.reset()
+        self._raw.clear()
 
     def windows(self, size: int, start_index: int | None = None) -> Iterator[Window]:
         """Windows of `size` samples, one per hop, from `start_index` on."""

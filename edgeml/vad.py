@@ -86,12 +86,17 @@ class EndReason(str, Enum):
 class EndpointConfig:
     """When a recording ends. Times are seconds of audio after the keyword."""
 
-    silence_seconds: float = 1.0
+    silence_seconds: float = 0.7  # chosen on a measured curve: docs/benchmarks.md
     max_seconds: float = 15.0
     no_speech_seconds: float = 4.0
     margin_db: float = 10.0  # voiced = this much above the noise floor
     min_speech_dbfs: float = -55.0  # ... and at least this loud (guards a digitally silent floor)
     min_voiced_frames: int = 2  # consecutive voiced frames that count as speech (40 ms)
+    # the neural VAD's decision (VoiceEndpointer): P(speech) thresholds with hysteresis
+    speech_probability: float = 0.5  # speech starts at or above this
+    pause_probability: float = 0.35  # ... and goes on while at or above this
+    min_utterance_seconds: float = 0.25  # less speech than this before a long pause: not speech
+    trail_seconds: float = 0.3  # quiet kept after the last speech when a recording ends
 
 
 def speech_threshold(config: EndpointConfig, floor_dbfs: float) -> float:
@@ -173,3 +178,66 @@ class Endpointer:
             self._tail_frames = 0
         elif self.frames >= self._tail_frames:
             self._tail_frames = 0
+
+
+class VoiceEndpointer:
+    """The same decision as Endpointer, on a neural VAD's P(speech) per frame (neural_vad.py).
+
+    Hysteresis: speech starts when P >= `speech_probability` and goes on while P >=
+    `pause_probability`; the quiet after the last such frame is the pause, and a pause of
+    `silence_seconds` ends the recording. An utterance with less than `min_utterance_seconds` of
+    speech (a cough, a door, the last syllable of the keyword) followed by such a pause is
+    forgotten rather than taken for the sentence: the speaker still has `no_speech_seconds` from
+    the start to begin. No level or noise floor is involved, so a loud steady background does not
+    keep a recording going, nor does a rising one cut it.
+    """
+
+    def __init__(self, config: EndpointConfig, frame_seconds: float) -> None:
+        self.config = config
+        self.frame_seconds = frame_seconds
+        self.frames = 0
+        self.first_speech_frame: int | None = None
+        self.last_speech_frame: int | None = None
+        self._run = 0  # consecutive frames at or above speech_probability
+        self._speech = 0  # frames at or above speech_probability in the current utterance
+
+    @property
+    def pause_seconds(self) -> float:
+        """Quiet since the last speech frame (0 before any speech and during speech)."""
+        if self.last_speech_frame is None:
+            return 0.0
+        return (self.frames - 1 - self.last_speech_frame) * self.frame_seconds
+
+    def push(self, probabilities) -> EndReason | None:
+        """Feed P(speech) of the next frames; return why the recording ends, or None to go on."""
+        for p in np.atleast_1d(probabilities):
+            reason = self._push_one(float(p))
+            if reason is not None:
+                return reason
+        return None
+
+    def _push_one(self, p: float) -> EndReason | None:
+        cfg = self.config
+        self._run = self._run + 1 if p >= cfg.speech_probability else 0
+        if self.first_speech_frame is None:
+            if self._run >= cfg.min_voiced_frames:
+                self.first_speech_frame = self.frames - self._run + 1
+                self.last_speech_frame = self.frames
+                self._speech = self._run
+        else:
+            if p >= cfg.pause_probability:
+                self.last_speech_frame = self.frames
+            if p >= cfg.speech_probability:
+                self._speech += 1
+        self.frames += 1
+        if self.first_speech_frame is not None and self.pause_seconds >= cfg.silence_seconds:
+            if self._speech * self.frame_seconds >= cfg.min_utterance_seconds:
+                return EndReason.SILENCE
+            self.first_speech_frame = self.last_speech_frame = None  # a click, not speech
+            self._speech = 0
+        seconds = self.frames * self.frame_seconds
+        if self.first_speech_frame is None and seconds >= cfg.no_speech_seconds:
+            return EndReason.NO_SPEECH
+        if seconds >= cfg.max_seconds:
+            return EndReason.MAX_LENGTH
+        return None

@@ -1,4 +1,6 @@
-"""Where a recording starts: the sentence whole, the keyword's last syllable not.
+"""Where a recording starts on the energy fallback (`--vad energy`): the sentence whole, the
+keyword's last syllable not. The neural path, with the spotter's keyword-end estimate, is
+tests/edge/test_keyword_end.py.
 
 The pre-roll (0.25 s before the detection point) exists so that a sentence said promptly after
 the keyword is not clipped; without care it also carries the end of "listen", which a speech
@@ -52,7 +54,9 @@ def _record(tmp_path, audio: np.ndarray, detect_at: int):
         while end < detect_at:
             stream.read(end - RATE, RATE)  # what the spotter reads: a 1 s window per hop
             end += RATE // 4
-        config = RecorderConfig(EndpointConfig(silence_seconds=0.8), pre_roll_seconds=PRE_ROLL)
+        config = RecorderConfig(
+            EndpointConfig(silence_seconds=0.8), pre_roll_seconds=PRE_ROLL, vad="energy"
+        )
         return Recorder(stream, config).record(end)
     finally:
         stream.stop()

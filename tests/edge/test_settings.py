@@ -68,6 +68,11 @@ NOT_ON_THE_COMMAND_LINE = {
     "model.start_timeout", "audio.ring_seconds", "audio.stall_seconds", "audio.keep_seconds",
     "spotter.max_lag_seconds", "recorder.endpoint.margin_db",
     "recorder.endpoint.min_speech_dbfs", "recorder.endpoint.min_voiced_frames",
+    "spotter.track_seconds", "spotter.peak_tolerance", "spotter.probe_seconds",
+    "recorder.endpoint.speech_probability", "recorder.endpoint.pause_probability",
+    "recorder.endpoint.min_utterance_seconds", "recorder.endpoint.trail_seconds",
+    "recorder.neural.model_path", "recorder.neural.threads", "recorder.keyword_search_seconds",
+    "recorder.keyword_pause_seconds", "speculation.wait_seconds", "speculation.keep",
 }  # fmt: skip
 
 
@@ -103,3 +108,15 @@ def test_service_files_use_only_known_variables_and_parse(tmp_path):
     s = parse_args([], env={**env, **unit_env, "SCORING_KEY_FILE": str(key)})
     assert s.source.device == "USB" and s.audio.highpass_hz == 80
     assert s.spool.dir == Path("/var/lib/edgeml/spool")
+
+
+def test_vad_and_speculation_flags_and_a_silence_shorter_than_the_kept_trail(capsys):
+    s = parse_args(["--vad", "energy", "--speculate", "0"], env={})
+    assert s.recorder.vad == "energy" and s.speculation.enabled is False
+    s = parse_args([], env={"EDGEML_VAD": "silero", "EDGEML_SPECULATE": "1"})
+    assert s.recorder.vad == "silero" and s.speculation.enabled is True
+    for bad in (["--vad", "loud"], ["--speculate", "maybe"], ["--silence-seconds", "0.2"]):
+        with pytest.raises(SystemExit) as exc:
+            parse_args(bad, env={})
+        assert exc.value.code == 2
+    assert "must be at least 0.3 s" in capsys.readouterr().err

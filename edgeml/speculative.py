@@ -1,0 +1,159 @@
+"""Speculative transcription: send the recording at a short pause, use the answer if that pause
+was the end.
+
+    Recorder --on_pause(samples)--> Speculator --its own CloudML request--> (answer held back)
+    Delivery --transcribe(stored samples)--> SpeculativeClient --the held answer, or CloudML
+
+Why: the transcript cannot be printed before the recording has ended (the speaker may go on),
+and the end is only known after `silence_seconds` of quiet; the endpoint then needs its own
+service time. Sending the recording as it stands at the first `trail_seconds` of a pause lets
+the endpoint work while the recorder is still waiting to be sure: when the pause turns out to
+be the end, the recording that is stored is exactly the audio that was sent (the recorder keeps
+`trail_seconds` of quiet after the last speech, vad.EndpointConfig), and its answer is used.
+
+What this does NOT change (the delivery guarantees, delivery.py and spool.py):
+- Nothing is printed or recorded as delivered from here. An answer is only handed to Delivery
+  when Delivery asks for the transcript of a recording it has already stored in the spool, and
+  only for the very same samples (SHA-256 of the int16 audio); Delivery then removes it from the
+  spool and prints it exactly as it does with the endpoint's own answer. A recording whose
+  speculative answer failed, is still missing after `wait_seconds`, or never existed (the app
+  was restarted, speech resumed after the pause) is sent the normal way.
+- Stale guesses are dropped: a newer pause replaces an offer not yet sent, and at most `keep`
+  answers are held (the oldest go first).
+Cost: one extra request to the endpoint each time a speaker pauses mid-sentence for longer than
+`trail_seconds` (its answer is discarded). The speculative client makes no quick retries: a
+failed guess costs nothing but the normal request.
+
+The interface Delivery needs is only `transcribe(samples, sample_rate) -> Transcript` and
+`close()`, the two methods of CloudML it calls, so delivery.py is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeml.audioformat import SAMPLE_RATE
+from edgeml.cloudml import CloudError, CloudML, Transcript
+
+log = logging.getLogger("edgeml.speculative")
+
+
+@dataclass(frozen=True)
+class SpeculationConfig:
+    enabled: bool = True
+    wait_seconds: float = 10.0  # delivery waits this long for a speculative answer in flight
+    keep: int = 4  # speculative answers held at most
+
+
+def digest(samples: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(samples, dtype=np.int16).tobytes()).hexdigest()
+
+
+_IN_FLIGHT = object()
+
+
+class Speculator:
+    """Sends offered recordings from one background thread and holds the answers."""
+
+    def __init__(self, client: CloudML, config: SpeculationConfig | None = None) -> None:
+        self.client = client
+        self.config = config or SpeculationConfig()
+        self._cond = threading.Condition()
+        self._pending: tuple[str, np.ndarray] | None = None
+        self._answers: OrderedDict[str, object] = OrderedDict()  # digest -> answer
+        self._stop = False
+        self.sent = 0
+        self.used = 0
+        self._thread = threading.Thread(target=self._run, name="speculative", daemon=True)
+        self._thread.start()
+
+    def offer(self, samples: np.ndarray) -> None:
+        """The recording so far, at a pause (Recorder's on_pause). Returns at once."""
+        key = digest(samples)
+        with self._cond:
+            if key in self._answers or (self._pending and self._pending[0] == key):
+                return
+            self._pending = (key, np.array(samples, dtype=np.int16))  # replaces an unsent one
+            self._cond.notify_all()
+
+    def take(self, samples: np.ndarray) -> Transcript | None:
+        """The answer for exactly `samples` (waiting up to wait_seconds if it is in flight),
+        or None. An answer is handed out once."""
+        key = digest(samples)
+        deadline = time.monotonic() + self.config.wait_seconds
+        with self._cond:
+            while True:
+                pending = self._pending is not None and self._pending[0] == key
+                answer = self._answers.get(key)
+                if not pending and answer is not _IN_FLIGHT:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop:
+                    return None
+                self._cond.wait(min(remaining, 0.5))
+            answer = self._answers.pop(key, None)
+        if isinstance(answer, Transcript):
+            self.used += 1
+            return answer
+        return None
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=1.0)
+        self.client.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stop:
+                    self._cond.wait(1.0)
+                if self._stop:
+                    return
+                key, samples = self._pending
+                self._pending = None
+                self._answers[key] = _IN_FLIGHT
+                while len(self._answers) > self.config.keep:
+                    self._answers.popitem(last=False)
+            answer = self._ask(samples)
+            with self._cond:
+                if key in self._answers:
+                    self._answers[key] = answer
+                self._cond.notify_all()
+
+    def _ask(self, samples: np.ndarray) -> Transcript | None:
+        self.sent += 1
+        try:
+            return self.client.transcribe(samples)
+        except CloudError as exc:
+            log.debug("speculative request failed (%s); the normal one will be made", exc)
+        except Exception:  # noqa: BLE001 - a guess must never take the app down
+            log.exception("speculative request failed unexpectedly")
+        return None
+
+
+class SpeculativeClient:
+    """What Delivery sends through: the held answer for these exact samples, else CloudML."""
+
+    def __init__(self, client: CloudML, speculator: Speculator) -> None:
+        self.client = client
+        self.speculator = speculator
+
+    def transcribe(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
+        if sample_rate == SAMPLE_RATE:
+            answer = self.speculator.take(samples)
+            if answer is not None:
+                return answer
+        return self.client.transcribe(samples, sample_rate)
+
+    def close(self) -> None:
+        self.speculator.close()
+        self.client.close()

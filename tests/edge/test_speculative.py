@@ -1,0 +1,116 @@
+"""The speculative transcription: an answer is used only for the very audio that was stored.
+
+Against a real HTTP endpoint on localhost (devkit.fault_server), whose answer names the audio
+it was given ("REC <first sample> <sha1 id>"), so every test sees which audio a printed
+transcript belongs to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from edge_helpers import run_main
+
+from devkit.speech import audio_id, compose, quiet, write_wav
+from edgeml.cloudml import CloudML
+from edgeml.speculative import SpeculationConfig, SpeculativeClient, Speculator
+
+
+def _clip(seed: int, seconds: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(16000 * seconds)) * 3000).astype(np.int16)
+
+
+@pytest.fixture
+def clients(fault_server):
+    speculator = Speculator(CloudML(fault_server.url, retries=0), SpeculationConfig(wait_seconds=5))
+    client = SpeculativeClient(CloudML(fault_server.url, retries=0), speculator)
+    yield speculator, client
+    client.close()
+
+
+def test_the_stored_audio_gets_the_speculative_answer_without_a_second_request(
+    fault_server, clients
+):
+    speculator, client = clients
+    audio = _clip(1)
+    speculator.offer(audio)
+    transcript = client.transcribe(audio.copy())  # what the spool reads back: equal, not same
+    assert transcript.text.endswith(audio_id(audio))
+    assert len(fault_server.requests) == 1 and speculator.used == 1
+
+
+def test_other_audio_is_sent_normally_and_an_answer_is_used_once(fault_server, clients):
+    speculator, client = clients
+    guess, final = _clip(1), _clip(2)
+    speculator.offer(guess)
+    assert client.transcribe(final).text.endswith(audio_id(final))  # speech resumed: not used
+    assert client.transcribe(guess).text.endswith(audio_id(guess))
+    assert client.transcribe(guess).text.endswith(audio_id(guess))  # second time: a request
+    assert [r.audio_id for r in fault_server.requests].count(audio_id(guess)) == 2
+
+
+def test_a_failed_guess_falls_back_to_the_normal_request(fault_server, clients):
+    speculator, client = clients
+    fault_server.faults.append(500)
+    audio = _clip(3)
+    speculator.offer(audio)
+    assert client.transcribe(audio).text.endswith(audio_id(audio))
+    assert [r.status for r in fault_server.requests] == [500, 200]
+    assert speculator.used == 0
+
+
+def test_a_guess_in_flight_is_waited_for(fault_server, clients):
+    speculator, client = clients
+    fault_server.faults.append(("slow", 0.8))
+    audio = _clip(4)
+    speculator.offer(audio)
+    assert client.transcribe(audio).text.endswith(audio_id(audio))
+    assert len(fault_server.requests) == 1
+
+
+def test_a_newer_pause_replaces_a_guess_not_yet_sent(fault_server, clients):
+    speculator, client = clients
+    fault_server.faults.append(("slow", 0.5))
+    first, second, third = _clip(5), _clip(6), _clip(7)
+    speculator.offer(first)  # in flight
+    speculator.offer(second)  # pending...
+    speculator.offer(third)  # ... replaced before it was sent
+    assert client.transcribe(third).text.endswith(audio_id(third))
+    sent = [r.audio_id for r in fault_server.requests]
+    assert audio_id(second) not in sent and sent.count(audio_id(third)) == 1
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.5])
+def test_app_prints_once_the_transcript_of_exactly_the_stored_recording(
+    fault_server, keyword_eim, keyword_audio, sentence_audio, tmp_path, pause
+):
+    """The app with speculation on: a sentence, optionally with a 0.5 s pause inside it (a
+    guess is made there and must be discarded when the speaker goes on). One line printed,
+    for exactly the recording kept in --save-dir; the spool is empty afterwards."""
+    half = len(sentence_audio) // 2
+    said = (
+        [sentence_audio]
+        if not pause
+        else [sentence_audio[:half], quiet(pause), sentence_audio[half:]]
+    )
+    audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), *said, quiet(2.0))
+    wav = write_wav(tmp_path / "in.wav", audio)
+    save, spool = tmp_path / "save", tmp_path / "spool"
+    result = run_main(
+        ["--model", keyword_eim, "--input", wav, "--input-speed", "fast", "--once",
+         "--endpoint", fault_server.url, "--spool-dir", spool, "--save-dir", save,
+         "--silence-seconds", "0.8", "--speculate", "1"],
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (wav_saved,) = save.glob("*.wav")
+    stored = sf.read(wav_saved, dtype="int16")[0]
+    assert result.stdout.splitlines() == [f"REC {int(stored[0])} {audio_id(stored)}"]
+    ids = [r.audio_id for r in fault_server.requests]
+    assert ids.count(audio_id(stored)) == 1, "the stored recording was sent twice"
+    # no pause: the guess at the final pause was the answer (one request in all); with the
+    # pause: one guess there, discarded, then the final one
+    assert len(ids) == (2 if pause else 1), ids
+    assert not list(spool.glob("*.json"))
