@@ -254,7 +254,8 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    chart(rows, args.durations, args.out.with_suffix(".png"), cpu.describe())
+    loads = f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    chart(rows, args.durations, args.out.with_suffix(".png"), f"{cpu.describe()}; {loads}")
     print(markdown(result))
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
     return 0
@@ -325,7 +326,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def chart(rows: list[dict], durations: list[float], path: Path, cpu: str) -> None:
+def chart(rows: list[dict], durations: list[float], path: Path, machine: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -350,7 +351,7 @@ def chart(rows: list[dict], durations: list[float], path: Path, cpu: str) -> Non
     right.axhline(0.04, color="k", linestyle="--", linewidth=0.8, label="bf16 RTF target 0.04")
     right.axhline(0.03, color="k", linestyle=":", linewidth=0.8, label="int8 RTF target 0.03")
     right.legend(fontsize=7)
-    fig.suptitle(f"wav2vec2-base architecture behind azmlinfsrv, 2 threads: {cpu}", fontsize=9)
+    fig.suptitle(f"wav2vec2-base architecture behind azmlinfsrv, 2 threads: {machine}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

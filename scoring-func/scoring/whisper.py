@@ -56,10 +56,13 @@ class WhisperEngine:
         return " ".join(segment.text.strip() for segment in segments).strip().upper()
 
     def warm_up(self) -> None:
-        """One greedy pass on 1 s of quiet noise (no temperature fallback: warm-up stays short)."""
+        """One greedy pass on 1 s of quiet noise (no temperature fallback: warm-up stays short),
+        and one through the VAD when it is used (its model loads on first use; on noise it finds
+        no speech, so that pass would not warm Whisper itself)."""
         noise = np.random.default_rng(0).normal(0, 0.01, TARGET_RATE).astype(np.float32)
-        segments, _ = self.model.transcribe(noise, beam_size=1, temperature=0.0)
-        list(segments)  # the generator does the work
+        for vad in (False, True) if self.settings.engine.whisper_vad != "off" else (False,):
+            segments, _ = self.model.transcribe(noise, beam_size=1, temperature=0.0, vad_filter=vad)
+            list(segments)  # the generator does the work
 
 
 def decoding_options(settings: ServiceSettings) -> dict:
@@ -73,6 +76,7 @@ def decoding_options(settings: ServiceSettings) -> dict:
         "condition_on_previous_text": engine.whisper_condition_on_previous_text,
         "temperature": temperatures[0] if len(temperatures) == 1 else list(temperatures),
         "without_timestamps": engine.whisper_without_timestamps,
+        "vad_parameters": {"speech_pad_ms": engine.whisper_vad_pad_ms},  # used when VAD is on
     }
 
 

@@ -89,12 +89,19 @@ def test_long_audio_loses_no_sentence(whisper_server, speech_dir):
 
 
 @pytest.mark.parametrize(
-    "noise", ["noise_bed/sc_bg_doing_the_dishes.wav", "noise_bed/blanket_fireplace.wav"]
+    "noise",
+    [
+        "noise_bed/sc_bg_doing_the_dishes.wav",
+        "noise_bed/blanket_fireplace.wav",
+        "noise_bed/zd_party_crowd.wav",
+        "noise_bed/zd_large_stadium.wav",
+    ],
 )
 def test_room_noise_alone_is_not_turned_into_words(whisper_server, speech_dir, noise):
-    """A false wake in a kitchen sends noise: Whisper alone made up 'THANK YOU FOR WATCHING THIS
-    VIDEO...' (14 and 17 words on these two); the VAD in front of it leaves nothing to read."""
+    """A false wake in a noisy room sends noise: Whisper alone (the earlier defaults) made up
+    "I'm not going to have to do it.", "I'm going to take a look at the", "Thank you very
+    much.", "CHEERING AND APPLAUSE" on these; the VAD in front of it leaves nothing to read."""
     audio, _ = sf.read(speech_dir / noise, dtype="float32")
     body = wav_bytes(to_int16(audio[: 16000 * 30]))
     answer = post(whisper_server.score_url, body, "audio/wav", timeout=300).json()
-    assert len(answer["result"].split()) <= 2, answer["result"]
+    assert answer["result"] == ""
