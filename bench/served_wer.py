@@ -10,7 +10,8 @@
 2. Long audio (always): the 14 clips joined into one recording of about 90 s with pauses of
    0.5-8 s of real room noise between them (devkit/long_speech.py), served once with the
    default settings and once with WHISPER_VAD=off: WER, and which sentences were lost (over
-   half of their words missing).
+   half of their words missing). And the 18 noise_bed/ recordings (room noise, no speech; first
+   30 s) through both: how many words came back.
 3. --grid: faster-whisper directly over decoding settings, the measurement behind the
    service's defaults: on the clips beam 1/5 x temperature fallback x timestamps x VAD (2 passes,
    median time per clip); on the long recording conditioning on the previous window's text x
@@ -34,16 +35,30 @@ import numpy as np
 
 from devkit.benchtools import RESULTS
 from devkit.local_service import run_scoring_server
-from devkit.long_speech import GAPS, long_recording, lost_sentences, room_noise, utterances
+from devkit.long_speech import (
+    GAPS,
+    long_recording,
+    lost_sentences,
+    room_noise,
+    utterance_files,
+    utterances,
+)
 from devkit.paths import speech_dir
 from devkit.scoring_client import post, to_int16, wav_bytes
 from devkit.wer import normalize, word_errors
 from scoring.cpufeatures import cpu_features
 from scoring.models import offline_whisper_path
 from scoring.settings import ServiceSettings
-from scoring.whisper import decoding_options, uses_vad
+from scoring.whisper import SAMPLING_SEED, decoding_options, uses_vad
 
 NOISE_DB = -45.0  # room noise in the pauses of the long recording, dBFS RMS
+
+
+def noise_body(path: Path) -> bytes:
+    import soundfile as sf
+
+    audio, _ = sf.read(path, dtype="float32")
+    return wav_bytes(to_int16(audio[: 30 * 16000]))
 
 
 def served(url: str, bodies: list[bytes]) -> list[dict]:
@@ -65,6 +80,9 @@ def whisper_model(threads: int):
 
 
 def transcribe(model, audio: np.ndarray, options: dict, vad: bool) -> tuple[str, float]:
+    import ctranslate2
+
+    ctranslate2.set_random_seed(SAMPLING_SEED)  # as the service does before each request
     started = time.perf_counter()
     segments, _ = model.transcribe(audio, vad_filter=vad, **options)
     text = " ".join(s.text.strip() for s in segments).strip().upper()
@@ -149,7 +167,7 @@ def main() -> int:
         return 1
     load_before = os.getloadavg()
     refs, audio = utterances(root)
-    bodies = [wav_bytes(to_int16(a)) for a in audio]
+    bodies = [path.read_bytes() for path, _ in utterance_files(root)]  # the files themselves
     long_audio = long_recording(audio, room_noise(root), NOISE_DB)
     long_body = [wav_bytes(to_int16(long_audio))]
     env = {"SCORING_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
@@ -166,6 +184,12 @@ def main() -> int:
             run_scoring_server(model_path, env={**env, "WHISPER_VAD": "off"}, offline=True)
         )
         long_no_vad = served(no_vad.score_url, long_body)[0]
+        noise_files = sorted((root / "noise_bed").glob("*.wav"))
+        noise_bodies = [noise_body(path) for path in noise_files]
+        noise_words = {
+            name: [len(a["result"].split()) for a in served(u, noise_bodies)]
+            for name, u in (("default (VAD on)", url), ("WHISPER_VAD=off", no_vad.score_url))
+        }
 
     print("transcribing the same clips with faster-whisper directly", flush=True)
     settings = ServiceSettings.from_env(env)
@@ -191,6 +215,14 @@ def main() -> int:
         "digit run = zero, mr/mrs/dr spelled out",
         **summary(refs, via_server, via_direct, audio),
         "long_audio": long_summary(refs, long_audio, long_served, long_no_vad),
+        "room_noise_alone": {
+            "what": "noise_bed/ recordings (first 30 s, no speech): words in the answer",
+            "files": [p.name for p in noise_files],
+            **{
+                name: {"words": words, "files_with_words": sum(w > 0 for w in words)}
+                for name, words in noise_words.items()
+            },
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
@@ -259,7 +291,7 @@ def long_summary(refs, long_audio, with_vad: dict, without_vad: dict) -> dict:
                 "transcript": answer["result"],
             }
             for name, answer in (
-                ("default (VAD on long audio)", with_vad),
+                ("default (VAD on)", with_vad),
                 ("WHISPER_VAD=off", without_vad),
             )
         },
@@ -289,6 +321,11 @@ def markdown(r: dict) -> str:
             lines.append(
                 f"| {name} | {v['wer']:.1%} | {len(v['lost_sentences'])} | {v['rtf_model']:.3f} |"
             )
+    lines += ["", "| room noise alone (18 recordings) | files answered with words | words |"]
+    lines.append("|---|---|---|")
+    for name, v in r["room_noise_alone"].items():
+        if isinstance(v, dict):
+            lines.append(f"| {name} | {v['files_with_words']} | {sum(v['words'])} |")
     return "\n".join(lines)
 
 

@@ -21,14 +21,19 @@ RATE = 16000
 GAPS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds of pause after each sentence, in turn
 
 
-def utterances(root: Path) -> tuple[list[str], list[np.ndarray]]:
-    """The utt/ clips (float32, 16 kHz) and their reference transcripts, in manifest order."""
-    import soundfile as sf
-
+def utterance_files(root: Path) -> list[tuple[Path, str]]:
+    """The utt/ clips (16 kHz mono 16-bit WAV) and their reference transcripts, manifest order."""
     with open(root / "manifest.csv") as handle:
         rows = [row for row in csv.DictReader(handle) if row["group"] == "utt"]
-    audio = [sf.read(root / row["file"], dtype="float32")[0] for row in rows]
-    return [row["transcript"] for row in rows], audio
+    return [(root / row["file"], row["transcript"]) for row in rows]
+
+
+def utterances(root: Path) -> tuple[list[str], list[np.ndarray]]:
+    """The utt/ reference transcripts and clips (float32, 16 kHz), in manifest order."""
+    import soundfile as sf
+
+    files = utterance_files(root)
+    return [text for _, text in files], [sf.read(p, dtype="float32")[0] for p, _ in files]
 
 
 def room_noise(root: Path) -> list[np.ndarray]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 
+import ctranslate2
 import numpy as np
 
 from scoring.models import ENGINE_WHISPER, ModelSource
 from scoring.settings import TARGET_RATE, ServiceSettings
 
 logger = logging.getLogger("scoring.whisper")
+SAMPLING_SEED = 0
 
 
 class WhisperEngine:
@@ -50,6 +52,9 @@ class WhisperEngine:
         return f"faster-whisper {self.compute_type} on {self.device}"
 
     def transcribe(self, samples: np.ndarray) -> str:
+        # The temperature fallback samples; a fixed seed makes the same audio give the same
+        # text every time (a retried request, or faster-whisper run directly with the seed).
+        ctranslate2.set_random_seed(SAMPLING_SEED)
         segments, _info = self.model.transcribe(
             samples, vad_filter=uses_vad(self.settings, len(samples)), **self.options
         )
@@ -88,8 +93,6 @@ def uses_vad(settings: ServiceSettings, n_samples: int) -> bool:
 
 
 def _ct2_device(requested: str) -> str:
-    import ctranslate2
-
     cuda = ctranslate2.get_cuda_device_count() > 0
     if requested == "cuda" and not cuda:
         raise ValueError("DEVICE=cuda but CTranslate2 sees no CUDA device")
