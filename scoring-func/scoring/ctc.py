@@ -44,7 +44,6 @@ class CtcEngine:
         self.frame_step = int(getattr(model.config, "inputs_to_logits_ratio", 320) or 320)
         self.chunk = int(settings.chunk_seconds * TARGET_RATE)
         self.stride = int(settings.stride_seconds * TARGET_RATE)
-        self.quantize = settings.quantize
         self.runner = self._build_runner(model, settings)
 
     def _build_runner(self, model, settings: ServiceSettings) -> Runner:
@@ -69,17 +68,12 @@ class CtcEngine:
             runner = OpenVinoRunner(folder, mode.precision, settings.threads, settings.cache_dir)
             self.backend = f"openvino {runner.version.split('-')[0]} {runner.precision}"
             return runner
-        if mode.precision == "int8":
-            model = quantize_torch_dynamic(model)
-            self.backend = "pytorch dynamic int8 (Linear)"
-            return _torch_runner(model, self.device)
-        if mode.precision == "bf16":
-            import torch
-
-            model = model.to(self.device, dtype=torch.bfloat16)
-        else:
-            model = model.to(self.device)
-        self.backend = f"pytorch {next(model.parameters()).dtype}".replace("torch.", "")
+        model = _torch_model(model, mode.precision, self.device)
+        self.backend = (
+            "pytorch dynamic int8 (Linear)"
+            if mode.precision == "int8"
+            else f"pytorch {next(model.parameters()).dtype}".replace("torch.", "")
+        )
         return _torch_runner(model, self.device)
 
     def describe(self) -> str:
@@ -117,6 +111,17 @@ def _torch_device(requested: str) -> str:
     if requested in ("auto", "cuda") and torch.cuda.is_available():
         return "cuda"
     return "cpu"
+
+
+def _torch_model(model, precision: str, device: str):
+    """The PyTorch model in the chosen precision: fp32 as loaded, bf16 weights, or dynamic int8
+    Linear layers (CPU only; scoring.precision refuses int8 on CUDA)."""
+    import torch
+
+    if precision == "int8":
+        return quantize_torch_dynamic(model)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    return model.to(device, dtype=dtype)
 
 
 def _cuda_bf16() -> bool:
