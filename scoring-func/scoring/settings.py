@@ -79,6 +79,7 @@ class ServiceSettings:
     whisper_beam_size: int = 5
     whisper_language: str | None = None
     warm_up: bool = True
+    engine: EngineSettings = field(default_factory=lambda: EngineSettings())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -105,6 +106,7 @@ class ServiceSettings:
             whisper_beam_size=_positive_int(env, "WHISPER_BEAM_SIZE", 5),
             whisper_language=env.get("WHISPER_LANGUAGE", "").strip() or None,
             warm_up=env.get("WARM_UP", "1").strip().lower() not in ("0", "false", "no"),
+            engine=EngineSettings.from_env(env, quantize),
         )
         if settings.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"DEVICE={settings.device!r}: use auto, cpu or cuda")
@@ -126,3 +128,99 @@ class ServiceSettings:
         48 kHz (about 24 bytes a sample) still fits; a WAV/raw body is checked more tightly by its
         duration once its header is read."""
         return max(16 << 20, int(self.max_audio_seconds * 48000 * 24))
+
+
+# ------------------------------------------------------------------------------------------------
+# Engine speed and decoding (issue 13): how the CTC model runs (precision, runtime) and how
+# Whisper decodes. A group of its own: request handling above does not depend on it.
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+CTC_RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
+WHISPER_VAD_MODES = ("off", "long", "on")
+# faster-whisper's own fallback schedule: greedy first, sampling hotter only when a window's
+# output looks wrong (compression ratio or log probability past their thresholds).
+WHISPER_FALLBACK = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r}: use 1/0 (true/false)")
+
+
+def _temperatures(env: Mapping[str, str]) -> tuple[float, ...]:
+    raw = env.get("WHISPER_TEMPERATURES", "").strip()
+    if not raw:
+        return WHISPER_FALLBACK
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise ValueError(
+            f"WHISPER_TEMPERATURES={raw!r}: a comma-separated list such as 0 or 0,0.2,0.4"
+        ) from None
+    if not all(0.0 <= t <= 1.5 for t in values) or list(values) != sorted(values):
+        raise ValueError(f"WHISPER_TEMPERATURES={raw!r}: rising values between 0 and 1.5")
+    return values
+
+
+def _precision(env: Mapping[str, str], quantize: str) -> str:
+    """PRECISION, or what the older QUANTIZE says (QUANTIZE=int8* means PRECISION=int8)."""
+    raw = env.get("PRECISION", "").strip().lower()
+    precision = {"none": "fp32", "float32": "fp32", "bfloat16": "bf16"}.get(raw, raw)
+    if precision and precision not in PRECISIONS:
+        raise ValueError(f"PRECISION={raw!r}: use one of {', '.join(PRECISIONS)}")
+    if quantize != "none":
+        if precision not in ("", "int8"):
+            raise ValueError(f"QUANTIZE={quantize} contradicts PRECISION={raw}: set only one")
+        return "int8"
+    return precision or "fp32"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the engines compute; see docs/scoring.md "Engine precision and runtimes".
+
+    precision: fp32 (default: exactly the reference decode), bf16, int8, or auto (bf16 on a CPU
+    with native bf16, fp32 elsewhere; scoring.precision decides). ctc_runtime: auto picks the
+    runtime measured fastest for the precision (bench/scoring_bench.py), or torch / openvino /
+    onnxruntime. Whisper: decoding options chosen on real speech (bench/served_wer.py --grid);
+    whisper_vad: faster-whisper's Silero VAD keeps only the speech before Whisper reads it
+    (`on`; `long`: only above whisper_vad_min_seconds; `off`): in room noise without speech,
+    Whisper alone makes up sentences ("THANK YOU FOR WATCHING"), and a long recording's pauses
+    are where its 30 s windows go wrong. It cost nothing on the utt/ sentences.
+    """
+
+    precision: str = "fp32"
+    ctc_runtime: str = "auto"
+    whisper_condition_on_previous_text: bool = False
+    whisper_temperatures: tuple[float, ...] = WHISPER_FALLBACK
+    whisper_without_timestamps: bool = False
+    whisper_vad: str = "on"
+    whisper_vad_min_seconds: float = 30.0
+    # Speech kept on each side of what the VAD finds: faster-whisper's 400 ms dropped a word
+    # where sentences were joined in the long recording (5.1-5.8 % WER); 800 ms gave 3.6-4.4 %.
+    whisper_vad_pad_ms: int = 800
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], quantize: str = "none") -> EngineSettings:
+        runtime = env.get("CTC_RUNTIME", "").strip().lower() or "auto"
+        if runtime not in CTC_RUNTIMES:
+            raise ValueError(f"CTC_RUNTIME={runtime!r}: use one of {', '.join(CTC_RUNTIMES)}")
+        vad = env.get("WHISPER_VAD", "").strip().lower() or "on"
+        if vad not in WHISPER_VAD_MODES:
+            raise ValueError(f"WHISPER_VAD={vad!r}: use one of {', '.join(WHISPER_VAD_MODES)}")
+        return cls(
+            precision=_precision(env, quantize),
+            ctc_runtime=runtime,
+            whisper_condition_on_previous_text=_flag(env, "WHISPER_CONDITION_ON_PREVIOUS", False),
+            whisper_temperatures=_temperatures(env),
+            whisper_without_timestamps=_flag(env, "WHISPER_WITHOUT_TIMESTAMPS", False),
+            whisper_vad=vad,
+            whisper_vad_min_seconds=_positive_float(env, "WHISPER_VAD_MIN_SECONDS", 30.0),
+            whisper_vad_pad_ms=_positive_int(env, "WHISPER_VAD_PAD_MS", 800),
+        )

@@ -1,7 +1,10 @@
 """The Whisper engine: a CTranslate2 Whisper model run by faster-whisper (int8 on CPU by default).
 
 faster-whisper walks long audio in Whisper's own 30 s windows, so memory is bounded the same way
-as the CTC engine's. The text is upper-cased so both engines answer in the contract's style
+as the CTC engine's. Decoding options (beam, temperature fallback, conditioning on the previous
+window's text) were chosen on real speech (docs/benchmarks.md, bench/served_wer.py); audio goes
+through faster-whisper's Silero VAD first (WHISPER_VAD), so noise without speech is not read as
+words and the pauses of long audio are cut out before the 30 s windows are laid. The text is upper-cased so both engines answer in the contract's style
 ("TRANSCRIPT IN UPPER CASE"); Whisper's punctuation is kept.
 """
 
@@ -9,12 +12,14 @@ from __future__ import annotations
 
 import logging
 
+import ctranslate2
 import numpy as np
 
 from scoring.models import ENGINE_WHISPER, ModelSource
 from scoring.settings import TARGET_RATE, ServiceSettings
 
 logger = logging.getLogger("scoring.whisper")
+SAMPLING_SEED = 0
 
 
 class WhisperEngine:
@@ -40,28 +45,54 @@ class WhisperEngine:
             cpu_threads=settings.threads,
             num_workers=1,
         )
-        self.options = {
-            "beam_size": settings.whisper_beam_size,
-            "language": settings.whisper_language,
-        }
+        self.options = decoding_options(settings)
+        self.settings = settings
 
     def describe(self) -> str:
         return f"faster-whisper {self.compute_type} on {self.device}"
 
     def transcribe(self, samples: np.ndarray) -> str:
-        segments, _info = self.model.transcribe(samples, **self.options)
+        # The temperature fallback samples; a fixed seed makes the same audio give the same
+        # text every time (a retried request, or faster-whisper run directly with the seed).
+        ctranslate2.set_random_seed(SAMPLING_SEED)
+        segments, _info = self.model.transcribe(
+            samples, vad_filter=uses_vad(self.settings, len(samples)), **self.options
+        )
         return " ".join(segment.text.strip() for segment in segments).strip().upper()
 
     def warm_up(self) -> None:
-        """One greedy pass on 1 s of quiet noise (no temperature fallback: warm-up stays short)."""
+        """One greedy pass on 1 s of quiet noise (no temperature fallback: warm-up stays short),
+        and one through the VAD when it is used (its model loads on first use; on noise it finds
+        no speech, so that pass would not warm Whisper itself)."""
         noise = np.random.default_rng(0).normal(0, 0.01, TARGET_RATE).astype(np.float32)
-        segments, _ = self.model.transcribe(noise, beam_size=1, temperature=0.0)
-        list(segments)  # the generator does the work
+        for vad in (False, True) if self.settings.engine.whisper_vad != "off" else (False,):
+            segments, _ = self.model.transcribe(noise, beam_size=1, temperature=0.0, vad_filter=vad)
+            list(segments)  # the generator does the work
+
+
+def decoding_options(settings: ServiceSettings) -> dict:
+    """faster-whisper's transcribe() options from the settings (bench/served_wer.py and the tests
+    use the same function to run the model directly, so served and direct stay comparable)."""
+    engine = settings.engine
+    temperatures = engine.whisper_temperatures
+    return {
+        "beam_size": settings.whisper_beam_size,
+        "language": settings.whisper_language,
+        "condition_on_previous_text": engine.whisper_condition_on_previous_text,
+        "temperature": temperatures[0] if len(temperatures) == 1 else list(temperatures),
+        "without_timestamps": engine.whisper_without_timestamps,
+        "vad_parameters": {"speech_pad_ms": engine.whisper_vad_pad_ms},  # used when VAD is on
+    }
+
+
+def uses_vad(settings: ServiceSettings, n_samples: int) -> bool:
+    """WHISPER_VAD: always (`on`, the default), never, or (`long`) above the threshold."""
+    engine = settings.engine
+    long = n_samples > engine.whisper_vad_min_seconds * TARGET_RATE
+    return engine.whisper_vad == "on" or (engine.whisper_vad == "long" and long)
 
 
 def _ct2_device(requested: str) -> str:
-    import ctranslate2
-
     cuda = ctranslate2.get_cuda_device_count() > 0
     if requested == "cuda" and not cuda:
         raise ValueError("DEVICE=cuda but CTranslate2 sees no CUDA device")

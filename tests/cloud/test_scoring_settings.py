@@ -48,3 +48,21 @@ def test_values_from_environment():
 def test_bad_values_name_the_variable(env, named):
     with pytest.raises(ValueError, match=named):
         ServiceSettings.from_env(env)
+
+
+def test_whisper_decoding_settings():
+    from scoring.whisper import decoding_options, uses_vad
+
+    default = ServiceSettings.from_env({})
+    options = decoding_options(default)
+    assert options["beam_size"] == 5 and options["condition_on_previous_text"] is False
+    assert options["temperature"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert options["vad_parameters"] == {"speech_pad_ms": 800}
+    assert uses_vad(default, 16000) and uses_vad(default, 16000 * 100)
+    greedy = ServiceSettings.from_env(
+        {"WHISPER_TEMPERATURES": "0", "WHISPER_CONDITION_ON_PREVIOUS": "yes", "WHISPER_VAD": "long"}
+    )
+    assert decoding_options(greedy)["temperature"] == 0.0
+    assert decoding_options(greedy)["condition_on_previous_text"] is True
+    assert not uses_vad(greedy, 16000 * 29) and uses_vad(greedy, 16000 * 31)
+    assert not uses_vad(ServiceSettings.from_env({"WHISPER_VAD": "off"}), 16000 * 100)

