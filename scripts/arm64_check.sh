@@ -167,6 +167,12 @@ mount_root() {
   bind_mount() { mkdir -p "$2"; mount "${@:3}" "$1" "$2"; MOUNTS+=("$2"); }
   bind_mount proc "$ROOT/proc" -t proc
   bind_mount sysfs "$ROOT/sys" -t sysfs
+  # Under qemu-user the arm64 programs see the x86 host's CPU topology in sysfs next to a
+  # /proc/cpuinfo in x86 format; onnxruntime's cpuinfo (pytorch/cpuinfo) crashes at import on
+  # that mix (SIGSEGV, measured with onnxruntime 1.32.0 and qemu 7.2). With the CPU folder
+  # empty it reports "failed to parse" and falls back to defaults, as on a container without
+  # sysfs. A real Pi has a consistent pair; this only masks the emulator's inconsistency.
+  bind_mount tmpfs "$ROOT/sys/devices/system/cpu" -t tmpfs -o ro,size=4k,mode=0555
   bind_mount /dev "$ROOT/dev" --bind
   bind_mount /dev/pts "$ROOT/dev/pts" --bind
   bind_mount tmpfs "$ROOT/dev/shm" -t tmpfs -o mode=1777,nosuid,nodev
