@@ -22,7 +22,7 @@ from edge_helpers import start_main
 from devkit.scripted_eim import write_eim
 from edgeml.spool import Spool
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.native_speed]  # 24 app starts in 240 s
 
 RECORDINGS = 24
 

@@ -73,6 +73,7 @@ def test_a_hello_with_absurd_parameters_is_refused_at_start(eim_dir, params, mes
     assert not model.running
 
 
+@pytest.mark.native_speed  # the 1-2-4 s backoff within 9 s of real-time input
 def test_a_model_that_refuses_every_classify_is_restarted_with_backoff(tmp_path, eim_dir):
     """Each refusal is a crash and each crash a restart, but not in a tight loop: restarts come
     1 s, 2 s, 4 s ... apart while the model keeps failing right after its start."""
