@@ -122,7 +122,7 @@ def decode_body(content_type: str | None, body: bytes, settings: ServiceSettings
     else:
         samples, rate = _decode_raw(body, settings)
         name = "pcm"
-    if name in ("json", "pcm"):  # WAV and FLAC come checked and at 16 kHz (block by block)
+    if name == "pcm":  # JSON, WAV and FLAC come checked and at 16 kHz (chunk by chunk)
         _check_sample_values(samples, name)
         samples = _to_target_rate(samples, rate)
     _check_min_duration(samples)
@@ -157,7 +157,7 @@ def _decode_json(body: bytes, settings: ServiceSettings) -> tuple[np.ndarray, in
     count = _json_count(body, start, end)
     rate = _json_sample_rate(fields.get("sample_rate", TARGET_RATE))
     _check_duration(count, rate, settings)
-    return _json_samples(body, start, end, count), rate
+    return _json_samples(body, start, end, count, rate), rate
 
 
 def _invalid(message: str) -> RequestError:
@@ -290,31 +290,39 @@ def _json_count(body: bytes, start: int, end: int) -> int:
     return body.count(b",", start, end) + 1
 
 
-def _json_samples(body: bytes, start: int, end: int, count: int) -> np.ndarray:
-    """Samples as float32 in [-1, 1]; integers (or integral floats above 1) are int16 values.
+def _json_samples(body: bytes, start: int, end: int, count: int, rate: int) -> np.ndarray:
+    """16 kHz float32 samples in [-1, 1]; integers (or integral floats above 1) are int16 values.
 
-    Parsed JSON_CHUNK_BYTES at a time (cut at a comma) into one float32 array: parsing the whole
-    list at once took float64 copies of it (8 bytes a sample each, several at once: an 84 MB
-    body cost about 1 GB); now the peak is the float32 result plus one chunk."""
+    Parsed JSON_CHUNK_BYTES at a time (cut at a comma), each chunk resampled to 16 kHz as it
+    comes: parsing the whole list at once took float64 copies of it at its own rate (8 bytes a
+    sample each, several at once: an 84 MB body at 384 kHz cost about 1 GB); now the peak is
+    one chunk and the 16 kHz result. The int16 scale (a power of two) is applied at the end:
+    resampling is linear, so that is exactly the same as scaling first."""
     if _NUMBER_CHARS.fullmatch(body, start, end) is None:
         _name_junk(body, start, end)
     integers = not any(body.find(c, start, end) >= 0 for c in (b".", b"e", b"E"))
-    out = np.empty(count, dtype=np.float32)
-    filled, peak, integral, pos = 0, 0.0, True, start
+    stream = None if rate == TARGET_RATE else soxr.ResampleStream(
+        rate, TARGET_RATE, 1, dtype="float32", quality="HQ"
+    )  # fmt: skip
+    parts, filled, peak, top, integral, pos = [], 0, 0.0, -np.inf, True, start
     while pos < end:
         cut = body.find(b",", min(pos + JSON_CHUNK_BYTES, end), end)
         cut = end if cut < 0 else cut
         values = _parse_numbers(body[pos:cut], body.count(b",", pos, cut) + 1)
         _check_json_values(values, integers, filled)
-        peak = max(peak, float(np.abs(values).max()))
+        peak, top = max(peak, float(np.abs(values).max())), max(top, float(values.max()))
         integral = integral and (integers or bool(np.all(values == np.round(values))))
-        out[filled : filled + len(values)] = values
+        chunk = values.astype(np.float32)
+        parts.append(chunk if stream is None else stream.resample_chunk(chunk))
         filled, pos = filled + len(values), cut + 1
     if filled != count:
         raise _invalid('"data" is not a list of numbers separated by commas')
+    if stream is not None:
+        parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    out = np.concatenate(parts)
     if peak <= 1.0 and not integers:
         return out
-    if integral and peak <= 32768 and out.max() <= 32767:
+    if integral and peak <= 32768 and top <= 32767:
         out /= 32768.0  # int16 values are exact in float32; a power of two divides exactly
         return out
     raise RequestError(
