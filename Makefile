@@ -60,7 +60,8 @@ test-cloud: setup  ## only the scoring service tests (tests/cloud)
 
 # ---------------------------------------------------------------- edge app
 EDGE_ARGS ?=
-.PHONY: run-edge edge-devices test-edge bench-edge bench-fleet bench-attack bench-endpointing \
+LABEL ?= fixed
+.PHONY: run-edge edge-devices test-edge bench-edge bench-fleet bench-attack bench-endpointing bench-probe \
         test-keyword-models
 
 run-edge: setup  ## the device app on the microphone (EDGE_ARGS="--device USB --endpoint URL ...")
@@ -74,6 +75,9 @@ test-edge: setup  ## the edge app's tests only
 
 bench-fleet: setup  ## many devices, an outage, the return: arrivals/s, nothing lost, p95 latency
 	$(PY) bench/fleet.py
+
+bench-probe: setup  ## held-out adversarial probe (real server, app, HTTP, rogue .eim): bench/results/probe-$(LABEL).json
+	$(PY) bench/probe.py --label $(LABEL)
 
 bench-attack: setup  ## scoring service latency with 50 slow connections open; JSON body memory
 	$(PY) bench/scoring_attack.py

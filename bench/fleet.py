@@ -82,13 +82,15 @@ def run(args: argparse.Namespace, jitter: bool, root: Path) -> dict:
     made = 0
     next_at = [t0 + off for off in phase_offsets]
     counts = [0] * len(devices)
-    down = False
+    down, returned_at = False, None
     with tqdm(total=int(record_until), desc=f"{'jitter' if jitter else 'fixed'}", unit="s") as bar:
         while (now := time.monotonic()) - t0 < record_until:
-            if not down and now - t0 >= outage_start:
+            # once each: before, the stop fired again on every pass after the return (its
+            # condition still held), so the endpoint flapped every 50 ms until recording ended,
+            # cutting requests it had read and answered (the "answered 200 twice")
+            if not down and returned_at is None and now - t0 >= outage_start:
                 server.stop()
                 down = True
-                returned_at = None
             if down and now - t0 >= outage_end:
                 server.start()
                 down = False

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -57,6 +58,7 @@ class FaultServer:
     capacity: int | None = None
     service_seconds: float = 0.0
     busy_retry_after: str | None = None
+    ssl_context: ssl.SSLContext | None = None  # serve https (e.g. with a certificate not trusted)
     _httpd: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _connections: set = field(default_factory=set)
@@ -64,7 +66,8 @@ class FaultServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/score"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/score"
 
     @property
     def delivered(self) -> list[str]:
@@ -95,6 +98,8 @@ class FaultServer:
 
         httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         httpd.daemon_threads = True
+        if self.ssl_context is not None:
+            httpd.socket = self.ssl_context.wrap_socket(httpd.socket, server_side=True)
         self._httpd = httpd
         threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -270,5 +275,57 @@ def echo_authorization(status: int = 500):
         body = json.dumps({"error": "e", "message": f"bad header {auth!r}"}).encode()
         _head(h, status, {"Content-Type": "application/json", "Content-Length": str(len(body))})
         h.wfile.write(body)
+
+    return fault
+
+
+def answer_text(text: str):
+    """200 with the contract's JSON and `text` as the transcript (control characters, ...)."""
+
+    def fault(h, _samples) -> None:
+        body = json.dumps({"result": text, "audio_seconds": 0.5, "inference_ms": 1.0}).encode()
+        _head(h, 200, {"Content-Type": "application/json", "Content-Length": str(len(body))})
+        h.wfile.write(body)
+
+    return fault
+
+
+def short_body(declared: int = 500, hold: float = 0.0):
+    """200 whose Content-Length promises more than is sent; then hold the connection `hold` s
+    (0: close at once)."""
+
+    def fault(h, _samples) -> None:
+        _head(h, 200, {"Content-Type": "application/json", "Content-Length": str(declared)})
+        h.wfile.write(b'{"result": "PART')
+        h.wfile.flush()
+        time.sleep(hold)
+        h.close_connection = True
+
+    return fault
+
+
+def reset_mid_body():
+    """200 with part of its body, then a TCP reset (SO_LINGER 0) instead of the rest."""
+
+    def fault(h, _samples) -> None:
+        _head(h, 200, {"Content-Type": "application/json", "Content-Length": "200"})
+        h.wfile.write(b'{"result": "HALF')
+        h.wfile.flush()
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        h.connection.close()
+        h.close_connection = True
+
+    return fault
+
+
+def continue_flood(seconds: float = 30.0):
+    """An endless stream of `100 Continue` interim answers (a client must not wait forever)."""
+
+    def fault(h, _samples) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            h.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            h.wfile.flush()
+            time.sleep(0.01)
 
     return fault

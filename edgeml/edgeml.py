@@ -10,7 +10,12 @@ starts and talks to over a Unix socket. This class keeps that process healthy fo
 - a model that dies later (a cut-off reply surfaces in the SDK as IndexError) is reported as
   `ModelCrashed`, and `restart()` brings it back;
 - the SDK's `stop()` signals the process but never reaps it; here it is waited for (and killed
-  if it lingers), so restarts over weeks leave no zombies.
+  if it lingers), so restarts over weeks leave no zombies. Each model runs in a process group of
+  its own, killed as a whole: a model that forks (a helper, or a parent that exits and leaves
+  its child serving) leaves nothing behind;
+- replies are NUL-terminated frames: a frame that is not JSON at all (a runner's log line) and
+  a reply to an earlier message (a duplicate) are skipped; scores must be a finite number in
+  0..1 for exactly the hello's labels, or the reply is bad and the model restarted.
 
 Every message goes through `_exchange` (put in place of the SDK's `send_msg` on each runner,
 so the SDK's own `init()` hello and `classify()` use it too), because the SDK's version breaks
@@ -26,8 +31,9 @@ environment, so the directory of the interpreter running this app is put first o
 model then runs under the same Python (and sees the same numpy) as the app.
 
 This relies on attributes of ImpulseRunner (`_runner`, `_tempdir`, `_client`, `_ix`, and its
-`send_msg` replaced per instance) of the pinned edge_impulse_linux==1.2.2; the workarounds are
-all in this module.
+`send_msg` replaced per instance) and on its module calling `subprocess.Popen` (replaced by one
+that starts a new session) of the pinned edge_impulse_linux==1.2.2; the workarounds are all in
+this module.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -57,6 +64,7 @@ MAX_WINDOW_SECONDS = 30.0
 MAX_WINDOW_SAMPLES = 2_000_000
 MAX_LABELS = 1000
 MAX_LABEL_CHARS = 256
+SCORE_SLACK = 1e-3  # a float32 softmax may say 1.0000001; beyond this a score is not a score
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "listen.eim"
 
 
@@ -176,6 +184,7 @@ class EdgeML:
         self.restarts = 0
         self._runner = None  # edge_impulse_linux.runner.ImpulseRunner
         self._proc: subprocess.Popen | None = None
+        self._frames = bytearray()  # bytes read from the model beyond the last frame
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> EdgeML:
@@ -190,7 +199,10 @@ class EdgeML:
         ensure_interpreter_on_path()
         from edge_impulse_linux.runner import ImpulseRunner
 
+        _own_session_for_models()
+
         for attempt in range(3):
+            self._frames = bytearray()  # a new process: nothing of the old one's replies is left
             runner = ImpulseRunner(str(self.model_path))
             # The SDK's init() and classify() call self.send_msg: ours is bounded (see above).
             runner.send_msg = lambda msg, r=runner: self._exchange(r, msg)
@@ -309,8 +321,24 @@ class EdgeML:
         deadline = time.monotonic() + timeout
         client.settimeout(timeout)
         client.sendall(json.dumps(msg, separators=(",", ":")).encode())  # never a cut message
-        reply = bytearray()
         while True:
+            frame = self._next_frame(client, deadline, timeout)
+            if b"{" not in frame:  # a log line or noise, not a reply: skipped
+                log.debug("model sent a frame that is not a reply: %r", frame[:80])
+                continue
+            reply = _decode_reply(frame, msg["id"])
+            if reply is not _STALE:
+                return reply
+            log.debug("model sent a stale reply (an earlier message's): skipped")
+
+    def _next_frame(self, client, deadline: float, timeout: float) -> bytes:
+        """The next NUL-terminated frame, bounded in size and by `deadline`. Bytes after the
+        NUL are kept for the next frame (two frames can arrive in one packet)."""
+        buf = self._frames
+        while (end := buf.find(b"\x00")) < 0:
+            if len(buf) > MAX_REPLY_BYTES:
+                buf.clear()
+                raise _BadReply(f"reply longer than {MAX_REPLY_BYTES} bytes")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no complete reply within {timeout:.1f} s")
@@ -318,12 +346,13 @@ class EdgeML:
             chunk = client.recv(64 * 1024)
             if not chunk:
                 raise ConnectionResetError("the model closed its socket")
-            end = chunk.find(b"\x00")
-            reply += chunk if end < 0 else chunk[:end]
-            if len(reply) > MAX_REPLY_BYTES:
-                raise _BadReply(f"reply longer than {MAX_REPLY_BYTES} bytes")
-            if end >= 0:
-                return _decode_reply(bytes(reply), msg["id"])
+            buf += chunk
+        if end > MAX_REPLY_BYTES:
+            buf.clear()
+            raise _BadReply(f"reply longer than {MAX_REPLY_BYTES} bytes")
+        frame = bytes(buf[:end])
+        del buf[: end + 1]
+        return frame
 
     def restart(self) -> ModelInfo:
         """Stop whatever is left of the model and start it again."""
@@ -367,10 +396,7 @@ class EdgeML:
             )
         try:
             reply = self._runner.classify(window.tolist())
-            scores = reply["result"]["classification"]
-            if not isinstance(scores, dict) or len(scores) > MAX_LABELS:
-                raise _BadReply("'classification' is not a map of labels to scores")
-            return {str(k): float(v) for k, v in scores.items()}
+            return _checked_scores(reply["result"]["classification"], self.info.labels)
         except Exception as exc:  # noqa: BLE001 - timeouts, bad replies, the SDK's bare Exception
             # After any failure the socket may hold half a reply: the caller must restart().
             raise self._crashed(exc) from exc
@@ -397,8 +423,28 @@ class EdgeML:
         self.stop()
 
 
+_STALE: dict = {}  # _decode_reply's answer for a reply to an earlier message
+
+
+def _checked_scores(scores: object, labels: tuple[str, ...]) -> dict[str, float]:
+    """A score per label of the hello, each a finite number in [0, 1]; anything else is a bad
+    reply (the model is restarted), never a score: NaN, infinity or 1e308 would decide a
+    detection, a missing keyword label would silently read as 0 forever."""
+    if not isinstance(scores, dict) or set(scores) != set(labels):
+        raise _BadReply("'classification' does not map the hello's labels to scores")
+    out = {}
+    for label, value in scores.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _BadReply(f"score of {label[:40]!r} is not a number: {str(value)[:20]!r}")
+        if not -SCORE_SLACK <= value <= 1.0 + SCORE_SLACK:  # NaN fails this too
+            raise _BadReply(f"score of {label[:40]!r} is outside 0..1: {value!r:.20}")
+        out[label] = min(1.0, max(0.0, float(value)))
+    return out
+
+
 def _decode_reply(data: bytes, msg_id: int) -> dict:
-    """The reply's JSON object (the runner may add a newline or text around it)."""
+    """The reply's JSON object (the runner may add a newline or text around it); _STALE for a
+    reply to an earlier message (a duplicate, or one that came after its deadline)."""
     text = data.decode("utf-8", errors="replace")
     start = text.find("{")
     try:
@@ -407,7 +453,10 @@ def _decode_reply(data: bytes, msg_id: int) -> dict:
         raise _BadReply(f"reply is not JSON: {text[:80]!r}") from None
     if not isinstance(reply, dict):
         raise _BadReply("reply is not a JSON object")
-    if reply.get("id") != msg_id:
+    rid = reply.get("id")
+    if isinstance(rid, int) and not isinstance(rid, bool) and 0 < rid < msg_id:
+        return _STALE
+    if rid != msg_id:
         raise _BadReply(f"reply to message {reply.get('id')!r}, expected {msg_id}")
     if reply.get("success") is not True:
         raise _BadReply(f"model reported an error: {str(reply.get('error'))[:200]}")
@@ -450,12 +499,45 @@ def _model_info(hello: dict) -> ModelInfo:
     )
 
 
+class _SessionSubprocess:
+    """`subprocess` as the SDK's runner module sees it: every model starts in a session (and
+    process group) of its own, so stopping it ends whatever it started too: a helper child, or
+    the child of a model that forks and lets its parent exit."""
+
+    def __getattr__(self, name: str):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs) -> subprocess.Popen:  # noqa: N802 - stands in for subprocess's
+        kwargs.setdefault("start_new_session", True)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def _own_session_for_models() -> None:
+    """Make the SDK start models through _SessionSubprocess (idempotent)."""
+    from edge_impulse_linux import runner as sdk_runner
+
+    if not isinstance(sdk_runner.subprocess, _SessionSubprocess):
+        sdk_runner.subprocess = _SessionSubprocess()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL what is left of the model's process group (the model is its leader; its pid
+    stays reserved while any member lives, so no other program is hit)."""
+    with contextlib.suppress(OSError):
+        if os.getpgid(proc.pid) != proc.pid:  # the leader still runs in some other group
+            return
+    with contextlib.suppress(OSError):  # ESRCH: nothing left, the usual case
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=2)
+    _kill_group(proc)
 
 
 def _reap(proc: subprocess.Popen, grace: float = 2.0) -> None:
@@ -464,3 +546,5 @@ def _reap(proc: subprocess.Popen, grace: float = 2.0) -> None:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         _kill(proc)
+    else:
+        _kill_group(proc)

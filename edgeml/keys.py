@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import stat
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -25,6 +27,7 @@ log = logging.getLogger("edgeml.keys")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_KEY_FILE_BYTES = 64 * 1024
 ALLOW_HTTP_ENV = "SCORING_ALLOW_HTTP"
+KEY_FILE_SECONDS = 5.0  # a key file that is a pipe must deliver within this
 
 
 class KeyProblem(ValueError):
@@ -54,11 +57,9 @@ def read_key(key_file: Path | None, env: Mapping[str, str] | None = None) -> str
         raw = env.get("SCORING_KEY", "")
         return check_key(raw, "SCORING_KEY") if raw.strip() else None
     try:
-        mode = key_file.stat().st_mode
-        with open(key_file, "rb") as f:
-            data = f.read(MAX_KEY_FILE_BYTES + 1)
+        mode, data = _read_bounded(key_file)
     except OSError as exc:
-        raise KeyProblem(f"cannot read key file {key_file}: {exc.strerror}") from None
+        raise KeyProblem(f"cannot read key file {key_file}: {exc.strerror or exc}") from None
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyProblem(f"key file {key_file} is larger than {MAX_KEY_FILE_BYTES} bytes")
     if mode & stat.S_IROTH:
@@ -68,6 +69,36 @@ def read_key(key_file: Path | None, env: Mapping[str, str] | None = None) -> str
     except UnicodeDecodeError:
         raise KeyProblem(f"key file {key_file} is not text") from None
     return check_key(text, f"key file {key_file}")
+
+
+def _read_bounded(path: Path) -> tuple[int, bytes]:
+    """(mode, at most MAX_KEY_FILE_BYTES + 1 bytes) of a key file, within KEY_FILE_SECONDS.
+
+    Opened non-blocking: a plain open() of a FIFO nobody writes (or a device that never
+    answers) waits forever, and the app would hang at start with no message. A pipe that is
+    written (`--key-file <(pass show key)`) is read until its end or the deadline."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            os.set_blocking(fd, True)
+            return mode, os.read(fd, MAX_KEY_FILE_BYTES + 1)
+        data = bytearray()
+        deadline = time.monotonic() + KEY_FILE_SECONDS
+        while len(data) <= MAX_KEY_FILE_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise TimeoutError(f"nothing written to it within {KEY_FILE_SECONDS:g} s")
+            try:
+                chunk = os.read(fd, MAX_KEY_FILE_BYTES + 1 - len(data))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+        return mode, bytes(data)
+    finally:
+        os.close(fd)
 
 
 def http_allowed(env: Mapping[str, str] | None = None) -> bool:
@@ -104,6 +135,13 @@ def scrub(text: str, key: str | None) -> str:
     for form in _forms(key):
         text = text.replace(form, "[key]")
     return text
+
+
+def hide_from_children(env: os._Environ | dict = os.environ) -> None:
+    """Drop SCORING_KEY from this process's environment once it is read: every program the app
+    starts (the .eim keyword model is a third party's executable, started by the SDK with our
+    environment) would otherwise inherit the key and could read or leak it."""
+    env.pop("SCORING_KEY", None)
 
 
 class ScrubFilter(logging.Filter):

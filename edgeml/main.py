@@ -48,7 +48,7 @@ from edgeml.audio import Audio, AudioStalled, InputEnded, Stopped
 from edgeml.cloudml import CloudML
 from edgeml.delivery import Delivery, Status
 from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
-from edgeml.keys import KeyProblem, install_log_scrubber
+from edgeml.keys import KeyProblem, hide_from_children, install_log_scrubber
 from edgeml.output import Output
 from edgeml.recorder import Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
@@ -334,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     setup_logging(settings.log_level)
     install_log_scrubber(settings.client.key)  # no log line can carry the key, whoever logs
+    hide_from_children()  # read once above; the .eim model and any child never see it
     if settings.list_devices:
         return print_devices()
     app = App(settings)

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -95,7 +96,7 @@ class Output:
     @staticmethod
     def _print(text: str) -> None:
         try:
-            print(text, flush=True)
+            print(one_line(text), flush=True)
         except (OSError, ValueError) as exc:  # a closed pipe must not keep the spool forever
             log.error("cannot print the transcript to stdout: %s", exc)
 
@@ -124,6 +125,16 @@ class Output:
         self._order.append(rid)
         while len(self._order) > REMEMBERED_IDS:
             self._written.discard(self._order.popleft())
+
+
+def one_line(text: str) -> str:
+    """The transcript as one printable line: it comes from the network, and stdout is a
+    terminal or a `while read` pipeline. Line breaks of any kind (\\n, \\r, U+2028...) become
+    spaces and control characters (ESC, BEL, NUL, DEL, C1) go, so an endpoint cannot split one
+    transcript into two lines or send escape sequences to the terminal. --jsonl keeps the text
+    as it came (JSON escapes it)."""
+    spaced = " ".join(text.split())
+    return "".join(c for c in spaced if unicodedata.category(c) != "Cc")
 
 
 def _ids_in_tail(path: Path) -> list[str]:

@@ -276,8 +276,13 @@ class Spool:
 
     # ------------------------------------------------------------------ reading
     def _seqs(self) -> list[int]:
-        """Sequence numbers of the stored items, oldest first (names only: cheap on an SD card)."""
-        found = (int(m.group(1)) for p in self.dir.iterdir() if (m := _ITEM.match(p.name)))
+        """Sequence numbers of the stored items, oldest first (names only: cheap on an SD card).
+        A folder deleted under the app (a cleaner, tmpfiles.d) holds nothing."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        found = (int(m.group(1)) for name in names if (m := _ITEM.match(name)))
         return sorted(seq for seq in found if seq not in self._unreadable)
 
     def _load(self, seq: int) -> SpoolItem | None:
@@ -326,6 +331,8 @@ class Spool:
 
     def size_bytes(self) -> int:
         total = 0
+        if not self.dir.is_dir():
+            return 0
         for path in self.dir.iterdir():
             if path.suffix in (".wav", ".json") and path.is_file():
                 with contextlib.suppress(OSError):
@@ -337,6 +344,7 @@ class Spool:
         """Store a recording durably. Raises SpoolFull (the recording is then NOT stored)."""
         data = wav_bytes(samples)
         with self._lock:
+            self._ensure_dir()
             size = self.size_bytes()
             if size + len(data) > self.max_bytes:
                 raise SpoolFull(
@@ -371,6 +379,26 @@ class Spool:
                     "NOT saved; is the disk full or read-only?"
                 ) from exc
             return SpoolItem(seq, wav_path, meta_path, record)
+
+    def _ensure_dir(self) -> None:
+        """The folder deleted while the app runs: made again (and locked again), so the next
+        recording is stored rather than refused. Raises SpoolUnwritable when it cannot be."""
+        if self.dir.is_dir():
+            return
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            lockfile = os.open(self.dir / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        except OSError as exc:
+            raise SpoolUnwritable(
+                f"spool folder {self.dir} is gone and cannot be made again "
+                f"({exc.strerror or exc}): new recording NOT saved"
+            ) from exc
+        with contextlib.suppress(OSError):
+            fcntl.flock(lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with contextlib.suppress(OSError):
+            os.close(self._lockfile)
+        self._lockfile = lockfile
+        log.warning("spool folder %s was deleted while the app ran: made again", self.dir)
 
     def record_attempt(self, item: SpoolItem, error: str) -> None:
         """Count a failed delivery attempt (kept across restarts)."""

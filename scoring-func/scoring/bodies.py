@@ -51,6 +51,8 @@ _WAV_TAG_NAMES = {
 }
 # Writers that stream to a pipe cannot know the length and put a placeholder in the header.
 _STREAMING_DATA_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+JSON_CHUNK_BYTES = 4 << 20  # of a JSON sample list parsed at a time
+BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 1.5 MB of float32 per channel at most
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,9 @@ def decode_body(content_type: str | None, body: bytes, settings: ServiceSettings
     else:
         samples, rate = _decode_raw(body, settings)
         name = "pcm"
-    _check_sample_values(samples, name)
-    samples = _to_target_rate(samples, rate)
+    if name == "pcm":  # JSON, WAV and FLAC come checked and at 16 kHz (chunk by chunk)
+        _check_sample_values(samples, name)
+        samples = _to_target_rate(samples, rate)
     _check_min_duration(samples)
     return DecodedAudio(samples=samples, source_rate=rate, kind=name)
 
@@ -154,7 +157,7 @@ def _decode_json(body: bytes, settings: ServiceSettings) -> tuple[np.ndarray, in
     count = _json_count(body, start, end)
     rate = _json_sample_rate(fields.get("sample_rate", TARGET_RATE))
     _check_duration(count, rate, settings)
-    return _json_samples(body, start, end, count), rate
+    return _json_samples(body, start, end, count, rate), rate
 
 
 def _invalid(message: str) -> RequestError:
@@ -287,42 +290,75 @@ def _json_count(body: bytes, start: int, end: int) -> int:
     return body.count(b",", start, end) + 1
 
 
-def _json_samples(body: bytes, start: int, end: int, count: int) -> np.ndarray:
-    """Samples as float32 in [-1, 1]; integers (or integral floats above 1) are int16 values."""
+def _json_samples(body: bytes, start: int, end: int, count: int, rate: int) -> np.ndarray:
+    """16 kHz float32 samples in [-1, 1]; integers (or integral floats above 1) are int16 values.
+
+    Parsed JSON_CHUNK_BYTES at a time (cut at a comma), each chunk resampled to 16 kHz as it
+    comes: parsing the whole list at once took float64 copies of it at its own rate (8 bytes a
+    sample each, several at once: an 84 MB body at 384 kHz cost about 1 GB); now the peak is
+    one chunk and the 16 kHz result. The int16 scale (a power of two) is applied at the end:
+    resampling is linear, so that is exactly the same as scaling first."""
     if _NUMBER_CHARS.fullmatch(body, start, end) is None:
         _name_junk(body, start, end)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # older numpy warns when it stops early
-        try:
-            values = np.fromstring(body[start:end], dtype=np.float64, sep=",")
-        except ValueError:  # numpy 2.4 raises where it used to stop early
-            values = None
-    if values is None or len(values) != count:
-        raise _invalid('"data" is not a list of numbers separated by commas')
     integers = not any(body.find(c, start, end) >= 0 for c in (b".", b"e", b"E"))
-    finite = np.isfinite(values)
-    if not finite.all():
-        if integers:
-            raise RequestError(
-                400, "samples_out_of_range", '"data" holds an integer too large for audio'
-            )
-        index = int(np.argmin(finite))
-        raise RequestError(
-            400,
-            "non_finite_samples",
-            f'"data" holds NaN or Infinity (first at index {index}); samples must be finite',
-        )
-    peak = float(np.abs(values).max())
+    stream = None if rate == TARGET_RATE else soxr.ResampleStream(
+        rate, TARGET_RATE, 1, dtype="float32", quality="HQ"
+    )  # fmt: skip
+    parts, filled, peak, top, integral, pos = [], 0, 0.0, -np.inf, True, start
+    while pos < end:
+        cut = body.find(b",", min(pos + JSON_CHUNK_BYTES, end), end)
+        cut = end if cut < 0 else cut
+        values = _parse_numbers(body[pos:cut], body.count(b",", pos, cut) + 1)
+        _check_json_values(values, integers, filled)
+        peak, top = max(peak, float(np.abs(values).max())), max(top, float(values.max()))
+        integral = integral and (integers or bool(np.all(values == np.round(values))))
+        chunk = values.astype(np.float32)
+        parts.append(chunk if stream is None else stream.resample_chunk(chunk))
+        filled, pos = filled + len(values), cut + 1
+    if filled != count:
+        raise _invalid('"data" is not a list of numbers separated by commas')
+    if stream is not None:
+        parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    out = np.concatenate(parts)
     if peak <= 1.0 and not integers:
-        return values.astype(np.float32)
-    integral = integers or bool(np.all(values == np.round(values)))
-    if integral and values.min() >= -32768 and values.max() <= 32767:
-        return (values / 32768.0).astype(np.float32)
+        return out
+    if integral and peak <= 32768 and top <= 32767:
+        out /= 32768.0  # int16 values are exact in float32; a power of two divides exactly
+        return out
     raise RequestError(
         400,
         "samples_out_of_range",
         f'"data" samples must be floats in [-1, 1] or int16 integers in [-32768, 32767]; '
         f"the largest magnitude is {peak:g}",
+    )
+
+
+def _parse_numbers(text: bytes, count: int) -> np.ndarray:
+    """`count` comma-separated numbers as float64, or the 400 for a list that is not that."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # older numpy warns when it stops early
+        try:
+            values = np.fromstring(text, dtype=np.float64, sep=",")
+        except ValueError:  # numpy 2.4 raises where it used to stop early
+            values = None
+    if values is None or len(values) != count:
+        raise _invalid('"data" is not a list of numbers separated by commas')
+    return values
+
+
+def _check_json_values(values: np.ndarray, integers: bool, offset: int) -> None:
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    if integers:
+        raise RequestError(
+            400, "samples_out_of_range", '"data" holds an integer too large for audio'
+        )
+    index = offset + int(np.argmin(finite))
+    raise RequestError(
+        400,
+        "non_finite_samples",
+        f'"data" holds NaN or Infinity (first at index {index}); samples must be finite',
     )
 
 
@@ -417,6 +453,10 @@ def _check_riff(body: bytes) -> None:
 
 
 def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple[np.ndarray, int]:
+    """Decoded block by block: each block checked, downmixed and resampled to 16 kHz before the
+    next is read, so memory follows the 16 kHz mono result, not the file's own rate and channel
+    count (a 250 KB FLAC of 4-channel 384 kHz silence is 676 MB as float32 frames at once).
+    Returns samples at TARGET_RATE, already checked, and the file's own rate."""
     try:
         with sf.SoundFile(io.BytesIO(body)) as f:
             if f.subtype not in PCM_SUBTYPES:
@@ -426,24 +466,59 @@ def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple
                     f"the {fmt} file is encoded as {f.subtype}, not PCM",
                 )
             rate = _check_rate(f.samplerate)
+            if fmt == "FLAC" and _flac_length_unknown(body):
+                raise RequestError(
+                    400,
+                    "flac_length_unknown",
+                    "the FLAC file does not state its length (STREAMINFO total samples is 0, "
+                    "as a streaming encoder writes it), which this decoder cannot read to its "
+                    "end: encode it to a file (e.g. `flac -f`), or send WAV",
+                )
             declared = f.frames
             _check_duration(declared, rate, settings)
-            frames = f.read(dtype="float32", always_2d=True)
+            samples, frames = _decode_blocks(f, rate, fmt, settings)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         raise RequestError(
             400, "undecodable_audio", f"the {fmt} file cannot be decoded: {_sf_message(err)}"
         ) from None
-    if fmt == "FLAC" and len(frames) < declared:
+    if fmt == "FLAC" and frames < declared:
         raise RequestError(
             400,
             "truncated_audio",
-            f"the FLAC file is cut off: it declares {declared} frames, {len(frames)} are present",
+            f"the FLAC file is cut off: it declares {declared} frames, {frames} are present",
         )
-    if len(frames) == 0:
+    if frames == 0:
         raise RequestError(400, "empty_audio", f"the {fmt} file holds no audio frames")
-    _check_sample_values(frames, fmt)  # before the downmix can average a bad channel away
-    mono = frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
-    return np.ascontiguousarray(mono, dtype=np.float32), rate
+    return samples, rate
+
+
+def _decode_blocks(f: sf.SoundFile, rate: int, fmt: str, settings: ServiceSettings):
+    """(16 kHz mono float32, frames read) from an open file, BLOCK_FRAMES at a time."""
+    limit = int(settings.max_audio_seconds * rate)  # WAV: the data chunk may say less or more
+    stream = None if rate == TARGET_RATE else soxr.ResampleStream(
+        rate, TARGET_RATE, 1, dtype="float32", quality="HQ"
+    )  # fmt: skip
+    parts, frames = [], 0
+    while len(block := f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)):
+        if frames + len(block) > limit:  # a length the header did not say (a streamed FLAC)
+            _check_duration(frames + len(block), rate, settings)
+        _check_sample_values(block, fmt, offset=frames)  # before the downmix averages it away
+        mono = block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+        parts.append(mono if stream is None else stream.resample_chunk(mono))
+        frames += len(block)
+    if stream is not None:
+        parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return np.ascontiguousarray(samples, dtype=np.float32), frames
+
+
+def _flac_length_unknown(body: bytes) -> bool:
+    """STREAMINFO's total sample count is 0 when the encoder streamed (it did not know the
+    length); libsndfile then reports 2**63 frames (which read as a misleading 413) and fails
+    with "psf_fseek() failed" partway through the last block, losing the tail."""
+    if len(body) < 26:
+        return False
+    return int.from_bytes(body[18:26], "big") & ((1 << 36) - 1) == 0
 
 
 def _sf_message(err: Exception) -> str:
@@ -489,13 +564,13 @@ def _check_duration(frames: int, rate: int, settings: ServiceSettings) -> None:
         )
 
 
-def _check_sample_values(samples: np.ndarray, kind: str) -> None:
+def _check_sample_values(samples: np.ndarray, kind: str, offset: int = 0) -> None:
     """Float PCM (WAV/FLAC "FLOAT"/"DOUBLE") can hold NaN, infinities and values beyond full
     scale; the model would be fed garbage (Whisper then decodes for 30 s a window). The same
     rule as the JSON path: finite, within [-1, 1]."""
     finite = np.isfinite(samples)
     if not finite.all():
-        index = int(np.argmin(finite))
+        index = offset + int(np.argmin(finite.all(axis=1) if finite.ndim == 2 else finite))
         raise RequestError(
             400,
             "non_finite_samples",

@@ -15,7 +15,15 @@ This worker is gunicorn's threaded worker (gthread) with three changes:
   left of that deadline (socket timeouts alone bound one read, and a client trickling a byte per
   timeout would be read for days). A request past its deadline gets a JSON 408 and is closed;
 - the heartbeat to gunicorn's master comes from the worker's main loop, so a long transcription
-  in one thread never gets the worker killed (WORKER_TIMEOUT no longer reloads the model).
+  in one thread never gets the worker killed (WORKER_TIMEOUT no longer reloads the model);
+- nothing waits in that main loop: a connection to close gets its FIN at once and what the
+  client still sends is drained by the poller for 2 s at most (gunicorn lingers there, in the
+  loop, up to 2 s per connection: clients that never close their end stopped the worker);
+- out of file descriptors (EMFILE) or at worker_connections, the connection that has waited
+  longest without sending a byte is closed to make room (gunicorn ended the worker, or stopped
+  accepting until the idle ones timed out);
+- a request gunicorn cannot parse (framing, a header or URL too large) is answered with the
+  contract's JSON error, not gunicorn's HTML page.
 Threads run run() concurrently; the scoring service itself lets one transcription at a time use
 the model (scoring/service.py), so threads add connections, not memory or CPU contention.
 
@@ -35,9 +43,12 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import time
+from collections import deque
 from functools import partial
 
+from gunicorn import util as gunicorn_util
 from gunicorn.workers import gthread
 
 logger = logging.getLogger("scoring.server")
@@ -47,6 +58,7 @@ THREADS = 64
 GUNICORN_CMD_ARGS = f"--worker-class {WORKER_CLASS} --threads {THREADS}"
 HEADER_SECONDS_ENV, HEADER_SECONDS = "SCORING_HEADER_SECONDS", 10.0
 BODY_SECONDS_ENV, BODY_SECONDS = "SCORING_BODY_SECONDS", 30.0
+LINGER_SECONDS, LINGER_MAX_BYTES = 2.0, 65536  # gunicorn's own close_graceful() bounds
 
 
 class RequestReadTimeout(Exception):  # noqa: N818 - not an OSError: gthread logs those loudly
@@ -123,6 +135,18 @@ class _Conn(gthread.TConn):
             self.parser.unreader.sock = self.guard
 
 
+def _json_error_page(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it cannot parse (bad framing, a header too large, a URL
+    too long...), as the contract's JSON error instead of an HTML page."""
+    code = reason.lower().replace(" ", "_") or "bad_request"
+    body = json.dumps({"error": code, "message": mesg or reason}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
 class BoundedThreadWorker(gthread.ThreadWorker):
     """gthread with connections parked in the poller until they speak, and read deadlines."""
 
@@ -130,12 +154,76 @@ class BoundedThreadWorker(gthread.ThreadWorker):
         super().__init__(*args, **kwargs)
         self.header_seconds = _seconds(HEADER_SECONDS_ENV, HEADER_SECONDS)
         self.body_seconds = _seconds(BODY_SECONDS_ENV, BODY_SECONDS)
+        self.lingering: deque[tuple[float, socket.socket]] = deque()
+        self._drained: dict[socket.socket, int] = {}
+        gunicorn_util.write_error = _json_error_page  # base.Worker.handle_error calls it
 
+    # ------------------------------------------------------------------ closing connections
+    def finish_request(self, conn, fs) -> None:
+        """A connection to close is closed from the poller, never waited on here.
+
+        gunicorn closes "gracefully" (RFC 9112 9.6: FIN, then read what the client still sends
+        for up to 2 s) right here, in the worker's only event loop: while one client that does
+        not close its end (an HTTP/1.0 client keeping the socket, a slow upload cut at its
+        deadline that keeps trickling) lingers, nothing else is accepted or dispatched, and 50
+        such clients stopped the worker for 100 s. Here the FIN is sent at once and the rest
+        is drained by the poller (`_drain`), for LINGER_SECONDS at most."""
+        try:
+            result = fs.result() if not fs.cancelled() else False
+        except Exception:  # noqa: BLE001 - gunicorn closes these at once too
+            result = None
+        if result is False and self.alive:
+            self.nr_conns -= 1
+            self._linger(conn.sock)
+            return
+        super().finish_request(conn, fs)
+
+    def _linger(self, sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, self._drain)
+        except (OSError, ValueError, KeyError):
+            gunicorn_util.close(sock)
+            return
+        self._drained[sock] = 0
+        self.lingering.append((time.monotonic() + LINGER_SECONDS, sock))
+
+    def _drain(self, sock: socket.socket) -> None:
+        """A lingering socket is readable: read what came (closed at EOF or after 64 KB)."""
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            return
+        except OSError:
+            data = b""
+        self._drained[sock] = self._drained.get(sock, 0) + len(data)
+        if not data or self._drained[sock] > LINGER_MAX_BYTES:
+            self._close_lingering(sock)
+
+    def _close_lingering(self, sock: socket.socket) -> None:
+        if self._drained.pop(sock, None) is None:
+            return  # closed already
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self.poller.unregister(sock)
+        gunicorn_util.close(sock)
+
+    def murder_pending(self) -> None:
+        """gthread's loop calls this every second: lingering sockets past their time go too."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self.lingering and (self.lingering[0][0] <= now or not self.alive):
+            self._close_lingering(self.lingering.popleft()[1])
+
+    # ------------------------------------------------------------------ new connections
     def accept(self, listener) -> None:
         """A new connection waits in the poller (no thread) until its first bytes arrive."""
         try:
             client_sock, client_addr = listener.accept()
         except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self._shed(exc)
+                return
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
@@ -146,6 +234,35 @@ class BoundedThreadWorker(gthread.ThreadWorker):
         self.poller.register(
             conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
         )
+
+    def _shed(self, exc: OSError) -> None:
+        """Out of file descriptors: gunicorn lets the error end the worker (and the model loads
+        again). Instead the connection that waited longest without a word is closed, which
+        frees a descriptor for the one knocking; with none waiting, accepting pauses until the
+        worker's loop comes round (at most a second)."""
+        logger.warning("out of file descriptors (%s): closing the oldest idle connection",
+                       exc.strerror)  # fmt: skip
+        if self.pending_conns:
+            self._drop_oldest_pending()
+        else:
+            self.set_accept_enabled(False)
+
+    def _drop_oldest_pending(self) -> None:
+        conn = self.pending_conns.popleft()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.close()
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """At worker_connections, gthread stops accepting: a flood of idle connections then
+        shuts everyone out until they time out. Here the oldest idle one makes room instead
+        (while there is one); new connections are still taken."""
+        full = self.nr_conns >= self.worker_connections
+        if not enabled and self.alive and self.pending_conns and full:
+            self._drop_oldest_pending()
+            return
+        super().set_accept_enabled(enabled)
 
     def handle(self, conn):
         """A thread takes the connection: the request's headers have header_seconds."""

@@ -233,3 +233,98 @@ def test_the_deployments_run_the_same_worker_settings_as_the_tests():
         text = (REPO / "cloudml" / name / "deployment.yml").read_text()
         assert f'GUNICORN_CMD_ARGS: "{GUNICORN_CMD_ARGS}"' in text, name
         assert "PYTHONPATH: /var/azureml-app/scoring-func" in text, name
+
+
+# ------------------------------------------------------------ found by bench/probe.py (round 2)
+def _health_seconds(server, n: int = 3) -> list[float]:
+    return [seconds if status == 200 else 99.0
+            for status, seconds in (timed_get(server.base_url + "/", timeout=15)
+                                    for _ in range(n))]  # fmt: skip
+
+
+@pytest.mark.parametrize("request_line", [b"GET / HTTP/1.1\r\nConnection: close",
+                                          b"GET /nowhere HTTP/1.0"], ids=["close", "1.0-404"])  # fmt: skip
+def test_clients_that_never_close_their_end_do_not_stop_the_worker(guarded_server, request_line):
+    """gunicorn closed each finished connection "gracefully" in its event loop: waiting up to
+    2 s for the client's FIN. 30 clients that keep their socket held every other one for a
+    minute (health checks timed out)."""
+    port = _port(guarded_server)
+    held = []
+    try:
+        for _ in range(30):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(request_line + b"\r\nHost: x\r\n\r\n")
+            held.append(s)
+        time.sleep(0.5)
+        checks = _health_seconds(guarded_server)
+    finally:
+        for s in held:
+            s.close()
+    assert max(checks) < 2.0, checks
+
+
+def test_slow_uploads_cut_at_their_deadline_that_keep_sending_do_not_stop_the_worker(
+    guarded_server,
+):
+    with SlowClients(_port(guarded_server), "slow-body", n=30, every=0.3):
+        time.sleep(BODY_SECONDS + 1.5)  # all cut with a 408 by now; they keep trickling
+        checks = _health_seconds(guarded_server)
+    assert max(checks) < 2.0, checks
+
+
+def test_more_idle_connections_than_worker_connections_do_not_shut_others_out(guarded_server):
+    """At gunicorn's 1000 connections per worker, accepting stopped until the idle ones timed
+    out (SCORING_HEADER_SECONDS, 10 s in production); the oldest idle one now makes room."""
+    socks = [socket.create_connection(("127.0.0.1", _port(guarded_server))) for _ in range(1050)]
+    try:
+        time.sleep(0.5)
+        checks = _health_seconds(guarded_server)
+    finally:
+        for s in socks:
+            s.close()
+    assert max(checks) < 2.0, checks
+
+
+def test_a_worker_out_of_file_descriptors_survives(tiny_ctc_model_dir):
+    """EMFILE from accept() ended the worker and the model loaded again; now the oldest idle
+    connection is closed to make room."""
+    import psutil
+
+    env = {"SCORING_HEADER_SECONDS": str(HEADER_SECONDS), "SCORING_THREADS": "1"}
+    with run_scoring_server(tiny_ctc_model_dir, env=env) as server:
+        kids = psutil.Process(server.process.pid).children(recursive=True)
+        worker = max(kids, key=lambda p: p.memory_info().rss)
+        psutil.Process(worker.pid).rlimit(psutil.RLIMIT_NOFILE, (150, 150))
+        socks = []
+        try:
+            for _ in range(250):
+                socks.append(socket.create_connection(("127.0.0.1", _port(server)), timeout=2))
+            time.sleep(1.0)
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(1.0)
+        checks = _health_seconds(server, 2)
+        assert worker.is_running() and server.log().count("Loading model") == 1
+        assert max(checks) < 2.0, checks
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431),
+     (b"GET /" + b"b" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
+     (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400)],
+    ids=["header-too-large", "url-too-long", "tls-to-http-port", "space-in-header-name"],
+)  # fmt: skip
+def test_requests_gunicorn_cannot_parse_get_the_json_error_too(guarded_server, raw, status):
+    """These were gunicorn's HTML pages, not the contract's JSON error."""
+    with socket.create_connection(("127.0.0.1", _port(guarded_server)), timeout=10) as s:
+        s.sendall(raw)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert int(head.split(b" ", 2)[1]) == status, data[:200]
+    assert b"application/json" in head.lower()
+    assert json.loads(body)["error"]

@@ -146,3 +146,47 @@ def test_wav_sample_rate_absurd():
     with pytest.raises(RequestError) as caught:
         decode("audio/wav", bytes(body))
     assert caught.value.code == "invalid_sample_rate"
+
+
+# ------------------------------------------------------------ found by bench/probe.py (round 2)
+def test_a_multichannel_high_rate_file_decoded_block_by_block_is_the_one_shot_decode():
+    """WAV/FLAC are decoded, downmixed and resampled a block at a time (memory follows the
+    16 kHz result): what the model hears must be exactly what one pass over the file gives,
+    across block edges too (3 s at 96 kHz is 4.4 blocks)."""
+    audio = noise_signal(3.0, rate=96000, channels=3, seed=9) * 0.5
+    body = wav_bytes(audio, rate=96000, subtype="PCM_24")
+    np.testing.assert_array_equal(decode("audio/wav", body).samples, decoded_wav(body))
+
+
+def test_a_nan_in_a_later_block_of_a_float_wav_is_found_with_its_index():
+    audio = noise_signal(6.0, seed=2).astype(np.float32) * 0.5
+    audio[70_000] = np.nan  # past the first block
+    with pytest.raises(RequestError, match="first at sample 70000") as err:
+        decode("audio/wav", wav_bytes(audio, subtype="FLOAT"))
+    assert err.value.status == 400 and err.value.code == "non_finite_samples"
+
+
+def test_a_streamed_flac_of_unknown_length_is_a_400_that_says_so():
+    """STREAMINFO total 0 (a streaming encoder): libsndfile reports 2**63 frames, which was a
+    413 'the audio is 576460752303 s long'."""
+    body = bytearray(flac_bytes(to_int16(noise_signal(1.0, seed=6))))
+    field = int.from_bytes(body[18:26], "big") & ~((1 << 36) - 1)
+    body[18:26] = field.to_bytes(8, "big")
+    with pytest.raises(RequestError) as err:
+        decode("audio/flac", bytes(body))
+    assert (err.value.status, err.value.code) == (400, "flac_length_unknown")
+
+
+def test_a_long_json_list_parsed_in_chunks_is_exact_across_chunk_edges(monkeypatch):
+    import scoring.bodies as bodies
+
+    monkeypatch.setattr(bodies, "JSON_CHUNK_BYTES", 1000)  # many chunks, edges everywhere
+    pcm = to_int16(noise_signal(0.5, seed=4))
+    out = decode("application/json", json_int16_body(pcm))
+    np.testing.assert_array_equal(out.samples, (pcm / 32768.0).astype(np.float32))
+    floats = noise_signal(0.5, seed=5)
+    np.testing.assert_array_equal(decode("application/json", json_floats_body(floats)).samples,
+                                  floats.astype(np.float32))  # fmt: skip
+    body = json.dumps({"data": [0.1] * 3000 + [float("nan")] + [0.1] * 10}).encode()
+    with pytest.raises(RequestError, match="first at index 3000"):
+        decode("application/json", body)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -17,9 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
+from edge_helpers import start_main
 
 from devkit import fault_server as faults
 from devkit.fault_server import FaultServer
+from devkit.rogue_eim import write_rogue_eim
 from devkit.speech import audio_id
 from edgeml.cloudml import CloudML, EndpointMisconfigured, EndpointUnavailable
 from edgeml.delivery import Delivery, Outcome, Status
@@ -335,3 +340,52 @@ def test_retry_after_is_honoured_by_delivery(tmp_path, fault_server):
         spool.close()
     first, second = fault_server.requests
     assert second.at - first.at >= 2.0
+
+
+# ---------------------------------------------------------------------- found by bench/probe.py
+def _silence(path: Path, seconds: float = 30.0) -> Path:
+    sf.write(path, np.zeros(int(16000 * seconds), dtype=np.int16), 16000, subtype="PCM_16")
+    return path
+
+
+def test_a_transcript_with_line_breaks_and_escapes_prints_as_one_clean_line(
+    tmp_path, fault_server, eim_dir
+):
+    """The transcript comes from the network: a newline split it into two stdout lines (a
+    `while read` consumer sees two transcripts) and ESC/BEL sequences reached the terminal."""
+    spool = Spool(tmp_path / "spool")
+    spool.add(_recording(1))
+    spool.close()
+    fault_server.faults.append(faults.answer_text("HELLO\nrm -rf /\x1b[2J\x1b]0;x\x07 THERE\r"))
+    jsonl = tmp_path / "out.jsonl"
+    proc = start_main(["--model", write_rogue_eim(eim_dir / "quiet.eim"), "--input",
+                       _silence(tmp_path / "silence.wav"), "--input-speed", "realtime",
+                       "--endpoint", fault_server.url, "--spool-dir", tmp_path / "spool",
+                       "--jsonl", jsonl])  # fmt: skip
+    try:
+        assert _wait(lambda: jsonl.exists() and jsonl.read_text().strip(), 20)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert out.splitlines() == ["HELLO rm -rf /[2J]0;x THERE"], err[-1500:]
+    assert json.loads(jsonl.read_text())["text"].startswith("HELLO\nrm")  # the record keeps it
+
+
+def test_a_spool_folder_deleted_while_running_is_made_again(tmp_path, fault_server):
+    """A cleaner (tmpfiles.d, a user) removes the spool folder: the next recording raised
+    FileNotFoundError out of submit() and was lost."""
+    outcomes: list[Outcome] = []
+    folder = tmp_path / "spool"
+    delivery = _delivery(fault_server.url, Spool(folder), outcomes.append)
+    delivery.start()
+    try:
+        delivery.submit(_recording(1))
+        assert _wait(lambda: len(outcomes) == 1)
+        shutil.rmtree(folder)
+        delivery.submit(_recording(2))
+        assert _wait(lambda: len(outcomes) == 2, 10)
+        assert delivery.alive and [o.status for o in outcomes] == [Status.DELIVERED] * 2
+        assert (folder / ".lock").exists()
+    finally:
+        delivery.stop(timeout=5)
+        delivery.spool.close()

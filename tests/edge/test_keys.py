@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import time
 
+import numpy as np
 import pytest
+import soundfile as sf
+from edge_helpers import run_main
 
+from devkit.rogue_eim import write_rogue_eim
 from edgeml.keys import KeyProblem, check_transport, read_key, scrub
 
 KEY = "Abc123-secret-KEY"
@@ -72,3 +80,34 @@ def test_scrub_removes_every_occurrence():
     text = f"HTTPConnectionPool: header 'Authorization': 'Bearer {KEY}' ... {KEY}"
     assert KEY not in scrub(text, KEY) and scrub(text, KEY).count("[key]") == 2
     assert scrub(text, None) == text
+
+
+def test_a_key_file_that_is_a_pipe_nobody_writes_fails_fast(tmp_path):
+    """open() of a FIFO waits for a writer forever: the app hung at start without a word."""
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(KeyProblem, match="nothing written"):
+        read_key(fifo, env={})
+    assert time.monotonic() - started < 8
+    # a pipe that is written (`--key-file <(pass show key)`) is read as before
+    writer = subprocess.Popen(["sh", "-c", f"sleep 0.3; printf '{KEY}\\n' > {fifo}"])
+    try:
+        assert read_key(fifo, env={}) == KEY
+    finally:
+        writer.wait(timeout=10)
+
+
+def test_the_model_process_does_not_inherit_the_key(tmp_path):
+    """The .eim is a third party's executable, started with the app's environment: it could
+    read SCORING_KEY from it."""
+    dump = tmp_path / "env.json"
+    model = write_rogue_eim(tmp_path / "envdump.eim", env_dump=dump)
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000 * 3, dtype=np.int16), 16000, subtype="PCM_16")
+    result = run_main(["--model", model, "--input", silence, "--input-speed", "fast",
+                       "--endpoint", "http://127.0.0.1:9/score", "--spool-dir", tmp_path / "s"],
+                      env={"SCORING_KEY": KEY}, timeout=30)  # fmt: skip
+    assert dump.exists(), result.stderr[-1500:]
+    env = json.loads(dump.read_text())
+    assert "SCORING_KEY" not in env and not [k for k, v in env.items() if KEY in v]
