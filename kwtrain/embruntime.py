@@ -16,7 +16,7 @@ from importlib import resources
 import numpy as np
 
 from kwtrain.eim_server import Classification, audio_model_parameters, project_info
-from kwtrain.embedding import EMB_FILE, MEL_FILE, FrontEnd, StreamingEmbedder
+from kwtrain.embedding import RUNTIME_FILES, FrontEnd, StreamingEmbedder
 from kwtrain.head import EmbeddingModel
 
 PACKAGED_MODEL = "embedding_head.npz"
@@ -29,8 +29,8 @@ class EmbeddingImpulse:
     def __init__(self, model: EmbeddingModel, files: dict[str, bytes] | None = None) -> None:
         self.model = model
         self.front = FrontEnd(files, threads=1)
-        self.stream = StreamingEmbedder(self.front, stride=model.spec.stride)
         self.hop = HOP_SAMPLES * model.sample_rate // 16000
+        self.stream = StreamingEmbedder(self.front, stride=model.spec.stride, hop=self.hop)
         params = audio_model_parameters(
             model.labels,
             frequency=model.sample_rate,
@@ -81,5 +81,5 @@ def load_packaged() -> EmbeddingImpulse:
     """The impulse packed next to this module (inside an exported .eim archive)."""
     pkg = resources.files("kwtrain")
     model = EmbeddingModel.from_bytes(pkg.joinpath(PACKAGED_MODEL).read_bytes())
-    files = {name: pkg.joinpath(name).read_bytes() for name in (MEL_FILE, EMB_FILE)}
+    files = {name: pkg.joinpath(name).read_bytes() for name in RUNTIME_FILES}
     return EmbeddingImpulse(model, files)
