@@ -116,7 +116,7 @@ bench-kws-real: setup  ## real people (kw_real), old vs new front end, FA/h (nee
 stop-model: setup  ## real speech: "stop" model, held-out speakers (needs ../shared/data/speech)
 	$(PY) bench/kws_stop.py
 
-bench-kws: setup  ## keyword model: classify time of a 1 s window, file size
+bench-kws: setup  ## keyword model: CPU of the .eim per audio second through the SDK (vs round 1, MFCC)
 	$(PY) bench/kws_speed.py
 
 test-kws: setup  ## the keyword model's tests only
