@@ -103,7 +103,8 @@ KWS_CHANNELS ?= 8,16
 .PHONY: keyword-model keyword-model-mfcc stop-model bench-kws bench-kws-real test-kws
 keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report): speech embedding, no recordings
 	$(VENV)/bin/kwtrain build --keyword listen --out $(KWS_WORK)/listen-embedding \
-		--consecutive 3 --hard-negative-rounds 1 --name listen --eim edgeml/models/listen.eim
+		--consecutive 3 --hard-negative-rounds 1 --max-fa-per-hour 2 --name listen \
+		--eim edgeml/models/listen.eim
 
 keyword-model-mfcc: setup  ## the MFCC+CNN listen model (Edge Impulse's block), to $(KWS_WORK)/listen
 	$(VENV)/bin/kwtrain build --frontend mfcc --keyword listen --out $(KWS_WORK)/listen \

@@ -48,12 +48,14 @@ from kwtrain.embtrain import EmbTrainSettings, build_embedding_model  # noqa: E4
 
 BABBLE = (("noise", 0.4), ("music_tv", 0.2), ("speech_long", 0.15), ("babble", 0.25))
 RECIPES: dict[str, dict] = {
-    "base": {},
+    "base": {"consecutive": 1, "hard_negative_rounds": 0},  # round 1's defaults
     "babble": {"bed_mix": BABBLE},
     "low_snr": {"snr_db": (-5.0, 20.0), "p_bed": 0.9},
     "babble_low_snr": {"bed_mix": BABBLE, "snr_db": (-5.0, 20.0), "p_bed": 0.9},
     "positives_2400": {"positives": 2400},
     "hard_negatives": {"hard_negative_rounds": 1},
+    # the shipped listen.eim's settings (make keyword-model)
+    "listen_recipe": {"hard_negative_rounds": 1, "consecutive": 3},
 }
 
 

@@ -290,6 +290,11 @@ class StreamingEmbedder:
             return arr[:0], lo
         return arr[len(arr) - keep :], first + len(arr) - keep
 
+    @property
+    def first_position(self) -> int:
+        """Grid index of the first embedding `update` returned, counted from the last reset."""
+        return self._emb0
+
     def update(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         window = np.asarray(window, dtype=np.float32)
         n = len(window)
