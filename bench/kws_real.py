@@ -57,6 +57,26 @@ PICOVOICE = {  # miss rate at 1 false alarm per 10 hours, 10 dB SNR (their publi
 }
 
 
+DEV_FRACTION = 0.2  # of each kw_real keyword's clips, for choosing recipes (bench/kws_recipes.py)
+
+
+def kw_real_files(sp: Path, keyword: str) -> list[Path]:
+    return sorted((sp / "kw_real" / slug(keyword)).glob("*.flac"))
+
+
+def stop_files(sp: Path) -> list[Path]:
+    return sorted((sp / "kw_pos").glob("*.wav")) + sorted((sp / "kw_pos_stop").glob("*.wav"))
+
+
+def dev_test_split(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(dev, test) of one keyword's kw_real clips, by a fixed hash of the file name: the dev
+    fifth may be used to choose recipes, the test part never. (The files name no speaker, so
+    this cannot be a split by speaker.)"""
+    rank = {f: negatives._rank(f"kw_real/{f.name}") for f in files}
+    dev = [f for f in files if rank[f] < DEV_FRACTION]
+    return dev, [f for f in files if rank[f] >= DEV_FRACTION]
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -218,7 +238,7 @@ def main() -> int:
         print(markdown(json.loads((RESULTS / a.json).read_text())))
         return 0
     if a.plot:
-        _plot(json.loads((RESULTS / a.json).read_text()))
+        _plot(json.loads((RESULTS / a.json).read_text()), a.json)
         return 0
     sp = speech_dir()
     if sp is None or not (sp / "kw_real").is_dir():
@@ -271,7 +291,7 @@ def main() -> int:
         _write(result, t_start, a.json)
     _write(result, t_start, a.json)
     if result["keywords"]:
-        _plot(result)
+        _plot(result, a.json)
     return 0
 
 
@@ -355,7 +375,8 @@ def _write(result: dict, t0: float, name: str = "kws_real.json") -> None:
     (RESULTS / name).write_text(json.dumps(result, indent=2))
 
 
-def _plot(result: dict) -> None:
+def _plot(result: dict, name: str = "kws_real.json") -> None:
+    """The curve, as a PNG named after the results file (kws_real.json -> kws_real.png)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -381,7 +402,7 @@ def _plot(result: dict) -> None:
         ax.legend(fontsize=8)
     fig.suptitle("kw_real through the SDK, 250 ms hops; x = the model's own threshold")
     fig.tight_layout()
-    fig.savefig(RESULTS / "kws_real.png", dpi=110)
+    fig.savefig(RESULTS / f"{Path(name).stem}.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,16 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--consecutive",
         type=int,
-        default=1,
+        default=3,  # EmbTrainSettings.consecutive
         help="a grid position scores the lowest of its last K positions (240 ms apart): "
-        "fewer one-position spikes (default 1)",
+        "fewer one-position spikes (default 3)",
+    )
+    p.add_argument(
+        "--hard-negative-rounds",
+        type=int,
+        default=1,  # EmbTrainSettings.hard_negative_rounds
+        help="train again this many times with the train background's highest-scored windows "
+        "weighted 10x (real audio that looks like the keyword; default 1)",
     )
     p.add_argument(
         "--max-fa-per-hour",
@@ -90,6 +97,7 @@ def run_build(a: argparse.Namespace) -> dict:
         max_fa_per_hour=a.max_fa_per_hour,
         name=a.name or a.keyword,
         consecutive=max(1, a.consecutive),
+        hard_negative_rounds=max(0, a.hard_negative_rounds),
     )
     real = []
     if a.data is not None and (a.data / a.keyword).is_dir():

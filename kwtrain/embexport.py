@@ -2,7 +2,8 @@
 
 The archive holds the runner protocol (`eim_server`, `fastjson`), the streaming front end
 (`embedding`), the head (`head`), the glue (`embruntime`), the head's weights with the
-calibrated threshold, and the two front-end ONNX files (about 2.4 MB, 2.2 MB compressed).
+calibrated threshold, and the front end's three runtime ONNX files (`onnxparts.py`: the mel model
+without its top_db step, the embedding model in two parts; about 2.4 MB, 2.2 MB compressed).
 Edge Impulse's SDK starts it as `model.eim <socket>` like any other .eim.
 """
 
@@ -14,7 +15,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from kwtrain.embedding import EMB_FILE, MEL_FILE, model_files
+from kwtrain.embedding import RUNTIME_FILES, model_files, runtime_files
 from kwtrain.embruntime import PACKAGED_MODEL
 from kwtrain.export import INTERPRETER, _entry
 from kwtrain.head import EmbeddingModel
@@ -56,7 +57,7 @@ sys.exit(main(load_packaged))
 
 
 def build_archive(model: EmbeddingModel, files: dict[str, bytes] | None = None) -> bytes:
-    files = files or model_files()
+    files = runtime_files(files or model_files())
     src = Path(__file__).resolve().parent
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
@@ -64,7 +65,7 @@ def build_archive(model: EmbeddingModel, files: dict[str, bytes] | None = None) 
         for name in RUNTIME_MODULES:
             zf.writestr(_entry(f"kwtrain/{name}"), (src / name).read_text(encoding="utf-8"))
         zf.writestr(_entry(f"kwtrain/{PACKAGED_MODEL}"), model.to_bytes())
-        for name in (MEL_FILE, EMB_FILE):
+        for name in RUNTIME_FILES:
             zf.writestr(_entry(f"kwtrain/{name}"), files[name])
     return buf.getvalue()
 

@@ -5,7 +5,12 @@ At every classify the runner gets the whole window (`window_samples` int16 value
 continues it, so a 250 ms hop costs about 3 new embeddings instead of 19. The keyword score is
 the highest head score among the grid positions that end within the window's last hop
 (`slice_size` samples), so no position of a continuous stream goes unscored; with
-`consecutive` k > 1 a position scores the lowest of its last k positions.
+`consecutive` k > 1 a position scores the lowest of its last k positions. Those reach further
+back than one window holds (k = 3: 480 ms before the newest position, whose context already
+fills the window), so the head scores of the last k positions are kept across windows that
+continue each other, on the embedder's grid; after a reset (a window that does not continue the
+previous one) a position with fewer than k - 1 predecessors seen scores nothing, as in the
+trainer's calibration (`embtrain.consecutive_min`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from importlib import resources
 import numpy as np
 
 from kwtrain.eim_server import Classification, audio_model_parameters, project_info
-from kwtrain.embedding import EMB_FILE, MEL_FILE, FrontEnd, StreamingEmbedder
+from kwtrain.embedding import RUNTIME_FILES, FrontEnd, StreamingEmbedder
 from kwtrain.head import EmbeddingModel
 
 PACKAGED_MODEL = "embedding_head.npz"
@@ -29,8 +34,10 @@ class EmbeddingImpulse:
     def __init__(self, model: EmbeddingModel, files: dict[str, bytes] | None = None) -> None:
         self.model = model
         self.front = FrontEnd(files, threads=1)
-        self.stream = StreamingEmbedder(self.front, stride=model.spec.stride)
         self.hop = HOP_SAMPLES * model.sample_rate // 16000
+        self.stream = StreamingEmbedder(self.front, stride=model.spec.stride, hop=self.hop)
+        self._raw: dict[int, float] = {}  # grid position (since the last reset) -> head score
+        self._resets = 0
         params = audio_model_parameters(
             model.labels,
             frequency=model.sample_rate,
@@ -50,22 +57,31 @@ class EmbeddingImpulse:
         t0 = time.perf_counter()
         emb, ends, _ = self.stream.update(window)
         t1 = time.perf_counter()
-        spec = self.model.spec
+        if self.stream.stats["reset"] != self._resets:  # the grid starts again
+            self._resets = self.stream.stats["reset"]
+            self._raw.clear()
         k = int(self.model.info.get("consecutive", 1))
-        first = spec.span - 1  # positions with their whole context inside the window
+        first = self.model.spec.span - 1  # positions with their whole context inside the window
         idx = np.arange(first, len(emb))
         if idx.size == 0:
             return 0.0, t1 - t0, 0.0
         recent = idx[ends[idx] > -self.hop]
         if recent.size == 0:
             recent = idx[-1:]
-        lo = max(first, int(recent[0]) - (k - 1))
-        pos = np.arange(lo, int(recent[-1]) + 1)
-        sc = self.model.scores_at(emb, pos)
-        if k > 1:
-            sc = np.array([sc[max(0, i - k + 1) : i + 1].min() for i in range(len(sc))])
-        sel = sc[pos >= recent[0]]
-        return float(sel.max()), t1 - t0, time.perf_counter() - t1
+        base = self.stream.first_position
+        todo = [int(i) for i in idx if base + int(i) not in self._raw]
+        if todo:
+            for i, v in zip(todo, self.model.scores_at(emb, np.asarray(todo)), strict=True):
+                self._raw[base + i] = float(v)
+        newest = base + int(recent[-1])
+        for p in [p for p in self._raw if p <= newest - max(k, len(idx)) - 1]:
+            del self._raw[p]  # only the last positions can still be asked for
+        best = None
+        for i in recent:
+            ps = [self._raw.get(base + int(i) - j) for j in range(k)]
+            if all(v is not None for v in ps):
+                best = min(ps) if best is None else max(best, min(ps))
+        return (0.0 if best is None else best), t1 - t0, time.perf_counter() - t1
 
     def classify(self, features: np.ndarray) -> Classification:
         s, fe_s, head_s = self.score(np.asarray(features, dtype=np.float32))
@@ -81,5 +97,5 @@ def load_packaged() -> EmbeddingImpulse:
     """The impulse packed next to this module (inside an exported .eim archive)."""
     pkg = resources.files("kwtrain")
     model = EmbeddingModel.from_bytes(pkg.joinpath(PACKAGED_MODEL).read_bytes())
-    files = {name: pkg.joinpath(name).read_bytes() for name in (MEL_FILE, EMB_FILE)}
+    files = {name: pkg.joinpath(name).read_bytes() for name in RUNTIME_FILES}
     return EmbeddingImpulse(model, files)

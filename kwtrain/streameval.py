@@ -15,6 +15,7 @@ from embeddings (for training-time calibration and quick experiments).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -93,20 +94,38 @@ class SdkStreamScorer:
 
 
 class EmbeddingStreamScorer:
-    """In-process: the same hop scores from the model's numpy head and the front end."""
+    """In-process: the same hop scores from the model's numpy head and the front end.
 
-    def __init__(self, model, front=None) -> None:
+    With `cache` (a folder), the embeddings of each stream are kept by the stream's content,
+    so that many heads can be scored on the same streams at the cost of the head alone."""
+
+    def __init__(self, model, front=None, cache: Path | None = None) -> None:
         from kwtrain.embedding import FrontEnd
 
         self.model = model
         self.front = front or FrontEnd()
         self.window = model.window_samples
         self.threshold = model.threshold
+        self.cache = Path(cache) if cache else None
+
+    def _embeddings(self, x: np.ndarray) -> np.ndarray:
+        if self.cache is None:
+            return self.front.embeddings(x)
+        from kwtrain.embedding import FEATURES_VERSION
+
+        key = hashlib.sha1(x.tobytes() + FEATURES_VERSION.encode()).hexdigest()[:24]
+        f = self.cache / f"{key}.npy"
+        if f.is_file():
+            return np.load(f)
+        emb = self.front.embeddings(x)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        np.save(f, emb)
+        return emb
 
     def __call__(self, stream: np.ndarray, first_end: int) -> np.ndarray:
         start = first_end - self.window  # the .eim's grid starts at its first window
         x = to_int16_values(stream[start:])
-        emb = self.front.embeddings(x)
+        emb = self._embeddings(x)
         h = stream_hops(self.model, emb, len(x), offset=self.window)
         return np.nan_to_num(h[: (len(x) - self.window) // HOP + 1], nan=0.0)
 

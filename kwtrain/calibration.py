@@ -1,0 +1,129 @@
+"""The threshold a keyword model states: at most N false wakes per hour, from a tail model.
+
+The calibration part of the background is short (about 16 minutes here), far less than the
+hours that "1 false wake per hour" speaks of: counting its false wakes can only say "none
+above the highest score", and how far above that the threshold must sit is then a guess.
+Instead, the scores of the calibration audio are reduced to EVENTS (the peaks that the app
+would count as separate wakes: at least its 1 s refractory time apart), and the upper tail of
+the event peaks is modelled, in logit units, as exponential (peaks over a high level u: the
+excess over u is exponential with mean sigma, the limit law of many light-tailed
+distributions). The rate of events above a threshold t is then
+
+    rate(t) = (k / hours) * exp(-(t - u) / sigma)      (k events above u)
+
+and the stated threshold is the t where rate(t) = max_fa_per_hour: it extrapolates the
+observed rate of near misses to the rare full ones. sigma is taken at the upper end of its
+confidence interval (the mean excess of k exponentials is sigma * Gamma(k, 1/k)), so a short
+calibration part errs towards fewer false wakes; with enough audio (more than the allowed count
+of events above the threshold) the empirical count is used instead when it is stricter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+REFRACTORY_HOPS = 4  # the app's 1 s refractory time at 250 ms hops
+MAX_LOGIT = 16.0  # scores are float32 sigmoids: 1 - 1e-7 is as close to 1 as they get
+TAIL_EVENTS = 24  # events above u (the tail's size): enough for sigma, still the tail
+CONFIDENCE_Z = 1.0  # sigma at its mean + 1 standard error (about the 84th percentile)
+
+
+def logit(p: np.ndarray | float) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + math.exp(-z)))
+
+
+def event_peaks(hops: np.ndarray, refractory: int = REFRACTORY_HOPS) -> np.ndarray:
+    """Peak scores of the separate events of one stream, highest first: the highest hop, then
+    the highest hop not within `refractory` hops of a kept one, and so on (how the app counts
+    wakes: a wake at most once per refractory time)."""
+    h = np.nan_to_num(np.asarray(hops, dtype=np.float64), nan=0.0)
+    order = np.argsort(-h, kind="stable")
+    taken = np.zeros(len(h), bool)
+    peaks = []
+    for i in order:
+        if taken[i]:
+            continue
+        peaks.append(h[i])
+        taken[max(0, i - refractory + 1) : i + refractory] = True
+    return np.asarray(peaks)
+
+
+def tail_fit(hop_lists: list[np.ndarray], hours: float, k: int = TAIL_EVENTS) -> dict:
+    """Exponential tail of the event peaks (logit units): level u, scale sigma, the rate of
+    events above u per hour, and sigma's upper confidence value."""
+    peaks = np.sort(np.concatenate([event_peaks(h) for h in hop_lists] or [np.zeros(0)]))[::-1]
+    z = logit(peaks)
+    k = int(min(k, len(z) - 1))
+    if k < 3 or hours <= 0:
+        return {"events": int(len(z)), "k": max(k, 0)}
+    u = float(z[k])
+    excess = z[:k] - u
+    sigma = float(max(excess.mean(), 1e-3))
+    return {
+        "events": int(len(z)),
+        "k": k,
+        "u": u,
+        "sigma": sigma,
+        "sigma_upper": sigma * (1 + CONFIDENCE_Z / math.sqrt(k)),
+        "rate_above_u": float(k / hours),
+        "top": [float(x) for x in z[: min(5, len(z))]],
+    }
+
+
+def tail_threshold(fit: dict, max_fa_per_hour: float, upper: bool = True) -> float | None:
+    """The score at which the fitted rate of events falls to `max_fa_per_hour`."""
+    if "sigma" not in fit:
+        return None
+    sigma = fit["sigma_upper"] if upper else fit["sigma"]
+    ratio = fit["rate_above_u"] / max(max_fa_per_hour, 1e-9)
+    t = fit["u"] + sigma * math.log(max(ratio, 1.0))
+    return sigmoid(min(t, MAX_LOGIT))
+
+
+def count_events(hop_lists: list[np.ndarray], threshold: float) -> int:
+    return int(sum((event_peaks(h) >= threshold).sum() for h in hop_lists))
+
+
+def calibrate(
+    hop_lists: list[np.ndarray], hours: float, max_fa_per_hour: float, floor: float = 0.5
+) -> dict:
+    """The stated threshold (see the module docstring) and what it rests on."""
+    fit = tail_fit(hop_lists, hours)
+    t = tail_threshold(fit, max_fa_per_hour)
+    method = "tail"
+    if t is None:  # too few events to model (very little audio): just over the highest one
+        peaks = [event_peaks(h) for h in hop_lists]
+        top = max((float(p[0]) for p in peaks if len(p)), default=floor)
+        t = sigmoid(min(float(logit(top)) + 1.0, MAX_LOGIT))
+        method = "max+1logit"
+    allowed = math.floor(max_fa_per_hour * hours + 1e-9)
+    if allowed >= 1:  # enough audio to count: never state a threshold the count refutes
+        peaks = np.sort(np.concatenate([event_peaks(h) for h in hop_lists]))[::-1]
+        if len(peaks) > allowed and peaks[allowed] >= t:
+            t = float(np.nextafter(np.float32(peaks[allowed]), np.float32(2)))
+            method = "count"
+    t = float(max(t, floor))
+    return {
+        "threshold": t,
+        "method": method,
+        "false_wakes": count_events(hop_lists, t),
+        "hours": float(hours),
+        "max_fa_per_hour": max_fa_per_hour,
+        "expected_fa_per_hour": expected_rate(fit, t),
+        "tail": fit,
+    }
+
+
+def expected_rate(fit: dict, threshold: float, upper: bool = False) -> float | None:
+    """The fitted rate of false wakes per hour at `threshold`."""
+    if "sigma" not in fit:
+        return None
+    sigma = fit["sigma_upper"] if upper else fit["sigma"]
+    return float(fit["rate_above_u"] * math.exp(-(float(logit(threshold)) - fit["u"]) / sigma))
