@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from kws_real import (  # noqa: E402
+from kws_real import (  # the sibling script: bench/ is on sys.path when this one runs
     RESULTS,
     WORK,
     conditions,
@@ -38,13 +34,13 @@ from kws_real import (  # noqa: E402
     stop_files,
 )
 
-from devkit.paths import speech_dir  # noqa: E402
-from edgeml.audioformat import read_audio  # noqa: E402
-from kwtrain import negatives  # noqa: E402
-from kwtrain import streameval as se  # noqa: E402
-from kwtrain.calibration import expected_rate  # noqa: E402
-from kwtrain.embcli import slug  # noqa: E402
-from kwtrain.embtrain import EmbTrainSettings, build_embedding_model  # noqa: E402
+from devkit.paths import speech_dir
+from edgeml.audioformat import read_audio
+from kwtrain import negatives
+from kwtrain import streameval as se
+from kwtrain.calibration import expected_rate
+from kwtrain.embcli import slug
+from kwtrain.embtrain import EmbTrainSettings, build_embedding_model
 
 BABBLE = (("noise", 0.4), ("music_tv", 0.2), ("speech_long", 0.15), ("babble", 0.25))
 RECIPES: dict[str, dict] = {
