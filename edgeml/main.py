@@ -227,7 +227,8 @@ class App:
                 recording.reason.value,
             )
             return Exit.NO_SPEECH
-        log.info("recorded %.2f s (%s)", recording.seconds, recording.reason.value)
+        hint = f", words {recording.verdict.value}" if recording.verdict else ""
+        log.info("recorded %.2f s (%s)%s", recording.seconds, recording.reason.value, hint)
         saved = self.output.save(recording.samples)
         info = RecordingInfo(
             keyword=self.spotter.label,

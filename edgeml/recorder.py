@@ -18,10 +18,13 @@ two-word keyword after its first word), it starts at the first pause of at least
 `keyword_pause_seconds` within `keyword_search_seconds` after the estimate; if none comes (the
 keyword run straight into the sentence) it starts at the estimate itself. The VAD then decides
 where the speech starts and ends (vad.VoiceEndpointer); the recording keeps `trail_seconds` of
-the quiet after the last speech, not the whole `silence_seconds` it waited. At each pause that
-reaches `trail_seconds` the recording so far is offered to `on_pause` (a speculative
-transcription, speculative.py): if that pause turns out to be the end, the final recording is
-exactly the audio offered.
+the quiet after the last speech, not the whole pause it waited. At each pause that reaches
+`trail_seconds` the recording so far is offered to `on_pause` (a speculative transcription,
+speculative.py): if that pause turns out to be the end, the final recording is exactly the audio
+offered. `on_pause` may hand back a hint, asked once per chunk while the pause lasts: what the
+words of that audio say about the end of the turn (turn.py). It moves only the pause allowed
+(`silence_seconds` when they look finished or say nothing, `long_pause_seconds` when they stop
+mid-phrase or are still on their way), never the audio kept.
 
 The energy path (the older behaviour, kept as a fallback where onnxruntime is missing):
 
@@ -44,13 +47,13 @@ import numpy as np
 from edgeml.audio import Audio, InputEnded
 from edgeml.audioformat import SAMPLE_RATE
 from edgeml.neural_vad import CHUNK_SAMPLES, NeuralVadConfig, SileroVAD, VadUnavailable
+from edgeml.turn import EndOfTurn, TurnConfig, TurnHint, Verdict
 from edgeml.vad import (
     FRAME_SAMPLES,
     NOISE_HISTORY_SECONDS,
     EndpointConfig,
     Endpointer,
     EndReason,
-    VoiceEndpointer,
     frame_dbfs,
     keyword_tail_frames,
     noise_floor_dbfs,
@@ -75,6 +78,10 @@ class RecorderConfig:
     neural: NeuralVadConfig = field(default_factory=NeuralVadConfig)
     keyword_search_seconds: float = 0.6  # an early keyword estimate: look this far for its end
     keyword_pause_seconds: float = 0.096  # still speaking at the estimate: this pause ends it
+    turn: TurnConfig = field(default_factory=TurnConfig)  # the transcript hint (turn.py)
+
+
+PauseHandler = Callable[[np.ndarray], TurnHint | None]  # on_pause: the audio so far -> its hint
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ class Recording:
     speech_start_index: int | None = None
     speech_end_index: int | None = None
     decided_index: int | None = None  # where the end was decided (past the kept trail)
+    verdict: Verdict | None = None  # the transcript hint in force when the end was decided
 
     @property
     def end_index(self) -> int:
@@ -134,14 +142,15 @@ class Recorder:
         self,
         keyword_index: int,
         keyword_end: int | None = None,
-        on_pause: Callable[[np.ndarray], None] | None = None,
+        on_pause: PauseHandler | None = None,
     ) -> Recording:
         """Record what is said after the keyword until silence, max length or no speech.
 
         `keyword_index` is the detection point, `keyword_end` the spotter's estimate of where
         the keyword is complete (Detection.keyword_end; default: the detection point).
         `on_pause(samples)` is called with the recording so far at each pause of trail_seconds
-        (neural VAD only). Raises what Audio.read raises (Stopped, AudioStalled, Overrun),
+        (neural VAD only); what it returns, if anything, is the turn hint for that pause.
+        Raises what Audio.read raises (Stopped, AudioStalled, Overrun),
         except InputEnded, which ends the recording (reason END_OF_INPUT).
         """
         if self._vad is None:
@@ -229,7 +238,7 @@ class _VoiceRecording:
         recorder: Recorder,
         keyword_index: int,
         keyword_end: int | None,
-        on_pause: Callable[[np.ndarray], None] | None,
+        on_pause: PauseHandler | None,
     ) -> None:
         self.audio = recorder.audio
         self.config = recorder.config
@@ -309,27 +318,23 @@ class _VoiceRecording:
         return at if found is None else found
 
     def run(self) -> Recording:
-        cfg = self.config.endpoint
         first = self.start_chunk()
         start = self._at(first)
-        ep = VoiceEndpointer(cfg, CHUNK_SAMPLES / SAMPLE_RATE)
-        trail = int(round(cfg.trail_seconds * SAMPLE_RATE / CHUNK_SAMPLES))
-        reason, c, offered = None, first, None
+        turn = EndOfTurn(self.config.endpoint, self.config.turn, CHUNK_SAMPLES / SAMPLE_RATE)
+        reason, c = None, first
         while reason is None:
             p = self._prob(c)
             if p is None:
                 reason = EndReason.END_OF_INPUT
                 break
-            reason = ep.push(p)
+            reason = turn.push(p)
             c += 1
-            if ep.last_speech_frame is not None and c - first - 1 - ep.last_speech_frame == trail:
-                offered = self._offer(start, first + ep.last_speech_frame + 1 + trail, offered)
-        end = c
-        if reason is EndReason.SILENCE:
-            end = min(c, first + ep.last_speech_frame + 1 + trail)
-        samples = self._samples(first, end)
+            if turn.offer_end is not None:
+                turn.hint = self._offer(start, first + turn.offer_end)
+        ep = turn.vad
+        end = first + turn.kept_frames if reason is EndReason.SILENCE else c
         return Recording(
-            samples=samples,
+            samples=self._samples(first, end),
             start_index=start,
             keyword_index=self.keyword_index,
             reason=reason,
@@ -340,18 +345,20 @@ class _VoiceRecording:
             if ep.last_speech_frame is None
             else self._at(first + ep.last_speech_frame + 1),
             decided_index=self._at(c),
+            verdict=turn.verdict if reason is EndReason.SILENCE else None,
         )
 
     def _samples(self, first: int, end: int) -> np.ndarray:
         parts = self.chunks[first:end]
         return np.concatenate(parts) if parts else np.zeros(0, np.int16)
 
-    def _offer(self, start: int, end_chunk: int, offered: int | None) -> int | None:
-        """Hand the recording so far to on_pause (once per pause); an error there is logged."""
-        if self.on_pause is None or end_chunk == offered:
-            return offered
+    def _offer(self, start: int, end_chunk: int) -> TurnHint | None:
+        """Hand the recording so far to on_pause; its hint, if any. An error there is logged."""
+        if self.on_pause is None:
+            return None
         try:
-            self.on_pause(self._samples(self._chunk_of(start), end_chunk))
+            hint = self.on_pause(self._samples(self._chunk_of(start), end_chunk))
         except Exception:  # noqa: BLE001 - a speculation must never break a recording
             log.exception("the pause handler failed; recording goes on")
-        return end_chunk
+            return None
+        return hint if callable(hint) else None

@@ -155,6 +155,13 @@ OPTIONS = [
          "size cap of the spool", "MB"),
     _Opt("--silence-seconds", "EDGEML_SILENCE_SECONDS", "recorder.endpoint.silence_seconds",
          _positive(float), "quiet after speech that ends a recording", "S"),
+    _Opt("--long-pause-seconds", "EDGEML_LONG_PAUSE_SECONDS", "recorder.turn.long_pause_seconds",
+         _positive(float),
+         "pause allowed when the words so far stop mid-phrase (the speculative answer's hint)",
+         "S"),
+    _Opt("--turn-hints", "EDGEML_TURN_HINTS", "recorder.turn.enabled", _bool,
+         "let the speculative answer's words move the end of a recording (1/0; needs --speculate)",
+         "1|0"),
     _Opt("--max-seconds", "EDGEML_MAX_SECONDS", "recorder.endpoint.max_seconds", _positive(float),
          "longest recording", "S"),
     _Opt("--no-speech-seconds", "EDGEML_NO_SPEECH_SECONDS", "recorder.endpoint.no_speech_seconds",
@@ -272,6 +279,17 @@ def _check(parser: argparse.ArgumentParser, s: Settings) -> None:
         parser.error(
             f"--max-seconds ({ep.max_seconds}) must be longer than --silence-seconds "
             f"({ep.silence_seconds})"
+        )
+    turn = s.recorder.turn
+    if turn.enabled and turn.long_pause_seconds < ep.silence_seconds:
+        parser.error(
+            f"--long-pause-seconds ({turn.long_pause_seconds}) must be at least "
+            f"--silence-seconds ({ep.silence_seconds})"
+        )
+    if turn.enabled and ep.max_seconds <= turn.long_pause_seconds:
+        parser.error(
+            f"--max-seconds ({ep.max_seconds}) must be longer than --long-pause-seconds "
+            f"({turn.long_pause_seconds})"
         )
     if ep.silence_seconds < ep.trail_seconds:
         parser.error(

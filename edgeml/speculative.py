@@ -2,6 +2,7 @@
 was the end.
 
     Recorder --on_pause(samples)--> Speculator --its own CloudML request--> (answer held back)
+    Recorder <--the hint: what the answer's words say (turn.py)-- Speculator
     Delivery --transcribe(stored samples)--> SpeculativeClient --the held answer, or CloudML
 
 Why: the transcript cannot be printed before the recording has ended (the speaker may go on),
@@ -10,6 +11,10 @@ service time. Sending the recording as it stands at the first `trail_seconds` of
 the endpoint work while the recorder is still waiting to be sure: when the pause turns out to
 be the end, the recording that is stored is exactly the audio that was sent (the recorder keeps
 `trail_seconds` of quiet after the last speech, vad.EndpointConfig), and its answer is used.
+The same answer is also a hint for the recorder while the pause lasts (`offer` returns it): its
+words say whether the speaker looks finished (turn.verdict_of_text), and the recorder allows a
+longer pause when they do not. The hint only moves when the recording ends; it never changes
+which audio is stored or which answer is used for it.
 
 What this does NOT change (the delivery guarantees, delivery.py and spool.py):
 - Nothing is printed or recorded as delivered from here. An answer is only handed to Delivery
@@ -35,12 +40,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgeml.audioformat import SAMPLE_RATE
 from edgeml.cloudml import CloudError, CloudML, Transcript
+from edgeml.turn import Verdict, verdict_of_text
 
 log = logging.getLogger("edgeml.speculative")
 
@@ -74,14 +81,28 @@ class Speculator:
         self._thread = threading.Thread(target=self._run, name="speculative", daemon=True)
         self._thread.start()
 
-    def offer(self, samples: np.ndarray) -> None:
-        """The recording so far, at a pause (Recorder's on_pause). Returns at once."""
+    def offer(self, samples: np.ndarray) -> Callable[[], Verdict]:
+        """The recording so far, at a pause (Recorder's on_pause). Returns at once, with the
+        turn hint for these samples (asked again while the pause lasts; never blocks)."""
         key = digest(samples)
         with self._cond:
-            if key in self._answers or (self._pending and self._pending[0] == key):
-                return
-            self._pending = (key, np.array(samples, dtype=np.int16))  # replaces an unsent one
-            self._cond.notify_all()
+            if key not in self._answers and not (self._pending and self._pending[0] == key):
+                self._pending = (key, np.array(samples, dtype=np.int16))  # replaces an unsent one
+                self._cond.notify_all()
+        return lambda: self.verdict(key)
+
+    def verdict(self, key: str) -> Verdict:
+        """What the answer for the samples of digest `key` says about the end of the turn:
+        PENDING while it is on its way, UNKNOWN when it failed, was dropped or never existed."""
+        with self._cond:
+            if self._pending is not None and self._pending[0] == key:
+                return Verdict.PENDING
+            answer = self._answers.get(key)
+        if answer is _IN_FLIGHT:
+            return Verdict.PENDING
+        if isinstance(answer, Transcript):
+            return verdict_of_text(answer.text)
+        return Verdict.UNKNOWN
 
     def take(self, samples: np.ndarray) -> Transcript | None:
         """The answer for exactly `samples` (waiting up to wait_seconds if it is in flight),

@@ -71,6 +71,7 @@ NOT_ON_THE_COMMAND_LINE = {
     "spotter.track_seconds", "spotter.peak_tolerance", "spotter.probe_seconds",
     "recorder.endpoint.speech_probability", "recorder.endpoint.pause_probability",
     "recorder.endpoint.min_utterance_seconds", "recorder.endpoint.trail_seconds",
+    "recorder.endpoint.resume_frames",
     "recorder.neural.model_path", "recorder.neural.threads", "recorder.keyword_search_seconds",
     "recorder.keyword_pause_seconds", "speculation.wait_seconds", "speculation.keep",
 }  # fmt: skip
@@ -120,3 +121,22 @@ def test_vad_and_speculation_flags_and_a_silence_shorter_than_the_kept_trail(cap
             parse_args(bad, env={})
         assert exc.value.code == 2
     assert "must be at least 0.3 s" in capsys.readouterr().err
+
+
+def test_turn_hint_flags_and_a_long_pause_that_does_not_fit(capsys):
+    s = parse_args(["--long-pause-seconds", "1.2", "--turn-hints", "0"], env={})
+    assert s.recorder.turn.long_pause_seconds == 1.2 and s.recorder.turn.enabled is False
+    s = parse_args([], env={"EDGEML_LONG_PAUSE_SECONDS": "2", "EDGEML_TURN_HINTS": "1"})
+    assert s.recorder.turn.long_pause_seconds == 2.0 and s.recorder.turn.enabled is True
+    bad = {
+        ("--silence-seconds", "1.0", "--long-pause-seconds", "0.8"): "must be at least",
+        ("--max-seconds", "1.5", "--long-pause-seconds", "1.5"): "must be longer than",
+        ("--turn-hints", "maybe"): "--turn-hints",
+    }
+    for args, said in bad.items():
+        with pytest.raises(SystemExit) as exc:
+            parse_args(list(args), env={})
+        assert exc.value.code == 2 and said in capsys.readouterr().err
+    parse_args(
+        ["--silence-seconds", "1.0", "--long-pause-seconds", "0.8", "--turn-hints", "0"], env={}
+    )

@@ -7,14 +7,17 @@ transcript belongs to.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
 from edge_helpers import run_main
 
-from devkit.speech import audio_id, compose, quiet, write_wav
+from devkit.speech import audio_id, compose, quiet, speak, write_wav
 from edgeml.cloudml import CloudML
 from edgeml.speculative import SpeculationConfig, SpeculativeClient, Speculator
+from edgeml.turn import Verdict
 
 
 def _clip(seed: int, seconds: float = 1.0) -> np.ndarray:
@@ -82,6 +85,27 @@ def test_a_newer_pause_replaces_a_guess_not_yet_sent(fault_server, clients):
     assert audio_id(second) not in sent and sent.count(audio_id(third)) == 1
 
 
+def _settled(hint, seconds: float = 5.0) -> Verdict:
+    deadline = time.monotonic() + seconds
+    while (verdict := hint()) is Verdict.PENDING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return verdict
+
+
+def test_the_hint_is_pending_until_the_answer_then_what_its_words_say(fault_server, clients):
+    speculator, client = clients
+    fault_server.faults.extend([("slow", 0.4), 500])
+    fault_server.suffix = lambda _samples: " AND"
+    hint = speculator.offer(_clip(8))
+    assert hint() is Verdict.PENDING  # on its way (0.4 s)
+    assert _settled(hint) is Verdict.INCOMPLETE
+    assert _settled(speculator.offer(_clip(9))) is Verdict.UNKNOWN  # the guess failed (500)
+    fault_server.suffix = lambda _samples: " OVER."
+    assert _settled(speculator.offer(_clip(10))) is Verdict.COMPLETE
+    assert client.transcribe(_clip(10)).text.endswith(" OVER.")  # the answer is still used once
+    assert speculator.used == 1
+
+
 @pytest.mark.parametrize("pause", [0.0, 0.5])
 def test_app_prints_once_the_transcript_of_exactly_the_stored_recording(
     fault_server, keyword_eim, keyword_audio, sentence_audio, tmp_path, pause
@@ -114,3 +138,50 @@ def test_app_prints_once_the_transcript_of_exactly_the_stored_recording(
     # pause: one guess there, discarded, then the final one
     assert len(ids) == (2 if pause else 1), ids
     assert not list(spool.glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("words", "hints", "whole"),
+    [(" AND", "1", True), (" OVER.", "1", False), (" AND", "0", False)],
+    ids=["unfinished-waits", "finished-ends", "hints-off"],
+)
+def test_the_answers_words_decide_whether_a_long_pause_ends_the_recording(
+    fault_server, keyword_eim, keyword_audio, tmp_path, words, hints, whole
+):
+    """A sentence said in two phrases with a 1.0 s pause between them, replayed in real time
+    (the answer must come back while the pause lasts, as from a real endpoint). The endpoint's
+    answer for the audio so far ends with the given words: "... AND" (mid-phrase) lets the
+    recorder wait up to --long-pause-seconds, so both phrases are stored; "... OVER." (finished)
+    or hints switched off end it at --silence-seconds, inside the pause. Either way the printed
+    line is the answer for exactly the stored audio."""
+    first, second = speak("what is the weather like"), speak("tomorrow morning")
+    audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), first, quiet(1.0), second, quiet(2.5))
+    fault_server.suffix = lambda _samples: words
+    wav = write_wav(tmp_path / "in.wav", audio)
+    save, spool = tmp_path / "save", tmp_path / "spool"
+    result = run_main(
+        ["--model", keyword_eim, "--input", wav, "--input-speed", "realtime", "--once",
+         "--endpoint", fault_server.url, "--spool-dir", spool, "--save-dir", save,
+         "--silence-seconds", "0.7", "--long-pause-seconds", "1.6", "--speculate", "1",
+         "--turn-hints", hints],
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (wav_saved,) = save.glob("*.wav")
+    stored = sf.read(wav_saved, dtype="int16")[0]
+    assert result.stdout.splitlines() == [f"REC {int(stored[0])} {audio_id(stored)}{words}"]
+    assert _holds(stored, first[:1600]) and _holds(stored, first[-1600:])
+    assert _holds(stored, second[-1600:]) is whole, "the second phrase, after the pause"
+    (line,) = [x for x in result.stderr.splitlines() if "recorded " in x]
+    said = {"1": "words incomplete" if whole else "words complete"}.get(hints)
+    assert (said in line) if said else ("words" not in line), line
+    assert not list(spool.glob("*.json"))
+
+
+def _holds(recording: np.ndarray, piece: np.ndarray) -> bool:
+    """`piece` occurs sample-exact in `recording` (the replay is sample-exact at 16 kHz)."""
+    raw, part = recording.astype("<i2").tobytes(), piece.astype("<i2").tobytes()
+    at = raw.find(part)
+    while at != -1 and at % 2:
+        at = raw.find(part, at + 1)
+    return at != -1

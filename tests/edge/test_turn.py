@@ -1,0 +1,187 @@
+"""The transcript hint (edgeml/turn.py): what the words so far say, and how it moves the end.
+
+The texts are what Whisper tiny.en (the offline model the scoring service serves) answered for
+real recordings of ../shared/data/speech, whole or cut at one of their own pauses, in quiet and
+under the noise beds (bench/endpointing.py --hints prints them into its JSON rows), plus the
+shapes of the README's demo sentence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from devkit.speech import RATE
+from edgeml.neural_vad import CHUNK_SAMPLES
+from edgeml.turn import EndOfTurn, TurnConfig, Verdict, allowed_pause, verdict_of_text
+from edgeml.vad import EndpointConfig, EndReason, VoiceEndpointer
+
+FRAME = CHUNK_SAMPLES / RATE
+
+
+def _n(seconds: float) -> int:
+    """Frames of pause after which a pause of `seconds` has been reached."""
+    return math.ceil(seconds / FRAME - 1e-9)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SHE HAD YOUR DOG SUIT AND GREASY WASH WATER ALL YEAR.",
+        "IT WAS MY REPORTS FROM THE NORTH WHICH CHIEFLY INDUCED PEOPLE TO BUY.",
+        "IN 1813.",
+        "10 OF CLUBS.",
+        "GO FORWARD 10 METERS.",
+        "8. THE PRESS YARD.",
+        "HE WAS NOT AN OLD-SPOSED YOUNG MAN.",
+        "WHAT IS THE WEATHER LIKE TOMORROW MORNING?",
+        "THANK YOU VERY MUCH FOR WATCHING, AND I HOPE YOU HAVE ENJOYED!",
+        "TURN IT ON.",  # a preposition that ends a phrasal verb is not a continuation word
+        '"COME IN."',  # closing quotes do not hide the full stop
+    ],
+)
+def test_finished_sentences_are_complete(text):
+    assert verdict_of_text(text) is Verdict.COMPLETE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "IT WAS MY REPORTS FROM THE NORTH, WHICH-",  # cut at its pause: a dash
+        "IT WAS THE FIRST GREAT SORROW OF HIS LIFE. IT WAS NOT SO MUCH THE LOSS OF THE...",
+        "SHE HAD YOUR DOG SUIT AND",
+        "WHAT IS THE WEATHER LIKE,",
+        "I WENT TO THE.",  # Whisper often writes a full stop where the audio stops
+        "1 0 0 0 1",  # a digit string at its pause, in quiet
+        "1 0 0 0 1 9 0 2 1 0",
+        "ONE ZERO, ZERO, ZERO, ONE.",  # the same under noise: spelt out, a full stop
+        "1-0-0-0-1. 9-0-2-1-0.",
+        "8.",  # a lone number: the first of a code
+        "CALL ME AT 10:30 OR",
+    ],
+)
+def test_words_that_stop_mid_phrase_are_incomplete(text):
+    assert verdict_of_text(text) is Verdict.INCOMPLETE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        "",
+        "  ",
+        "...",
+        "4. QUEEN OF CLOTHES",  # no final punctuation and no cue
+        "WHAT IS THE WEATHER LIKE TOMORROW MORNING",  # a CTC engine writes no punctuation
+    ],
+)
+def test_no_cue_either_way_is_unknown(text):
+    assert verdict_of_text(text) is Verdict.UNKNOWN
+
+
+def test_allowed_pause_moves_only_for_unfinished_or_pending_words():
+    on, off = TurnConfig(long_pause_seconds=1.5), TurnConfig(enabled=False)
+    assert allowed_pause(Verdict.INCOMPLETE, 0.7, on) == 1.5
+    assert allowed_pause(Verdict.PENDING, 0.7, on) == 1.5
+    assert allowed_pause(Verdict.COMPLETE, 0.7, on) == 0.7
+    assert allowed_pause(Verdict.UNKNOWN, 0.7, on) == 0.7
+    assert allowed_pause(Verdict.INCOMPLETE, 0.7, off) == 0.7
+    assert allowed_pause(Verdict.INCOMPLETE, 2.0, on) == 2.0  # never shorter than silence
+
+
+# ------------------------------------------------------------------ EndOfTurn on P(speech)
+SPEECH, PAUSE_FRAMES = [0.9] * 30, 36  # ~1 s of speech, then a 1.15 s pause
+CFG = EndpointConfig(silence_seconds=0.7, trail_seconds=0.3)
+LONG = TurnConfig(long_pause_seconds=1.5)
+
+
+def _drive(probs, hint_for=None, turn=LONG):
+    """Push `probs`; at each offer set the hint `hint_for(offer_end, turn)` (like the recorder)."""
+    t = EndOfTurn(CFG, turn, FRAME)
+    offers = []
+    for p in probs:
+        reason = t.push(p)
+        if t.offer_end is not None:
+            offers.append(t.offer_end)
+            if hint_for is not None:
+                t.hint = hint_for(t.offer_end, t)
+        if reason is not None:
+            return t, reason, offers
+    return t, None, offers
+
+
+def test_without_a_hint_the_fixed_pause_ends_it_where_the_vad_alone_would():
+    probs = SPEECH + [0.05] * PAUSE_FRAMES + SPEECH + [0.05] * 40
+    t, reason, offers = _drive(probs)
+    ep = VoiceEndpointer(CFG, FRAME)
+    assert reason is EndReason.SILENCE and ep.push(np.array(probs)) is EndReason.SILENCE
+    assert t.frames == ep.frames  # same frame: cut inside the sentence's own 1.15 s pause
+    trail = round(0.3 / FRAME)
+    assert offers == [30 + trail] and t.kept_frames == 30 + trail
+
+
+def test_an_unfinished_phrase_gets_the_long_pause_and_the_sentence_is_kept_whole():
+    probs = SPEECH + [0.05] * PAUSE_FRAMES + SPEECH + [0.05] * 60
+    verdicts = {}
+
+    def hint_for(end, _t):
+        verdicts[end] = Verdict.INCOMPLETE if end < 60 else Verdict.COMPLETE
+        return lambda: verdicts[end]
+
+    t, reason, offers = _drive(probs, hint_for)
+    trail = round(0.3 / FRAME)
+    assert reason is EndReason.SILENCE and len(offers) == 2
+    assert t.kept_frames == 30 + PAUSE_FRAMES + 30 + trail  # both phrases
+    assert t.verdict is Verdict.COMPLETE
+    # the end came at silence_seconds after the second phrase, not the long pause
+    assert t.frames - (30 + PAUSE_FRAMES + 30) == _n(0.7)
+
+
+def test_a_pending_answer_is_waited_for_then_a_complete_one_ends_it_at_once():
+    probs = SPEECH + [0.05] * 80
+    arrive = 30 + round(0.3 / FRAME) + round(0.6 / FRAME)  # answer 0.6 s after the offer
+
+    def hint_for(_end, t):
+        return lambda: Verdict.PENDING if t.frames < arrive else Verdict.COMPLETE
+
+    t, reason, _ = _drive(probs, hint_for)
+    assert reason is EndReason.SILENCE and t.verdict is Verdict.COMPLETE
+    assert t.frames == arrive + 1  # past silence_seconds (0.7 s), ended when it came
+    t2, reason2, _ = _drive(probs, lambda _e, _t: lambda: Verdict.PENDING)
+    assert reason2 is EndReason.SILENCE and t2.frames - 30 == _n(1.5)  # capped
+
+
+def test_a_failing_or_nonsense_hint_is_no_hint():
+    probs = SPEECH + [0.05] * 40
+
+    def boom():
+        raise RuntimeError("the speculator broke")
+
+    for hint in (boom, lambda: "incomplete", lambda: None):
+        t, reason, _ = _drive(probs, lambda _e, _t, h=hint: h)
+        assert reason is EndReason.SILENCE and t.verdict is Verdict.UNKNOWN
+        assert t.frames - 30 == _n(0.7)
+
+
+def test_disabled_hints_change_nothing():
+    probs = SPEECH + [0.05] * PAUSE_FRAMES + SPEECH + [0.05] * 40
+    t, _, _ = _drive(probs, lambda _e, _t: lambda: Verdict.INCOMPLETE, TurnConfig(enabled=False))
+    assert t.kept_frames == 30 + round(0.3 / FRAME)  # cut at the pause, as without hints
+
+
+# ------------------------------------------------------------------ the resume rule (vad.py)
+def test_a_one_frame_flicker_does_not_restart_the_pause_unless_resume_frames_is_0():
+    """Under babble P(speech) jumps over 0.5 for single frames after the last word."""
+    flicker = [0.05] * 8 + [0.6] + [0.05] * 8 + [0.45, 0.6] + [0.05] * 30
+    cfg = EndpointConfig(silence_seconds=0.7, resume_frames=2)
+    ep = VoiceEndpointer(cfg, FRAME)
+    assert ep.push(np.array(SPEECH + flicker)) is EndReason.SILENCE
+    assert ep.last_speech_frame == 29 and ep.frames == 30 + _n(0.7)
+    old = VoiceEndpointer(EndpointConfig(silence_seconds=0.7, resume_frames=0), FRAME)
+    old.push(np.array(SPEECH + flicker))
+    assert old.last_speech_frame == 30 + 18  # the flickers restarted the pause
+    words = VoiceEndpointer(cfg, FRAME)  # two frames at 0.5 or more: speech again
+    words.push(np.array(SPEECH + [0.05] * 8 + [0.8, 0.8] + [0.05] * 5))
+    assert words.last_speech_frame == 30 + 9
