@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +39,25 @@ def sentence_audio() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def eim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("eims")
+def eim_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the scripted models live. Tests that SIGKILL the app (test_kill.py) leave its model
+    running: the model has a session of its own (edgeml.py), and nothing signals it when its
+    parent dies. At the end, every process still running a model from here is killed."""
+    folder = tmp_path_factory.mktemp("eims")
+    yield folder
+    _kill_processes_running(folder)
+
+
+def _kill_processes_running(folder: Path) -> None:
+    """SIGKILL the processes whose command line names a file in `folder` (Linux /proc)."""
+    marker = str(folder).encode() + b"/"
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes()[:65536]
+            if marker in cmdline and int(entry.name) != os.getpid():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):  # gone meanwhile, or not ours to kill
+            continue
 
 
 @pytest.fixture(scope="session")
