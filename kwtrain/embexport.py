@@ -10,14 +10,12 @@ Edge Impulse's SDK starts it as `model.eim <socket>` like any other .eim.
 from __future__ import annotations
 
 import io
-import os
-import stat
 import zipfile
 from pathlib import Path
 
 from kwtrain.embedding import RUNTIME_FILES, model_files, runtime_files
 from kwtrain.embruntime import PACKAGED_MODEL
-from kwtrain.export import INTERPRETER, _entry
+from kwtrain.export import _entry, write_eim
 from kwtrain.head import EmbeddingModel
 
 MAX_EIM_BYTES = 5_000_000
@@ -25,6 +23,7 @@ RUNTIME_MODULES = (
     "__init__.py",
     "eim_server.py",
     "fastjson.py",
+    "modelfile.py",
     "embedding.py",
     "head.py",
     "embruntime.py",
@@ -72,16 +71,7 @@ def build_archive(model: EmbeddingModel, files: dict[str, bytes] | None = None) 
 
 def export_embedding_eim(model: EmbeddingModel, out: Path) -> Path:
     """Write `out` (executable), refusing to ship a file over 5 MB."""
-    data = f"#!{INTERPRETER}\n".encode() + build_archive(model)
-    if len(data) > MAX_EIM_BYTES:
-        raise ValueError(f"exported model is {len(data)} bytes, over the {MAX_EIM_BYTES} limit")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    os.replace(tmp, out)
-    return out
+    return write_eim(build_archive(model), out, MAX_EIM_BYTES)
 
 
 def is_embedding_eim(eim: Path) -> bool:

@@ -27,6 +27,7 @@ RUNTIME_MODULES = (
     "__init__.py",
     "eim_server.py",
     "fastjson.py",
+    "modelfile.py",
     "features.py",
     "network.py",
     "runtime.py",
@@ -76,15 +77,20 @@ def _entry(name: str) -> zipfile.ZipInfo:
 
 def export_eim(model: KeywordModel, out: Path) -> Path:
     """Write `out` (executable), refusing to ship a file over 1 MB."""
-    data = f"#!{INTERPRETER}\n".encode() + build_archive(model)
-    if len(data) > MAX_EIM_BYTES:
-        raise ValueError(f"exported model is {len(data)} bytes, over the {MAX_EIM_BYTES} limit")
+    return write_eim(build_archive(model), out, MAX_EIM_BYTES)
+
+
+def write_eim(archive: bytes, out: Path, max_bytes: int) -> Path:
+    """The .eim file of either model kind: shebang + zip, executable, replaced atomically (a
+    running app never reads half a model), refused over `max_bytes`."""
+    data = f"#!{INTERPRETER}\n".encode() + archive
+    if len(data) > max_bytes:
+        raise ValueError(f"exported model is {len(data)} bytes, over the {max_bytes} limit")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)
-    mode = tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-    tmp.chmod(mode)
+    tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.replace(tmp, out)
     return out
 

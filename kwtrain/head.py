@@ -9,12 +9,12 @@ keyword score is its sigmoid. Training is torch (developer machine); the device 
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from kwtrain import modelfile
 
 FORMAT = "kwtrain-embedding/1"
 
@@ -126,23 +126,14 @@ class EmbeddingModel:
         }
 
     def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        meta = np.frombuffer(json.dumps(self.meta()).encode("utf-8"), dtype=np.uint8)
-        arrays = {k: np.asarray(v, dtype=np.float32) for k, v in self.weights.items()}
-        np.savez_compressed(buf, meta=meta, **arrays)
-        return buf.getvalue()
+        return modelfile.pack(self.meta(), self.weights)
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_bytes())
-        return path
+        return modelfile.write(path, self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> EmbeddingModel:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
-            weights = {k: npz[k] for k in npz.files if k != "meta"}
+        meta, weights = modelfile.unpack(data)
         if meta.get("format") != FORMAT:
             raise ValueError(f"not a kwtrain embedding model (format {meta.get('format')!r})")
         return cls(

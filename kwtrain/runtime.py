@@ -8,8 +8,6 @@ the .eim loads at start-up (from inside its own zip archive).
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kwtrain import modelfile
 from kwtrain.eim_server import Classification, audio_model_parameters, project_info
 from kwtrain.features import Mfcc, MfccConfig
 from kwtrain.network import NetSpec, forward
@@ -48,23 +47,14 @@ class KeywordModel:
         }
 
     def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        meta = np.frombuffer(json.dumps(self.meta()).encode("utf-8"), dtype=np.uint8)
-        arrays = {k: np.asarray(v, dtype=np.float32) for k, v in self.weights.items()}
-        np.savez_compressed(buf, meta=meta, **arrays)
-        return buf.getvalue()
+        return modelfile.pack(self.meta(), self.weights)
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_bytes())
-        return path
+        return modelfile.write(path, self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> KeywordModel:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
-            weights = {k: npz[k] for k in npz.files if k != "meta"}
+        meta, weights = modelfile.unpack(data)
         if meta.get("format") != "kwtrain-model/1":
             raise ValueError(f"not a kwtrain model (format {meta.get('format')!r})")
         return cls(

@@ -30,18 +30,10 @@ import numpy as np
 import soundfile as sf
 
 from edgeml.audioformat import resample
+from kwtrain.bootstrap import ACCENTS
 
 RATE = 16000
-ESPEAK_ACCENTS = (
-    "en-us",
-    "en-gb",
-    "en-gb-scotland",
-    "en-gb-x-rp",
-    "en-gb-x-gbclan",
-    "en-gb-x-gbcwmd",
-    "en-029",
-    "en-us-nyc",
-)
+ESPEAK_ACCENTS = ACCENTS  # the English voices of espeak-ng, as the MFCC bootstrap uses
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 # vowel swaps (espeak-ng's English phoneme names) that people's accents make
