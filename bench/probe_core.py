@@ -246,21 +246,6 @@ def run_app(args: list, *, env: dict | None = None, timeout: float = 40.0,
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def alive_pids(pid_file: Path) -> list[int]:
-    """Pids listed in `pid_file` that still run (zombies count as gone)."""
-    if not pid_file.exists():
-        return []
-    alive = []
-    for pid in {int(x) for x in pid_file.read_text().split()}:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
 def kill_pids(pids: list[int]) -> None:
     import os
     import signal

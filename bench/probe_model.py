@@ -12,10 +12,10 @@ import sys
 import time
 
 import numpy as np
-from probe_core import alive_pids, case, kill_pids
+from probe_core import case, kill_pids
 
 from devkit.paths import EDGE_MAIN
-from devkit.rogue_eim import write_rogue_eim
+from devkit.rogue_eim import alive_pids, write_rogue_eim
 from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
 
 WINDOW = np.zeros(16000, dtype=np.int16)

@@ -176,3 +176,18 @@ def write_rogue_eim(
     path.write_text(SCRIPT.format(shebang=shebang or sys.executable, config=json.dumps(config)))
     path.chmod(0o755)
     return path
+
+
+def alive_pids(pid_file: Path) -> list[int]:
+    """Pids listed in `pid_file` that still run (zombies count as gone)."""
+    if not pid_file.exists():
+        return []
+    alive = []
+    for pid in {int(x) for x in pid_file.read_text().split()}:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive

@@ -16,23 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devkit.rogue_eim import write_rogue_eim
+from devkit.rogue_eim import alive_pids, write_rogue_eim
 from edgeml.edgeml import EdgeML, ModelCrashed
 
 WINDOW = np.zeros(16000, dtype=np.int16)
-
-
-def _alive(pid_file: Path) -> list[int]:
-    """Pids listed in `pid_file` that still run (a zombie counts as gone)."""
-    alive = []
-    for pid in {int(x) for x in pid_file.read_text().split()} if pid_file.exists() else ():
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
 
 
 @pytest.fixture
@@ -41,7 +28,7 @@ def leftovers():
     files: list[Path] = []
     yield files
     for f in files:
-        for pid in _alive(f):
+        for pid in alive_pids(f):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -111,7 +98,7 @@ def test_a_model_that_forks_and_exits_leaves_no_process(eim_dir, tmp_path, lefto
     model.stop()
     time.sleep(0.3)
     assert pids.exists() and len(pids.read_text().split()) == 2
-    assert _alive(pids) == []
+    assert alive_pids(pids) == []
 
 
 def test_a_model_helper_child_is_ended_with_it(eim_dir, tmp_path, leftovers):
@@ -121,7 +108,7 @@ def test_a_model_helper_child_is_ended_with_it(eim_dir, tmp_path, leftovers):
     with EdgeML(path) as model:
         model.restart()
         time.sleep(0.3)
-        assert len(_alive(pids)) == 2  # the running model and its helper, the first pair gone
+        assert len(alive_pids(pids)) == 2  # the running model and its helper, the first pair gone
     time.sleep(0.3)
     assert len(pids.read_text().split()) == 4
-    assert _alive(pids) == []
+    assert alive_pids(pids) == []
