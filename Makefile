@@ -104,10 +104,10 @@ arm64-clean:  ## remove the arm64 root of arm64-check (unmounting what is mounte
 # ---------------------------------------------------------------- keyword model
 KWS_WORK     ?= build/kws
 KWS_CHANNELS ?= 8,16
-.PHONY: keyword-model keyword-model-mfcc stop-model bench-kws bench-kws-real test-kws
+.PHONY: keyword-model keyword-model-mfcc stop-model bench-kws bench-kws-real bench-kws-threshold test-kws
 keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report): speech embedding, no recordings
 	$(VENV)/bin/kwtrain build --keyword listen --out $(KWS_WORK)/listen-embedding \
-		--consecutive 3 --hard-negative-rounds 1 --max-fa-per-hour 2 --name listen \
+		--consecutive 3 --hard-negative-rounds 1 --name listen \
 		--eim edgeml/models/listen.eim
 
 keyword-model-mfcc: setup  ## the MFCC+CNN listen model (Edge Impulse's block), to $(KWS_WORK)/listen
@@ -117,6 +117,9 @@ keyword-model-mfcc: setup  ## the MFCC+CNN listen model (Edge Impulse's block), 
 
 bench-kws-real: setup  ## real people (kw_real), old vs new front end, FA/h (needs ../shared/data/speech)
 	$(PY) bench/kws_real.py
+
+bench-kws-threshold: setup  ## the stated threshold, tail model alone vs capped, on real people (after bench-kws-real)
+	$(PY) bench/kws_threshold.py
 
 stop-model: setup  ## real speech: "stop" model, held-out speakers (needs ../shared/data/speech)
 	$(PY) bench/kws_stop.py

@@ -82,3 +82,54 @@ def test_the_threshold_rises_with_the_tail_and_falls_with_the_allowed_rate() -> 
     t_heavy = cal.calibrate(heavy, 0.3, 1.0)["threshold"]
     assert t_heavy > t_light
     assert cal.calibrate(light, 0.3, 10.0)["threshold"] < t_light
+
+
+def _detected(rng: np.random.Generator, n: int, centre: float) -> np.ndarray:
+    """Best scores of n held-out positives: most near `centre` (logit), a fifth missed."""
+    z = rng.normal(centre, 0.6, n)
+    z[: n // 5] = rng.normal(-3.0, 1.0, n // 5)  # the hard draws the model does not detect
+    return 1 / (1 + np.exp(-z))
+
+
+def test_the_positive_cap_lowers_a_threshold_above_what_the_keyword_reaches() -> None:
+    """Snowboy's failure (tail threshold 0.995, over every real clip): with a heavy-tailed
+    calibration part and a keyword that scores about 0.99, the stated threshold comes down to the
+    level 80 % of the detected positives reach, and stays above every calibration event."""
+    streams = _streams(np.random.default_rng(5), 0.3, 400.0, 1.0)
+    by_rate = cal.calibrate(streams, 0.3, 1.0)
+    peaks = _detected(np.random.default_rng(1), 600, 4.5)
+    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=peaks)
+    assert by_rate["threshold"] > 0.99 and by_rate["positive_cap"] is None
+    assert c["method"] == "positive cap"
+    assert c["threshold_by_rate"] == pytest.approx(by_rate["threshold"])
+    detected = peaks[peaks > cal.DETECTED]
+    assert c["threshold"] == pytest.approx(np.quantile(detected, cal.CAP_QUANTILE))
+    assert np.mean(detected >= c["threshold"]) == pytest.approx(1 - cal.CAP_QUANTILE, abs=0.01)
+    assert c["false_wakes"] == 0
+    assert c["threshold"] > max(float(cal.event_peaks(h)[0]) for h in streams)
+
+
+def test_the_cap_never_raises_the_threshold_nor_goes_below_the_calibration_events() -> None:
+    streams = _streams(np.random.default_rng(5), 0.3, 400.0, 0.8)
+    top = max(float(cal.event_peaks(h)[0]) for h in streams)
+    by_rate = cal.calibrate(streams, 0.3, 1.0)["threshold"]
+    high = cal.calibrate(
+        streams, 0.3, 1.0, positive_peaks=_detected(np.random.default_rng(2), 600, 9)
+    )
+    assert high["threshold"] == pytest.approx(by_rate) and high["method"] == "tail"
+    low = cal.calibrate(
+        streams, 0.3, 1.0, positive_peaks=_detected(np.random.default_rng(3), 600, 0.3)
+    )
+    assert low["positive_cap"] < top < low["threshold"] < by_rate
+    assert low["method"] == "calibration count" and low["false_wakes"] == 0
+    assert low["threshold"] == pytest.approx(top, abs=1e-6)
+
+
+def test_too_few_detected_positives_give_no_cap() -> None:
+    streams = _streams(np.random.default_rng(5), 0.3, 400.0, 1.6)
+    few = np.r_[np.full(cal.MIN_POSITIVES - 1, 0.9), np.full(500, 0.1)]
+    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=few)
+    assert c["positive_cap"] is None and c["method"] == "tail"
+    assert c["positives_detected"] == cal.MIN_POSITIVES - 1
+    nan = cal.calibrate(streams, 0.3, 1.0, positive_peaks=np.full(100, np.nan))
+    assert nan["positive_cap"] is None
