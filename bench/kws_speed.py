@@ -4,16 +4,21 @@
                                                                               (make bench-kws)
 
 What the device pays while it waits for the keyword: the edge app sends the model a window
-every 250 ms (the embedding model's window is 2.25 s, 36000 int16 values as JSON), through
-edge_impulse_linux's ImpulseRunner. Measured in the same run, interleaved, `--repeats` times:
+every 250 ms (the embedding model's window is 2.25 s, 36000 int16 values), through
+edge_impulse_linux's ImpulseRunner: into the model's shared memory where its hello offers
+`features_shm` (this project's .eims), else as JSON. Measured in the same run, interleaved,
+`--repeats` times:
 
-- the speech-embedding .eim (default: the shipped listen.eim); as the baseline rows, the
+- the speech-embedding .eim (default: the shipped listen.eim); as the baseline rows, the same
+  .eim with the features sent as JSON (the SDK's `allow_shm=False`: what every hop cost before
+  the shared memory), the
   round-1 listen.eim (`--baseline-ref`, from git: the unsplit embedding model on every 76-frame
   window, the mel model's own whole-call floor) and an MFCC + 1-D CNN .eim of Studio's default
   shape (1 s window; random weights, same arithmetic);
 - for each: the CPU time (user + system, psutil) of the .eim process while a real-speech
   stream (speech_long, else generated speech-like sound) is classified hop by hop through the
-  SDK, per second of audio (target: <= 10 ms/s), and the SDK round trip per hop;
+  SDK, per second of audio (target: <= 10 ms/s), the SDK round trip per hop, and the CPU of
+  the client (this process: the app's side of the SDK) per second of audio;
 - in-process, per hop of the embedding model, where the time goes: the request decode
   (fastjson), the mel of the new samples, part A of the embedding model on the new frames,
   part B per new position, the head; and the unsplit embedding model on one 76-frame window
@@ -42,6 +47,7 @@ from edgeml.audioformat import read_audio
 
 HOP = 4000
 NEW = "embedding (--model)"
+JSON_ROW = "same, features as JSON (allow_shm=False)"
 # the merge of round 1 (issue 10): its listen.eim runs the previous front end
 ROUND1_REF = "d5df721"
 
@@ -105,32 +111,37 @@ def eim_from_git(ref: str, folder: Path) -> Path | None:
     return out
 
 
-def sdk_stream(eim: Path, audio: np.ndarray) -> dict:
-    """Classify a window ending every 250 ms through the SDK; CPU of the .eim process."""
+def sdk_stream(eim: Path, audio: np.ndarray, shm: bool = True) -> dict:
+    """Classify a window ending every 250 ms through the SDK; CPU of the .eim process and of
+    this client. With shared memory the window goes in as an array (as EdgeML passes it)."""
     import psutil
     from edge_impulse_linux.runner import ImpulseRunner
 
-    runner = ImpulseRunner(str(eim.resolve()))
+    # timeout None: with a timeout the SDK's send() writes only part of a 2 s window as JSON
+    runner = ImpulseRunner(str(eim.resolve()), timeout=None, allow_shm=shm)
     try:
         window = int(runner.init()["model_parameters"]["input_features_count"])
         proc = psutil.Process(runner._runner.pid)
+        used_shm = runner._input_shm is not None
         ends = range(36000, len(audio) + 1, HOP)
         runner.classify(audio[ends[0] - window : ends[0]].tolist())  # warm
-        c0, rts = proc.cpu_times(), []
+        c0, rts, p0 = proc.cpu_times(), [], time.process_time()
         for end in ends:
-            data = audio[end - window : end].tolist()
             t = time.perf_counter()
-            runner.classify(data)
+            data = audio[end - window : end]
+            runner.classify(data if used_shm else data.tolist())
             rts.append((time.perf_counter() - t) * 1000)
-        c1 = proc.cpu_times()
+        c1, p1 = proc.cpu_times(), time.process_time()
     finally:
         runner.stop()
     seconds = len(ends) * HOP / 16000
     cpu = (c1.user - c0.user) + (c1.system - c0.system)
     return {
         "window_samples": window,
+        "features": "shared memory" if used_shm else "JSON",
         "audio_seconds": seconds,
         "cpu_ms_per_audio_s": round(cpu * 1000 / seconds, 2),
+        "client_cpu_ms_per_audio_s": round((p1 - p0) * 1000 / seconds, 2),
         "round_trip_ms_median": round(statistics.median(rts), 2),
     }
 
@@ -212,7 +223,7 @@ def plot(result: dict, path: Path) -> None:
     names = list(result["sdk"])
     meds = [statistics.median(r["cpu_ms_per_audio_s"] for r in result["sdk"][n]) for n in names]
     labels = [n.replace(" (", "\n(").replace(" embedding", "\nembedding") for n in names]
-    bars = ax[0].bar(labels, meds, color=["C0", "C1", "grey"][: len(names)])
+    bars = ax[0].bar(labels, meds, color=["C0", "C2", "C1", "grey"][: len(names)])
     ax[0].tick_params(axis="x", labelsize=8)
     for b, v in zip(bars, meds, strict=True):
         ax[0].text(b.get_x() + b.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom")
@@ -262,17 +273,17 @@ def main() -> int:
         "sdk": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        rows = {NEW: a.model}
+        rows = {NEW: (a.model, True), JSON_ROW: (a.model, False)}
         old = eim_from_git(a.baseline_ref, Path(tmp))
         if old is not None:
-            rows[f"round 1 embedding ({a.baseline_ref})"] = old
+            rows[f"round 1 embedding ({a.baseline_ref})"] = (old, True)
             result["baseline_eim_bytes"] = old.stat().st_size
-        rows["MFCC+CNN baseline"] = mfcc_baseline_eim(Path(tmp))
-        result["mfcc_eim_bytes"] = rows["MFCC+CNN baseline"].stat().st_size
+        rows["MFCC+CNN baseline"] = (mfcc_baseline_eim(Path(tmp)), True)
+        result["mfcc_eim_bytes"] = rows["MFCC+CNN baseline"][0].stat().st_size
         result["sdk"] = {name: [] for name in rows}
         for _ in tqdm(range(a.repeats), desc="repeats", file=sys.stderr):
-            for name, eim in rows.items():  # interleaved: load changes hit every row alike
-                result["sdk"][name].append(sdk_stream(eim, audio))
+            for name, (eim, shm) in rows.items():  # interleaved: load hits every row alike
+                result["sdk"][name].append(sdk_stream(eim, audio, shm))
             print(json.dumps({k: v[-1] for k, v in result["sdk"].items()}), flush=True)
     result["breakdown"] = breakdown(a.model, audio, a.runs)
     result["load_after"] = list(os.getloadavg())
@@ -281,6 +292,10 @@ def main() -> int:
         for name, runs in result["sdk"].items()
     }
     result["cpu_ms_per_audio_s_median"] = meds
+    result["client_cpu_ms_per_audio_s_median"] = {
+        name: statistics.median(r["client_cpu_ms_per_audio_s"] for r in runs)
+        for name, runs in result["sdk"].items()
+    }
     med = meds[NEW]
     result["embedding_cpu_ms_per_audio_s_median"] = med
     result["meets_10ms_target"] = med <= 10.0

@@ -69,7 +69,8 @@ if CONFIG.get("flood") or CONFIG.get("fail_classify"):
     _real_answer, _real_encode = eim_server._answer, eim_server._encode
 
     def scripted_answer(state, msg, stdin_ms):
-        if isinstance(msg, dict) and "classify" in msg and CONFIG.get("fail_classify"):
+        classify = isinstance(msg, dict) and ("classify" in msg or "classify_shm" in msg)
+        if classify and CONFIG.get("fail_classify"):
             if CONFIG.get("calls_log"):
                 with open(CONFIG["calls_log"], "a") as f:
                     f.write(f"{{os.getpid()}} refused\\n")

@@ -30,8 +30,12 @@ An exported .eim may be a script with `#!/usr/bin/env python3`. The SDK starts i
 environment, so the directory of the interpreter running this app is put first on PATH: the
 model then runs under the same Python (and sees the same numpy) as the app.
 
-This relies on attributes of ImpulseRunner (`_runner`, `_tempdir`, `_client`, `_ix`, and its
-`send_msg` replaced per instance) and on its module calling `subprocess.Popen` (replaced by one
+A model whose hello offers `features_shm` (this project's .eims do) gets each window through
+the SDK's shared-memory path (`classify_shm`: the samples are copied into the mapped block, no
+216 KB of JSON per hop); any other model gets JSON as before.
+
+This relies on attributes of ImpulseRunner (`_runner`, `_tempdir`, `_client`, `_ix`,
+`_input_shm`, and its `send_msg` replaced per instance) and on its module calling `subprocess.Popen` (replaced by one
 that starts a new session) of the pinned edge_impulse_linux==1.2.2; the workarounds are all in
 this module.
 """
@@ -75,6 +79,7 @@ class ModelConfig:
     path: Path = DEFAULT_MODEL
     start_timeout: float = 15.0  # seconds from start to its hello
     call_timeout: float = 5.0  # seconds one classify may take before the model is restarted
+    shared_memory: bool = True  # windows into the model's features_shm when its hello offers it
 
 
 class ModelError(RuntimeError):
@@ -176,10 +181,12 @@ class EdgeML:
         *,
         start_timeout: float = ModelConfig.start_timeout,
         call_timeout: float = ModelConfig.call_timeout,
+        shared_memory: bool = ModelConfig.shared_memory,
     ) -> None:
         self.model_path = Path(model_path).expanduser().absolute()
         self.start_timeout = start_timeout
         self.call_timeout = call_timeout
+        self.shared_memory = shared_memory
         self.info: ModelInfo | None = None
         self.restarts = 0
         self._runner = None  # edge_impulse_linux.runner.ImpulseRunner
@@ -189,7 +196,10 @@ class EdgeML:
     @classmethod
     def from_config(cls, config: ModelConfig) -> EdgeML:
         return cls(
-            config.path, start_timeout=config.start_timeout, call_timeout=config.call_timeout
+            config.path,
+            start_timeout=config.start_timeout,
+            call_timeout=config.call_timeout,
+            shared_memory=config.shared_memory,
         )
 
     # ------------------------------------------------------------------ life cycle
@@ -203,7 +213,7 @@ class EdgeML:
 
         for attempt in range(3):
             self._frames = bytearray()  # a new process: nothing of the old one's replies is left
-            runner = ImpulseRunner(str(self.model_path))
+            runner = ImpulseRunner(str(self.model_path), allow_shm=self.shared_memory)
             # The SDK's init() and classify() call self.send_msg: ours is bounded (see above).
             runner.send_msg = lambda msg, r=runner: self._exchange(r, msg)
             try:
@@ -395,7 +405,10 @@ class EdgeML:
                 f"window has {len(window)} samples, the model wants {self.info.window_samples}"
             )
         try:
-            reply = self._runner.classify(window.tolist())
+            # With the model's shared memory (features_shm) the SDK copies an array straight in;
+            # otherwise it sends JSON, for which it needs a list.
+            shm = getattr(self._runner, "_input_shm", None)
+            reply = self._runner.classify(window if shm else window.tolist())
             return _checked_scores(reply["result"]["classification"], self.info.labels)
         except Exception as exc:  # noqa: BLE001 - timeouts, bad replies, the SDK's bare Exception
             # After any failure the socket may hold half a reply: the caller must restart().

@@ -190,6 +190,9 @@ OPTIONS = [
          "N"),
     _Opt("--model-timeout", "EDGEML_MODEL_TIMEOUT", "model.call_timeout", _positive(float),
          "seconds a keyword model call may take before the model is restarted", "S"),
+    _Opt("--model-shm", "EDGEML_MODEL_SHM", "model.shared_memory", _bool,
+         "pass windows through the model's shared memory when it offers it (1/0; 0: JSON)",
+         "1|0"),
 ]  # fmt: skip
 
 

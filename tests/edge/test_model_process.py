@@ -26,12 +26,15 @@ def _noise(n: int, seed: int = 0) -> np.ndarray:
     [(48000, 48000), (16000, 80000), (44100, 88200)],
     ids=["48kHz-1s", "16kHz-5s", "44.1kHz-2s"],
 )
-def test_long_classify_messages_arrive_whole(eim_dir, frequency, window):
+@pytest.mark.parametrize("shm", [False, True], ids=["json", "shm"])
+def test_long_classify_messages_arrive_whole(eim_dir, frequency, window, shm):
     """A window of 48 000+ samples is a message of 300 kB+: the SDK's send() wrote only what
-    the socket buffer took, the model waited for the rest, and the app restarted it forever."""
+    the socket buffer took, the model waited for the rest, and the app restarted it forever.
+    (As JSON: what any model without `features_shm` gets; and through the shared memory.)"""
     path = write_eim(eim_dir / f"long-{window}.eim", frequency=frequency, window_samples=window,
                      schedule=[0.25] * 20)  # fmt: skip
-    with EdgeML(path, call_timeout=3.0) as model:
+    with EdgeML(path, call_timeout=3.0, shared_memory=shm) as model:
+        assert (model._runner._input_shm is not None) == shm
         for n in range(5):
             scores = model.classify(_noise(window, n), frequency)
             assert scores["listen"] == pytest.approx(0.25)
