@@ -434,11 +434,16 @@ def only_replay(args, trials: list[Trial], speech: Path, json_path: Path, png_pa
 
 # ---------------------------------------------------------------------- 4. transcript hints
 HINT_SILENCE_S = 0.7  # the default silence_seconds, fixed for this comparison
-HINT_VARIANTS = {  # name: (EndpointConfig.resume_frames, TurnConfig.enabled)
+HINT_VARIANTS = {  # name: (EndpointConfig.resume_frames, TurnConfig.enabled[, trail_seconds])
     "main": (0, False),  # the fixed pause, as on main
     "resume2": (2, False),  # the fixed pause, a pause ends only at 2 frames of P >= 0.5
     "hints": (0, True),  # the transcript hint (turn.py)
     "hints+resume2": (2, True),
+    # the hint with a shorter trail: the recording (and the speculative offer, made when the
+    # pause reaches the trail) ends 0.15 s after the last speech instead of 0.3 s, so the
+    # answer is back sooner
+    "hints+trail0.15": (0, True, 0.15),
+    "main+trail0.15": (0, False, 0.15),
 }
 
 
@@ -490,8 +495,9 @@ def decide_turn(
 ) -> tuple[Outcome, dict]:
     """What the recorder's EndOfTurn decides on `probs` from the keyword's end, with the
     speculative answer's hint arriving `args.hint_lag` s after each offer (offline)."""
-    resume, hints = variant
-    cfg = EndpointConfig(silence_seconds=HINT_SILENCE_S, resume_frames=resume)
+    resume, hints, *rest = variant
+    trail = rest[0] if rest else EndpointConfig.trail_seconds
+    cfg = EndpointConfig(silence_seconds=HINT_SILENCE_S, resume_frames=resume, trail_seconds=trail)
     turn_cfg = TurnConfig(enabled=hints, long_pause_seconds=args.long_pause)
     k = int(np.ceil((trial.keyword_end - origin) / RATE / frame_s))
     start = origin + int(round(k * frame_s * RATE))
@@ -569,7 +575,14 @@ def hint_sweep(args, trials: list[Trial], json_path: Path) -> int:
         "noise_beds": sorted({t.noise for t in trials if t.noise != "quiet"}),
         "whisper_calls": len(transcribe.cache),
         "whisper_seconds_per_call": round(transcribe.seconds / max(1, len(transcribe.cache)), 3),
-        "variants": {n: {"resume_frames": v[0], "hints": v[1]} for n, v in variants.items()},
+        "variants": {
+            n: {
+                "resume_frames": v[0],
+                "hints": v[1],
+                "trail_seconds": v[2] if len(v) > 2 else EndpointConfig.trail_seconds,
+            }
+            for n, v in variants.items()
+        },  # fmt: skip
         "summary": {
             name: {g: summarise([out[i] for i in idx], HINT_SILENCE_S) for g, idx in index.items()}
             for name, out in rows.items()

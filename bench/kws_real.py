@@ -229,6 +229,11 @@ def main() -> int:
     ap.add_argument("--json", default="kws_real.json", help="results file in bench/results/")
     ap.add_argument("--plot", action="store_true", help="redraw the PNG from the JSON, exit")
     ap.add_argument(
+        "--plot-out",
+        default="kws_real_dev_keywords.json",
+        help="with --plot and several --json files: the chart's name (.png)",
+    )
+    ap.add_argument(
         "--in-process",
         action="store_true",
         help="score with the models' own numpy/onnxruntime code instead of through the SDK",
@@ -237,8 +242,12 @@ def main() -> int:
     if a.table:
         print(markdown(json.loads((RESULTS / a.json).read_text())))
         return 0
-    if a.plot:
-        _plot(json.loads((RESULTS / a.json).read_text()), a.json)
+    if a.plot:  # --json a.json,b.json: one chart of every keyword in them, named after the first
+        names = [n.strip() for n in a.json.split(",") if n.strip()]
+        merged = {"keywords": {}}
+        for n in names:
+            merged["keywords"].update(json.loads((RESULTS / n).read_text())["keywords"])
+        _plot(merged, names[0] if len(names) == 1 else a.plot_out)
         return 0
     sp = speech_dir()
     if sp is None or not (sp / "kw_real").is_dir():
