@@ -148,9 +148,11 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
     configs = {
         "seed": dict(entry_script=SEED_SCRIPT, env=threads_env),
-        "today": dict(
+        "today": dict(  # with the worker it had: azmlinfsrv's sync worker (it had no server.py;
+            # today's bounded worker would load today's scoring package under the old script)
             entry_script=today_entry_script(args.today_ref, scratch),
             env={**threads_env, "SCORING_CACHE_DIR": str(scratch / "cache")},
+            gunicorn_args="",
         ),
         **{m: dict(env={**threads_env, **MODES[m]}) for m in modes},
     }
