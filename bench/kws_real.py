@@ -77,6 +77,15 @@ def dev_test_split(files: list[Path]) -> tuple[list[Path], list[Path]]:
     return dev, [f for f in files if rank[f] >= DEV_FRACTION]
 
 
+def test_part_background(sp: Path) -> tuple[dict, list[Path], list[np.ndarray], list[np.ndarray]]:
+    """The background split, the TEST part's files streamed back to back (speech_long +
+    music_tv + noise_bed, for false wakes) and its noise beds (for the 10 dB mixes)."""
+    bg = negatives.background(sp)
+    files = [p for g in ("speech_long", "music_tv", "noise_bed") for p in bg["test"].get(g, [])]
+    beds = [read_audio(p) for p in bg["test"]["noise_bed"]]
+    return bg, files, se.background_streams(files), beds
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -254,10 +263,7 @@ def main() -> int:
         print("kws_real: ../shared/data/speech (kw_real) not found; skipped")
         return 0
     t_start = time.time()
-    bg = negatives.background(sp)
-    test_bg = [p for g in ("speech_long", "music_tv", "noise_bed") for p in bg["test"].get(g, [])]
-    bg_streams = se.background_streams(test_bg)
-    beds = [read_audio(p) for p in bg["test"]["noise_bed"]]
+    bg, test_bg, bg_streams, beds = test_part_background(sp)
     result: dict = {
         "protocol": {
             "hop_s": 0.25, "snr_db": 10, "pad_s": 1.0,

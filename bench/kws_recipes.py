@@ -32,11 +32,11 @@ from kws_real import (  # the sibling script: bench/ is on sys.path when this on
     dev_test_split,
     kw_real_files,
     stop_files,
+    test_part_background,
 )
 
 from devkit.paths import speech_dir
 from edgeml.audioformat import read_audio
-from kwtrain import negatives
 from kwtrain import streameval as se
 from kwtrain.calibration import expected_rate
 from kwtrain.embcli import slug
@@ -99,10 +99,7 @@ def main() -> int:
     if sp is None or not (sp / "kw_real").is_dir():
         print("kws_recipes: ../shared/data/speech not found; skipped")
         return 0
-    bg = negatives.background(sp)
-    test_bg = [p for g in ("speech_long", "music_tv", "noise_bed") for p in bg["test"].get(g, [])]
-    bg_streams = se.background_streams(test_bg)
-    beds = [read_audio(p) for p in bg["test"]["noise_bed"]]
+    _, _, bg_streams, beds = test_part_background(sp)
     cache = WORK / "evalcache"
     path = RESULTS / a.json
     result = json.loads(path.read_text()) if path.is_file() else {"recipes": {}}

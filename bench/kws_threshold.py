@@ -29,12 +29,12 @@ from kws_real import (  # the sibling script: bench/ is on sys.path when this on
     conditions,
     dev_test_split,
     kw_real_files,
+    test_part_background,
     train_new,
 )
 
 from devkit.paths import speech_dir
 from edgeml.audioformat import read_audio
-from kwtrain import negatives
 from kwtrain import streameval as se
 from kwtrain.calibration import calibrate
 from kwtrain.embcli import slug
@@ -160,10 +160,7 @@ def main() -> int:
         print("kws_threshold: ../shared/data/speech (kw_real) not found; skipped")
         return 0
     t0 = time.time()
-    bg = negatives.background(sp)
-    test_bg = [p for g in ("speech_long", "music_tv", "noise_bed") for p in bg["test"].get(g, [])]
-    bg_streams = se.background_streams(test_bg)
-    beds = [read_audio(p) for p in bg["test"]["noise_bed"]]
+    bg, _, bg_streams, beds = test_part_background(sp)
     result: dict = {"keywords": {}}
     for kw in [k.strip() for k in a.keywords.split(",") if k.strip()]:
         result["keywords"][kw] = score_keyword(kw, sp, bg, beds, bg_streams)
