@@ -23,7 +23,8 @@ top out at 0.993). So the threshold is also capped by the keyword itself: never 
 that 80 % of the HELD-OUT synthetic positives the model detects (score > 0.5) reach; real voices
 score like the upper part of that distribution (bench/kws_threshold.py). The cap may lower the
 threshold only down to what the calibration audio itself allows (no more false wakes there than
-`max_fa_per_hour` permits: for a short part, just above its highest event), never below it.
+`max_fa_per_hour` permits: for a short part, just above its highest event), and never to where
+the tail's own best estimate (sigma at its mean) exceeds RATE_FLOOR_FACTOR times the asked rate.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ CONFIDENCE_Z = 1.0  # sigma at its mean + 1 standard error (about the 84th perce
 CAP_QUANTILE = 0.2  # the cap: the level 80 % of the detected held-out positives reach...
 DETECTED = 0.5  # ...counting the positives the model detects at all (the training boundary)
 MIN_POSITIVES = 30  # fewer detected positives than this: no cap (too few to place it)
+RATE_FLOOR_FACTOR = 3.0  # the cap stops where the fitted rate (point estimate) is 3x the asked
 
 
 def logit(p: np.ndarray | float) -> np.ndarray:
@@ -147,9 +149,14 @@ def calibrate(
         t, method = by_count, "count"  # count refutes
     stated_by_rate = t
     cap = positive_cap(positive_peaks)
-    if cap is not None and cap < t:  # the keyword's own level, but not below the count
-        t = max(cap, by_count)
-        method = "positive cap" if cap >= by_count else "calibration count"
+    by_point = tail_threshold(fit, RATE_FLOOR_FACTOR * max_fa_per_hour, upper=False) or 0.0
+    if cap is not None and cap < t:  # the keyword's own level, but not below the count nor
+        lowest = max(by_count, by_point)  # where the fitted rate is far over the asked one
+        t = max(cap, lowest)
+        if cap >= lowest:
+            method = "positive cap"
+        else:
+            method = "calibration count" if by_count >= by_point else "tail point estimate"
     t = float(max(t, floor))
     return {
         "threshold": t,
@@ -160,6 +167,7 @@ def calibrate(
         if positive_peaks is None
         else int((np.asarray(positive_peaks) > DETECTED).sum()),
         "count_floor": by_count,
+        "rate_floor": by_point,
         "false_wakes": count_events(hop_lists, t),
         "hours": float(hours),
         "max_fa_per_hour": max_fa_per_hour,

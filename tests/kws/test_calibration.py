@@ -121,8 +121,28 @@ def test_the_cap_never_raises_the_threshold_nor_goes_below_the_calibration_event
         streams, 0.3, 1.0, positive_peaks=_detected(np.random.default_rng(3), 600, 0.3)
     )
     assert low["positive_cap"] < top < low["threshold"] < by_rate
-    assert low["method"] == "calibration count" and low["false_wakes"] == 0
-    assert low["threshold"] == pytest.approx(top, abs=1e-6)
+    assert low["method"] in ("calibration count", "tail point estimate")
+    assert low["false_wakes"] == 0
+    assert low["threshold"] == pytest.approx(max(low["count_floor"], low["rate_floor"]), abs=1e-6)
+    assert low["count_floor"] == pytest.approx(top, abs=1e-6)
+    # nor where the tail model's own best estimate is far over the asked rate
+    assert low["expected_fa_per_hour"] <= cal.RATE_FLOOR_FACTOR * 1.0 + 1e-6
+
+
+def test_the_cap_stops_where_the_fitted_rate_is_several_times_the_asked_one() -> None:
+    """Stop with real clips: the count alone allowed 0.816, and 3 false wakes came in 0.28 h of
+    test audio. With a heavy tail and a keyword scoring low, the stated threshold stays where
+    the tail's point estimate of the rate is RATE_FLOOR_FACTOR times the asked one."""
+    streams = _streams(np.random.default_rng(11), 0.3, 400.0, 1.6)
+    top = max(float(cal.event_peaks(h)[0]) for h in streams)
+    peaks = _detected(np.random.default_rng(4), 600, 1.0)
+    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=peaks)
+    want = cal.tail_threshold(c["tail"], cal.RATE_FLOOR_FACTOR, upper=False)
+    assert c["rate_floor"] == pytest.approx(want)
+    assert c["positive_cap"] < want
+    assert c["threshold"] == pytest.approx(max(want, c["count_floor"]))
+    assert c["threshold"] > top
+    assert c["expected_fa_per_hour"] <= cal.RATE_FLOOR_FACTOR + 1e-6
 
 
 def test_too_few_detected_positives_give_no_cap() -> None:
