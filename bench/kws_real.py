@@ -77,6 +77,15 @@ def dev_test_split(files: list[Path]) -> tuple[list[Path], list[Path]]:
     return dev, [f for f in files if rank[f] >= DEV_FRACTION]
 
 
+def kw_real_root(script: str) -> Path | None:
+    """../shared/data/speech when it holds kw_real, else None (after saying `script` skips)."""
+    sp = speech_dir()
+    if sp is None or not (sp / "kw_real").is_dir():
+        print(f"{script}: ../shared/data/speech (kw_real) not found; skipped")
+        return None
+    return sp
+
+
 def test_part_background(sp: Path) -> tuple[dict, list[Path], list[np.ndarray], list[np.ndarray]]:
     """The background split, the TEST part's files streamed back to back (speech_long +
     music_tv + noise_bed, for false wakes) and its noise beds (for the 10 dB mixes)."""
@@ -258,9 +267,7 @@ def main() -> int:
             merged["keywords"].update(json.loads((RESULTS / n).read_text())["keywords"])
         _plot(merged, names[0] if len(names) == 1 else a.plot_out)
         return 0
-    sp = speech_dir()
-    if sp is None or not (sp / "kw_real").is_dir():
-        print("kws_real: ../shared/data/speech (kw_real) not found; skipped")
+    if (sp := kw_real_root("kws_real")) is None:
         return 0
     t_start = time.time()
     bg, test_bg, bg_streams, beds = test_part_background(sp)

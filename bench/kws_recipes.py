@@ -31,11 +31,11 @@ from kws_real import (  # the sibling script: bench/ is on sys.path when this on
     conditions,
     dev_test_split,
     kw_real_files,
+    kw_real_root,
     stop_files,
     test_part_background,
 )
 
-from devkit.paths import speech_dir
 from edgeml.audioformat import read_audio
 from kwtrain import streameval as se
 from kwtrain.calibration import expected_rate
@@ -95,9 +95,7 @@ def main() -> int:
     ap.add_argument("--keywords", default="stop,alexa,smart mirror,snowboy")
     ap.add_argument("--json", default="kws_recipes.json")
     a = ap.parse_args()
-    sp = speech_dir()
-    if sp is None or not (sp / "kw_real").is_dir():
-        print("kws_recipes: ../shared/data/speech not found; skipped")
+    if (sp := kw_real_root("kws_recipes")) is None:
         return 0
     _, _, bg_streams, beds = test_part_background(sp)
     cache = WORK / "evalcache"

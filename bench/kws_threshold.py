@@ -29,11 +29,11 @@ from kws_real import (  # the sibling script: bench/ is on sys.path when this on
     conditions,
     dev_test_split,
     kw_real_files,
+    kw_real_root,
     test_part_background,
     train_new,
 )
 
-from devkit.paths import speech_dir
 from edgeml.audioformat import read_audio
 from kwtrain import streameval as se
 from kwtrain.calibration import calibrate
@@ -155,9 +155,7 @@ def main() -> int:
     ap.add_argument("--json", default="kws_threshold.json")
     ap.add_argument("--no-plot", action="store_true")
     a = ap.parse_args()
-    sp = speech_dir()
-    if sp is None or not (sp / "kw_real").is_dir():
-        print("kws_threshold: ../shared/data/speech (kw_real) not found; skipped")
+    if (sp := kw_real_root("kws_threshold")) is None:
         return 0
     t0 = time.time()
     bg, _, bg_streams, beds = test_part_background(sp)

@@ -122,15 +122,10 @@ def test_app_prints_once_the_transcript_of_exactly_the_stored_recording(
     audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), *said, quiet(2.0))
     wav = write_wav(tmp_path / "in.wav", audio)
     save, spool = tmp_path / "save", tmp_path / "spool"
-    result = run_main(
-        ["--model", keyword_eim, "--input", wav, "--input-speed", "fast", "--once",
-         "--endpoint", fault_server.url, "--spool-dir", spool, "--save-dir", save,
-         "--silence-seconds", "0.8", "--speculate", "1"],
-        timeout=60,
+    result, stored = _run_once(
+        keyword_eim, wav, fault_server.url, spool, save,
+        ["--input-speed", "fast", "--silence-seconds", "0.8"],
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    (wav_saved,) = save.glob("*.wav")
-    stored = sf.read(wav_saved, dtype="int16")[0]
     assert result.stdout.splitlines() == [f"REC {int(stored[0])} {audio_id(stored)}"]
     ids = [r.audio_id for r in fault_server.requests]
     assert ids.count(audio_id(stored)) == 1, "the stored recording was sent twice"
@@ -159,16 +154,11 @@ def test_the_answers_words_decide_whether_a_long_pause_ends_the_recording(
     fault_server.suffix = lambda _samples: words
     wav = write_wav(tmp_path / "in.wav", audio)
     save, spool = tmp_path / "save", tmp_path / "spool"
-    result = run_main(
-        ["--model", keyword_eim, "--input", wav, "--input-speed", "realtime", "--once",
-         "--endpoint", fault_server.url, "--spool-dir", spool, "--save-dir", save,
-         "--silence-seconds", "0.7", "--long-pause-seconds", "1.6", "--speculate", "1",
+    result, stored = _run_once(
+        keyword_eim, wav, fault_server.url, spool, save,
+        ["--input-speed", "realtime", "--silence-seconds", "0.7", "--long-pause-seconds", "1.6",
          "--turn-hints", hints],
-        timeout=60,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    (wav_saved,) = save.glob("*.wav")
-    stored = sf.read(wav_saved, dtype="int16")[0]
     assert result.stdout.splitlines() == [f"REC {int(stored[0])} {audio_id(stored)}{words}"]
     assert _holds(stored, first[:1600]) and _holds(stored, first[-1600:])
     assert _holds(stored, second[-1600:]) is whole, "the second phrase, after the pause"
@@ -176,6 +166,19 @@ def test_the_answers_words_decide_whether_a_long_pause_ends_the_recording(
     said = {"1": "words incomplete" if whole else "words complete"}.get(hints)
     assert (said in line) if said else ("words" not in line), line
     assert not list(spool.glob("*.json"))
+
+
+def _run_once(model, wav, endpoint: str, spool, save, extra: list[str]):
+    """The app, once, with speculation on, on a replayed file: its result and the one recording
+    it stored (it must exit 0 and store exactly one)."""
+    result = run_main(
+        ["--model", model, "--input", wav, "--once", "--endpoint", endpoint,
+         "--spool-dir", spool, "--save-dir", save, "--speculate", "1", *extra],
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (wav_saved,) = save.glob("*.wav")
+    return result, sf.read(wav_saved, dtype="int16")[0]
 
 
 def _holds(recording: np.ndarray, piece: np.ndarray) -> bool:
