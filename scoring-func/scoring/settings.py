@@ -137,6 +137,7 @@ class ServiceSettings:
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 CTC_RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
 WHISPER_VAD_MODES = ("off", "long", "on")
+WHISPER_ENCODERS = ("auto", "ctranslate2", "openvino-fp32", "openvino-bf16")
 # faster-whisper's own fallback schedule: greedy first, sampling hotter only when a window's
 # output looks wrong (compression ratio or log probability past their thresholds).
 WHISPER_FALLBACK = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -205,6 +206,9 @@ class EngineSettings:
     # Speech kept on each side of what the VAD finds: faster-whisper's 400 ms dropped a word
     # where sentences were joined in the long recording (5.1-5.8 % WER); 800 ms gave 3.6-4.4 %.
     whisper_vad_pad_ms: int = 800
+    # Who runs Whisper's encoder (most of its time on short audio): auto = OpenVINO on the CPU
+    # (bf16 where the CPU has it, fp32 elsewhere), CTranslate2 on CUDA; scoring.precision.
+    whisper_encoder: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], quantize: str = "none") -> EngineSettings:
@@ -214,6 +218,11 @@ class EngineSettings:
         vad = env.get("WHISPER_VAD", "").strip().lower() or "on"
         if vad not in WHISPER_VAD_MODES:
             raise ValueError(f"WHISPER_VAD={vad!r}: use one of {', '.join(WHISPER_VAD_MODES)}")
+        encoder = env.get("WHISPER_ENCODER", "").strip().lower() or "auto"
+        if encoder not in WHISPER_ENCODERS:
+            raise ValueError(
+                f"WHISPER_ENCODER={encoder!r}: use one of {', '.join(WHISPER_ENCODERS)}"
+            )
         return cls(
             precision=_precision(env, quantize),
             ctc_runtime=runtime,
@@ -223,4 +232,5 @@ class EngineSettings:
             whisper_vad=vad,
             whisper_vad_min_seconds=_positive_float(env, "WHISPER_VAD_MIN_SECONDS", 30.0),
             whisper_vad_pad_ms=_positive_int(env, "WHISPER_VAD_PAD_MS", 800),
+            whisper_encoder=encoder,
         )

@@ -4,8 +4,11 @@ faster-whisper walks long audio in Whisper's own 30 s windows, so memory is boun
 as the CTC engine's. Decoding options (beam, temperature fallback, conditioning on the previous
 window's text) were chosen on real speech (docs/benchmarks.md, bench/served_wer.py); audio goes
 through faster-whisper's Silero VAD first (WHISPER_VAD), so noise without speech is not read as
-words and the pauses of long audio are cut out before the 30 s windows are laid. The text is upper-cased so both engines answer in the contract's style
-("TRANSCRIPT IN UPPER CASE"); Whisper's punctuation is kept.
+words and the pauses of long audio are cut out before the 30 s windows are laid. On the CPU the
+encoder, which is most of the time for short audio, runs through OpenVINO (WHISPER_ENCODER;
+scoring.whisper_encoder), the decoder stays CTranslate2's. The text is upper-cased so both
+engines answer in the contract's style ("TRANSCRIPT IN UPPER CASE"); Whisper's punctuation is
+kept.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import logging
 import ctranslate2
 import numpy as np
 
+from scoring.cpufeatures import cpu_features
 from scoring.models import ENGINE_WHISPER, ModelSource
+from scoring.precision import choose_whisper_encoder
 from scoring.settings import TARGET_RATE, ServiceSettings
 
 logger = logging.getLogger("scoring.whisper")
@@ -28,8 +33,6 @@ class WhisperEngine:
     engine = ENGINE_WHISPER
 
     def __init__(self, source: ModelSource, settings: ServiceSettings) -> None:
-        from faster_whisper import WhisperModel
-
         if settings.quantize != "none":
             logger.info(
                 "QUANTIZE=%s applies to CTC models; Whisper uses WHISPER_COMPUTE_TYPE=%s",
@@ -38,18 +41,27 @@ class WhisperEngine:
             )
         self.device = _ct2_device(settings.device)
         self.compute_type = settings.whisper_compute_type
-        self.model = WhisperModel(
-            source.location,
-            device=self.device,
-            compute_type=self.compute_type,
-            cpu_threads=settings.threads,
-            num_workers=1,
+        self.encoder, self.encoder_reason = choose_whisper_encoder(
+            settings.engine.whisper_encoder, self.device, cpu_features()
         )
+        try:
+            self.model = whisper_model(source.location, settings, self.device, self.encoder)
+        except (OSError, ValueError, RuntimeError) as exc:  # ModelFileError, OpenVINO's errors
+            if settings.engine.whisper_encoder != "auto":
+                raise
+            logger.warning("OpenVINO encoder unavailable (%s); CTranslate2 runs it", exc)
+            self.encoder, self.encoder_reason = "ctranslate2", f"auto, OpenVINO failed: {exc}"
+            self.model = whisper_model(source.location, settings, self.device, self.encoder)
         self.options = decoding_options(settings)
         self.settings = settings
 
     def describe(self) -> str:
-        return f"faster-whisper {self.compute_type} on {self.device}"
+        encoder = {"ctranslate2": "CTranslate2", "openvino-fp32": "OpenVINO fp32",
+                   "openvino-bf16": "OpenVINO bf16"}[self.encoder]  # fmt: skip
+        return (
+            f"faster-whisper {self.compute_type} on {self.device}, encoder {encoder} "
+            f"({self.encoder_reason})"
+        )
 
     def transcribe(self, samples: np.ndarray) -> str:
         # The temperature fallback samples; a fixed seed makes the same audio give the same
@@ -68,6 +80,36 @@ class WhisperEngine:
         for vad in (False, True) if self.settings.engine.whisper_vad != "off" else (False,):
             segments, _ = self.model.transcribe(noise, beam_size=1, temperature=0.0, vad_filter=vad)
             list(segments)  # the generator does the work
+
+
+def whisper_model(location: str, settings: ServiceSettings, device: str, encoder: str):
+    """faster-whisper's WhisperModel, its encode() handed to OpenVINO when `encoder` says so."""
+    from faster_whisper import WhisperModel
+
+    options = dict(
+        device=device,
+        compute_type=settings.whisper_compute_type,
+        cpu_threads=settings.threads,
+        num_workers=1,
+    )
+    if encoder == "ctranslate2":
+        return WhisperModel(location, **options)
+    from pathlib import Path
+
+    from scoring.whisper_encoder import OpenVinoWhisperEncoder, cached_encoder_ir
+
+    folder, _built = cached_encoder_ir(Path(location), settings.cache_dir)
+    precision = encoder.removeprefix("openvino-")
+    ov_encoder = OpenVinoWhisperEncoder(folder, precision, settings.threads, settings.cache_dir)
+
+    class OpenVinoEncodedWhisper(WhisperModel):
+        """CTranslate2's decoder takes an encoded window ([1, 1500, d_model]) as it takes mel
+        features; faster-whisper calls encode() for every window and language detection."""
+
+        def encode(self, features: np.ndarray) -> ctranslate2.StorageView:
+            return ctranslate2.StorageView.from_array(ov_encoder(features))
+
+    return OpenVinoEncodedWhisper(location, **options)
 
 
 def decoding_options(settings: ServiceSettings) -> dict:

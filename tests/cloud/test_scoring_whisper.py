@@ -12,9 +12,9 @@ from devkit.local_service import run_scoring_server
 from devkit.long_speech import long_recording, lost_sentences, room_noise, utterances
 from devkit.scoring_client import json_floats_body, post, to_int16, wav_bytes
 from devkit.wer import normalize, word_errors
-from scoring.models import offline_whisper_path
+from scoring.models import ENGINE_WHISPER, ModelSource, offline_whisper_path
 from scoring.settings import ServiceSettings
-from scoring.whisper import decoding_options
+from scoring.whisper import WhisperEngine, decoding_options
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +44,18 @@ def test_real_speech_is_transcribed_correctly(whisper_server, speech_dir):
     assert answer["audio_seconds"] == pytest.approx(8.73, abs=0.01)
 
 
-def test_served_equals_faster_whisper_used_directly(whisper_server, speech_dir):
-    """Same model, same options, no server: the served path adds nothing and loses nothing."""
-    from faster_whisper import WhisperModel
-
+def test_served_equals_the_engine_used_directly(whisper_server, speech_dir, tmp_path):
+    """Same model, same settings, no server: the served path adds nothing and loses nothing."""
     audio, _ = sf.read(speech_dir / CLIP, dtype="float32")
-    model = WhisperModel(str(offline_whisper_path()), device="cpu", compute_type="int8")
-    options = decoding_options(ServiceSettings.from_env({}))
+    settings = ServiceSettings.from_env({"SCORING_CACHE_DIR": str(tmp_path)})
+    options = decoding_options(settings)
     assert options["beam_size"] == 5 and options["condition_on_previous_text"] is False
-    segments, _ = model.transcribe(audio, vad_filter=True, **options)
-    direct = " ".join(s.text.strip() for s in segments).strip().upper()
+    source = ModelSource(str(offline_whisper_path()), "offline", ENGINE_WHISPER, True)
+    engine = WhisperEngine(source, settings)
+    direct = engine.transcribe(audio)
     served = post(whisper_server.score_url, json_floats_body(audio), "application/json").json()
     assert served["result"] == direct
+    assert f"encoder {engine.describe().split('encoder ')[1]}" in whisper_server.log()
 
 
 def test_same_errors_and_swagger_as_the_ctc_engine(whisper_server, scoring_server):
