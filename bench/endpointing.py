@@ -434,7 +434,8 @@ def only_replay(args, trials: list[Trial], speech: Path, json_path: Path, png_pa
 
 # ---------------------------------------------------------------------- 4. transcript hints
 HINT_SILENCE_S = 0.7  # the default silence_seconds, fixed for this comparison
-HINT_VARIANTS = {  # name: (EndpointConfig.resume_frames, TurnConfig.enabled[, trail_seconds])
+STRICT = {"hold_probability": 0.5, "resume_probability": 0.8}  # the stricter pause rule
+HINT_VARIANTS = {  # name: (resume_frames, TurnConfig.enabled[, trail_seconds | EndpointConfig fields])
     "main": (0, False),  # the fixed pause, as on main
     "resume2": (2, False),  # the fixed pause, a pause ends only at 2 frames of P >= 0.5
     "hints": (0, True),  # the transcript hint (turn.py)
@@ -444,6 +445,13 @@ HINT_VARIANTS = {  # name: (EndpointConfig.resume_frames, TurnConfig.enabled[, t
     # answer is back sooner
     "hints+trail0.15": (0, True, 0.15),
     "main+trail0.15": (0, False, 0.15),
+    # a stricter pause: after a speech frame speech goes on only at P >= 0.5 (not 0.35), and a
+    # pause once begun ends only at P >= 0.8, so Silero's slow fall after a word and the
+    # noise's flickers between 0.35 and 0.8 no longer restart it (found offline on the cached
+    # P(speech) of these inputs); at 0.7 s and at 0.75 s of pause
+    "main+strict": (0, False, STRICT),
+    "main+strict0.75": (0, False, {**STRICT, "silence_seconds": 0.75}),
+    "hints+strict": (0, True, STRICT),
 }
 
 
@@ -490,14 +498,21 @@ def _lagged_hint(turn: EndOfTurn, samples: np.ndarray, transcribe, lag_frames: i
     return hint
 
 
+def variant_config(variant) -> EndpointConfig:
+    resume, _hints, *rest = variant
+    extra = rest[0] if rest else {}
+    extra = {"trail_seconds": extra} if isinstance(extra, float) else dict(extra)
+    fields = {"silence_seconds": HINT_SILENCE_S, "resume_frames": resume, **extra}
+    return EndpointConfig(**fields)
+
+
 def decide_turn(
     trial: Trial, probs: np.ndarray, frame_s: float, origin: int, variant, args, transcribe
 ) -> tuple[Outcome, dict]:
     """What the recorder's EndOfTurn decides on `probs` from the keyword's end, with the
     speculative answer's hint arriving `args.hint_lag` s after each offer (offline)."""
-    resume, hints, *rest = variant
-    trail = rest[0] if rest else EndpointConfig.trail_seconds
-    cfg = EndpointConfig(silence_seconds=HINT_SILENCE_S, resume_frames=resume, trail_seconds=trail)
+    cfg = variant_config(variant)
+    hints = variant[1]
     turn_cfg = TurnConfig(enabled=hints, long_pause_seconds=args.long_pause)
     k = int(np.ceil((trial.keyword_end - origin) / RATE / frame_s))
     start = origin + int(round(k * frame_s * RATE))
@@ -577,14 +592,25 @@ def hint_sweep(args, trials: list[Trial], json_path: Path) -> int:
         "whisper_seconds_per_call": round(transcribe.seconds / max(1, len(transcribe.cache)), 3),
         "variants": {
             n: {
-                "resume_frames": v[0],
                 "hints": v[1],
-                "trail_seconds": v[2] if len(v) > 2 else EndpointConfig.trail_seconds,
+                **{
+                    f: getattr(variant_config(v), f)
+                    for f in (
+                        "silence_seconds",
+                        "resume_frames",
+                        "trail_seconds",
+                        "hold_probability",
+                        "resume_probability",
+                    )
+                },
             }
             for n, v in variants.items()
         },  # fmt: skip
         "summary": {
-            name: {g: summarise([out[i] for i in idx], HINT_SILENCE_S) for g, idx in index.items()}
+            name: {
+                g: summarise([out[i] for i in idx], variant_config(variants[name]).silence_seconds)
+                for g, idx in index.items()
+            }
             for name, out in rows.items()
         },
         "by_sentence": _by_sentence(details),

@@ -94,7 +94,9 @@ class EndpointConfig:
     min_voiced_frames: int = 2  # consecutive voiced frames that count as speech (40 ms)
     # the neural VAD's decision (VoiceEndpointer): P(speech) thresholds with hysteresis
     speech_probability: float = 0.5  # speech starts at or above this
-    pause_probability: float = 0.35  # ... and goes on while at or above this
+    pause_probability: float = 0.35  # below this a frame is quiet (where the keyword ends)
+    hold_probability: float = 0.35  # after a speech frame, speech goes on at or above this
+    resume_probability: float = 0.35  # once a pause has begun, only this much ends it
     # >0: once a pause has begun, only this many frames in a row at speech_probability end it;
     # 0 (default): any frame at pause_probability does. 2 ended 80 % of noisy inputs promptly
     # instead of 76 % but cut 2 % more sentences (docs/benchmarks.md, bench/endpointing.py --hints)
@@ -261,8 +263,9 @@ class VoiceEndpointer:
             if self._run >= cfg.resume_frames:
                 self.last_speech_frame = self.frames  # speech again: the pause is over
                 self._paused = False
-        elif p >= cfg.pause_probability:
+        elif p >= (cfg.resume_probability if self._paused else cfg.hold_probability):
             self.last_speech_frame = self.frames
+            self._paused = False
         else:
             self._paused = True
         if p >= cfg.speech_probability:

@@ -71,7 +71,8 @@ NOT_ON_THE_COMMAND_LINE = {
     "spotter.track_seconds", "spotter.peak_tolerance", "spotter.probe_seconds",
     "recorder.endpoint.speech_probability", "recorder.endpoint.pause_probability",
     "recorder.endpoint.min_utterance_seconds", "recorder.endpoint.trail_seconds",
-    "recorder.endpoint.resume_frames",
+    "recorder.endpoint.resume_frames", "recorder.endpoint.hold_probability",
+    "recorder.endpoint.resume_probability",
     "recorder.neural.model_path", "recorder.neural.threads", "recorder.keyword_search_seconds",
     "recorder.keyword_pause_seconds", "speculation.wait_seconds", "speculation.keep",
 }  # fmt: skip
