@@ -19,6 +19,12 @@ from devkit.wer import normalize
 
 RATE = 16000
 GAPS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds of pause after each sentence, in turn
+# One real LibriSpeech sentence (8.7 s) and its reference: the Whisper tests' clip.
+LIBRI_CLIP = "utt/libri_1995-1837-0001.wav"
+LIBRI_TEXT = (
+    "it was the first great sorrow of his life it was not so much the loss of the cotton itself "
+    "but the fantasy the hopes the dreams built around it"
+)
 
 
 def utterance_files(root: Path) -> list[tuple[Path, str]]:

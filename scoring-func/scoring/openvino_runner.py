@@ -50,22 +50,28 @@ def _convert(model, folder: Path) -> None:
     ov.save_model(converted, folder / "model.xml", compress_to_fp16=False)
 
 
+def compile_on_cpu(xml: Path, precision: str, threads: int, cache_dir: Path):
+    """An OpenVINO CPU model compiled the service's way (see the module's docstring)."""
+    import openvino as ov
+
+    config = {
+        "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+        "INFERENCE_NUM_THREADS": threads,
+        "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY",
+        "ENABLE_CPU_PINNING": False,
+        "CACHE_DIR": str(Path(cache_dir) / "openvino-compiled"),
+    }
+    return ov.Core().compile_model(str(xml), "CPU", config)
+
+
 class OpenVinoRunner:
     """input_values [1, n] float32 -> logits [1, frames, vocab] float32."""
 
     def __init__(self, folder: Path, precision: str, threads: int, cache_dir: Path) -> None:
         import openvino as ov
 
-        core = ov.Core()
-        config = {
-            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
-            "INFERENCE_NUM_THREADS": threads,
-            "NUM_STREAMS": 1,
-            "PERFORMANCE_HINT": "LATENCY",
-            "ENABLE_CPU_PINNING": False,
-            "CACHE_DIR": str(cache_dir / "openvino-compiled"),
-        }
-        compiled = core.compile_model(str(folder / "model.xml"), "CPU", config)
+        compiled = compile_on_cpu(folder / "model.xml", precision, threads, cache_dir)
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.request = compiled.create_infer_request()
         self.version = ov.__version__

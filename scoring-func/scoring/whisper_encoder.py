@@ -218,19 +218,9 @@ class OpenVinoWhisperEncoder:
     """mel features [1, n_mels, 3000] float32 -> encoder output [1, 1500, d_model] float32."""
 
     def __init__(self, folder: Path, precision: str, threads: int, cache_dir: Path) -> None:
-        import openvino as ov
+        from scoring.openvino_runner import compile_on_cpu
 
-        from scoring.openvino_runner import OV_PRECISION
-
-        config = {
-            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
-            "INFERENCE_NUM_THREADS": threads,
-            "NUM_STREAMS": 1,
-            "PERFORMANCE_HINT": "LATENCY",
-            "ENABLE_CPU_PINNING": False,
-            "CACHE_DIR": str(Path(cache_dir) / "openvino-compiled"),
-        }
-        compiled = ov.Core().compile_model(str(folder / "encoder.xml"), "CPU", config)
+        compiled = compile_on_cpu(folder / "encoder.xml", precision, threads, cache_dir)
         self.precision = precision
         self.request = compiled.create_infer_request()
 

@@ -9,7 +9,14 @@ import requests
 import soundfile as sf
 
 from devkit.local_service import run_scoring_server
-from devkit.long_speech import long_recording, lost_sentences, room_noise, utterances
+from devkit.long_speech import (
+    LIBRI_CLIP,
+    LIBRI_TEXT,
+    long_recording,
+    lost_sentences,
+    room_noise,
+    utterances,
+)
 from devkit.scoring_client import json_floats_body, post, to_int16, wav_bytes
 from devkit.wer import normalize, word_errors
 from scoring.models import ENGINE_WHISPER, ModelSource, offline_whisper_path
@@ -18,11 +25,7 @@ from scoring.whisper import WhisperEngine, decoding_options
 
 pytestmark = pytest.mark.slow
 
-CLIP = "utt/libri_1995-1837-0001.wav"
-CLIP_TEXT = (
-    "it was the first great sorrow of his life it was not so much the loss of the cotton itself "
-    "but the fantasy the hopes the dreams built around it"
-)
+CLIP, CLIP_TEXT = LIBRI_CLIP, LIBRI_TEXT
 
 
 @pytest.fixture(scope="module")

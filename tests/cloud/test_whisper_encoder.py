@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from devkit.long_speech import LIBRI_CLIP, LIBRI_TEXT
 from devkit.wer import normalize, word_errors
 from scoring.cpufeatures import CpuFeatures, cpu_features
 from scoring.models import ENGINE_WHISPER, ModelSource, offline_whisper_path
@@ -28,11 +29,7 @@ from scoring.whisper_encoder import (
 
 pytestmark = pytest.mark.slow
 
-CLIP = "utt/libri_1995-1837-0001.wav"
-CLIP_TEXT = (
-    "it was the first great sorrow of his life it was not so much the loss of the cotton itself "
-    "but the fantasy the hopes the dreams built around it"
-)
+CLIP, CLIP_TEXT = LIBRI_CLIP, LIBRI_TEXT
 
 
 @pytest.fixture(scope="module")
