@@ -77,7 +77,13 @@ def test_a_newer_pause_replaces_a_guess_not_yet_sent(fault_server, clients):
     speculator, client = clients
     fault_server.faults.append(("slow", 0.5))
     first, second, third = _clip(5), _clip(6), _clip(7)
-    speculator.offer(first)  # in flight
+    speculator.offer(first)
+    # in flight once the server has taken its slow fault (under load the sender thread can be
+    # late to pick it up, and then `second` would rightly replace `first` instead)
+    deadline = time.monotonic() + 10.0
+    while fault_server.faults and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not fault_server.faults, "the first guess never reached the server"
     speculator.offer(second)  # pending...
     speculator.offer(third)  # ... replaced before it was sent
     assert client.transcribe(third).text.endswith(audio_id(third))
