@@ -37,6 +37,11 @@ sentence before any noise is mixed in; see devkit/endpointing.py.
    `--hint-lag` seconds of audio after the offer (the request's round trip), then the verdict of
    that text. `--hint-bed-step N` takes every Nth noise bed (Whisper per asked pause is the
    cost). Results: under "turn_hints" of the JSON named by `--hint-out`, chart *_hints.png.
+5. The targets' bound (`--pause-bound`, seconds, no audio replayed): each sentence's longest
+   ground-truth pause inside it, and for each silence_seconds what "whole" and "prompt" can
+   reach together for an end rule that cannot tell such a pause from the end
+   (devkit.endpointing.target_bound), beside the end delay part 1 measured at that value.
+   Results: bench/results/endpointing_bound.json.
 
 Results: bench/results/endpointing.json and endpointing.png.
 """
@@ -66,8 +71,10 @@ from devkit.endpointing import (
     compose_trial,
     load_noise_beds,
     load_sentences,
+    pauses,
     recorded_whole,
     replay_trial,
+    target_bound,
 )
 from devkit.paths import speech_dir
 from devkit.scripted_eim import write_eim
@@ -82,6 +89,7 @@ SNRS = (20.0, 10.0, 5.0)
 SILENCES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5)
 LEAD_S, TAIL_S = 1.0, 15.0
 PROMPT_MARGIN_S = 0.3  # "ends promptly": within silence_seconds + this of the last word
+WHOLE_TARGET, PROMPT_TARGET = 0.98, 0.95  # the issue's targets in noise
 KEYWORD_THRESHOLD = 0.45  # the scripted model's match under 5 dB of noise stays above this
 LATENCY_BUDGET_S = 1.0  # the issue's target: end of speech to printed text, median
 CHOICE_MARGIN_S = 0.15  # printed text comes this long after the end is decided (measured, 3.)
@@ -665,7 +673,7 @@ def hint_chart(data: dict, path: Path) -> None:
             vals = [data["summary"][name].get(c, {}).get(key, 0) for c in conds]
             ax.bar(np.arange(len(conds)) + (j - (len(names) - 1) / 2) * width, vals, width,
                    label=name)  # fmt: skip
-        ax.axhline(0.98 if key == "whole" else 0.95, color="k", ls="--", lw=0.8)
+        ax.axhline(WHOLE_TARGET if key == "whole" else PROMPT_TARGET, color="k", ls="--", lw=0.8)
         ax.set_xticks(range(len(conds)), conds)
         ax.set_ylim(0.3, 1.02)
         ax.set_title(f"{title} (silence {data['silence_seconds']} s, long pause "
@@ -729,6 +737,52 @@ def chart(report: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+# ---------------------------------------------------------------------- 5. the targets' bound
+def pause_bound(speech: Path, json_path: Path, out: Path) -> int:
+    """Part 5: can whole >= 98 % and prompt >= 95 % hold together at a given silence_seconds?
+    Every sentence is mixed with every bed at every SNR alike, so sentences weigh equally."""
+    sentences = load_sentences(speech)
+    longest = {s.name: max(pauses(s.active), default=0.0) for s in sentences}
+    measured = json.loads(json_path.read_text()).get("vad_curve", {}) if json_path.is_file() else {}
+    silero = measured.get("silero-vad", {})
+    rows = []
+    for silence in SILENCES:
+        window = silence + PROMPT_MARGIN_S
+        bound = target_bound(list(longest.values()), window, WHOLE_TARGET, PROMPT_TARGET)
+        noisy = silero.get(str(silence), {}).get("noisy (5-20 dB)", {})
+        rows.append({
+            "silence_seconds": silence,
+            "window_seconds": round(window, 2),
+            "sentences_pausing_longer": sorted(n for n, p in longest.items() if p > window),
+            "exclusive_share": round(bound.exclusive_share, 4),
+            "whole_at_most_if_prompt_met": round(bound.whole_at_most_if_prompt, 4),
+            "prompt_at_most_if_whole_met": round(bound.prompt_at_most_if_whole, 4),
+            "measured_noisy_end_delay_median_s": noisy.get("delay_median_s"),
+        })  # fmt: skip
+    report = {
+        "what": "longest ground-truth pause inside each sentence; per silence_seconds, the most "
+        "'whole' and 'prompt' can reach together for an end rule that cannot tell such a pause "
+        "from the end of the sentence (devkit.endpointing.target_bound); the measured end delay "
+        "(Silero, fixed pause, noisy inputs) from part 1 of endpointing.json",
+        "targets": {"whole": WHOLE_TARGET, "prompt": PROMPT_TARGET, "margin_s": PROMPT_MARGIN_S},
+        "longest_inner_pause_s": {n: round(p, 2) for n, p in longest.items()},
+        "by_silence": rows,
+    }
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        "| silence_seconds | sentences pausing longer than it + 0.3 s | whole at most "
+        "(prompt >= 95 %) | prompt at most (whole >= 98 %) | end delay median, noisy |"
+    )
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['silence_seconds']} | {len(r['sentences_pausing_longer'])} of "
+              f"{len(longest)} | {r['whole_at_most_if_prompt_met']:.1%} | "
+              f"{r['prompt_at_most_if_whole_met']:.1%} | "
+              f"{r['measured_noisy_end_delay_median_s']} s |")  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
 # ---------------------------------------------------------------------- main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -753,6 +807,9 @@ def main() -> int:
     parser.add_argument("--hint-out", default="endpointing.json", help="part 4's JSON name")
     parser.add_argument("--hint-lag", type=float, default=0.5, help="answer's round trip (s)")
     parser.add_argument("--long-pause", type=float, default=1.5, help="long_pause_seconds")
+    parser.add_argument(
+        "--pause-bound", action="store_true", help="only part 5: what the targets allow together"
+    )
     args = parser.parse_args()
     json_path, png_path = args.out / "endpointing.json", args.out / "endpointing.png"
     if args.replot:
@@ -762,6 +819,8 @@ def main() -> int:
     if speech is None:
         print("error: ../shared/data/speech not found (set SPEECH_DATA_DIR)", file=sys.stderr)
         return 2
+    if args.pause_bound:
+        return pause_bound(speech, json_path, args.out / "endpointing_bound.json")
     trials = build_trials(speech, args.quick)
     if args.only_latency:
         return only_latency(args, trials, json_path, png_path)

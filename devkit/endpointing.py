@@ -307,3 +307,35 @@ def recorded_whole(trial: Trial, rec) -> bool:
         and rec.start_index <= trial.speech_start
         and rec.end_index >= trial.speech_end
     )
+
+
+@dataclass(frozen=True)
+class TargetBound:
+    """What "whole" and "prompt" can reach together on a set of sentences (see target_bound)."""
+
+    exclusive_share: float  # inputs whose sentence pauses inside for longer than the prompt window
+    whole_at_most_if_prompt: float  # best "whole" once "prompt" reaches its target
+    prompt_at_most_if_whole: float  # best "prompt" once "whole" reaches its target
+
+
+def target_bound(
+    longest_pauses: list[float], window_s: float, whole_target: float, prompt_target: float
+) -> TargetBound:
+    """The most an end rule can reach when it cannot tell a long pause inside a sentence from
+    the sentence's end (it has heard the same words and the same silence in both cases).
+
+    One input per entry of `longest_pauses` (the longest ground-truth pause inside the
+    sentence). Where that pause is longer than `window_s` (silence_seconds + the prompt margin),
+    the input is either cut there or, waiting at least that long at every pause, ends more than
+    `window_s` after its last word: whole and prompt exclude each other for it. So with a share
+    E of such inputs, "whole" >= W allows "prompt" <= 1 - E + (1 - W), and "prompt" >= P allows
+    "whole" <= 1 - E + min(E, 1 - P).
+    """
+    if not longest_pauses:
+        raise ValueError("target_bound needs at least one sentence")
+    share = sum(p > window_s for p in longest_pauses) / len(longest_pauses)
+    return TargetBound(
+        exclusive_share=share,
+        whole_at_most_if_prompt=min(1.0, 1 - share + min(share, 1 - prompt_target)),
+        prompt_at_most_if_whole=min(1.0, 1 - share + (1 - whole_target)),
+    )

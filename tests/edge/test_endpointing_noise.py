@@ -18,8 +18,10 @@ from devkit.endpointing import (
     compose_trial,
     load_noise_beds,
     load_sentences,
+    pauses,
     recorded_whole,
     replay_trial,
+    target_bound,
 )
 from devkit.scripted_eim import write_eim
 from devkit.speech import speak, write_wav
@@ -91,3 +93,24 @@ def test_the_energy_endpointer_fails_on_the_same_inputs(tmp_path, model, trials)
         rec = replay_trial(trial, wav, model, config, use_estimate=False, threshold=0.45)
         bad += rec.reason is not EndReason.SILENCE or not recorded_whole(trial, rec)
     assert bad >= 1
+
+
+def test_the_targets_bound_counts_the_sentences_that_pause_longer_than_the_window():
+    # two of four sentences pause 1.44 s and 1.21 s inside: at a 1.0 s window each of them is
+    # either cut there or ends late, so the two targets cannot both be met
+    bound = target_bound([0.2, 0.5, 1.44, 1.21], 1.0, whole_target=0.98, prompt_target=0.95)
+    assert bound.exclusive_share == 0.5
+    assert bound.whole_at_most_if_prompt == pytest.approx(0.55)
+    assert bound.prompt_at_most_if_whole == pytest.approx(0.52)
+    wide = target_bound([0.2, 0.5, 1.44, 1.21], 1.5, whole_target=0.98, prompt_target=0.95)
+    assert (wide.whole_at_most_if_prompt, wide.prompt_at_most_if_whole) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="at least one sentence"):
+        target_bound([], 1.0, whole_target=0.98, prompt_target=0.95)
+
+
+def test_ground_truth_pauses_of_real_sentences(speech_dir):
+    """The digit string is read out in groups with pauses over a second between them; an
+    ordinary read sentence has none over 0.3 s (what the bound above is computed from)."""
+    longest = {s.name: max(pauses(s.active), default=0.0) for s in load_sentences(speech_dir)}
+    assert longest["utt/sphinx4_digits_10001-90210-01803.wav"] > 1.3
+    assert longest["utt/cmu_arctic_a0024.wav"] < 0.3
