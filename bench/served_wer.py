@@ -5,7 +5,7 @@
 1. Served vs direct (always): posts every clip of ../shared/data/speech/utt (audio/wav) to the
    scoring service (the one at --url, or one it starts with the offline Whisper tiny.en and the
    service's default settings) and transcribes it with faster-whisper directly (same folder,
-   the options `scoring.whisper.decoding_options` gives, no server), the two in turn. WER with the
+   the options `scoring.whisper.request_options` gives, no server), the two in turn. WER with the
    project's normaliser (devkit/wer.py), real-time factors, identical transcripts.
 2. Long audio (always): the 14 clips joined into one recording of about 90 s with pauses of
    0.5-8 s of real room noise between them (devkit/long_speech.py), served once with the
@@ -18,6 +18,9 @@
    and the encoder output's correlation with CTranslate2 float32 on each clip's window. Then the
    same agreement on every --agreement-step'th clip of kw_real/ (real people, real microphones
    saying a wake word): a larger sample than 14 sentences for "does the encoder change the text".
+   Beside them the default encoder with WHISPER_TIMESTAMPS=long (no timestamp tokens where the
+   audio fits one window): what leaving them out changes; the noise-alone check of part 2 runs
+   through such a server too.
 4. --grid: faster-whisper directly over decoding settings, the measurement behind the
    service's defaults: on the clips beam 1/5 x temperature fallback x timestamps x VAD (2 passes,
    median time per clip); on the long recording conditioning on the previous window's text x
@@ -56,7 +59,7 @@ from devkit.wer import normalize, word_errors
 from scoring.cpufeatures import cpu_features
 from scoring.models import ENGINE_WHISPER, ModelSource, offline_whisper_path
 from scoring.settings import ServiceSettings
-from scoring.whisper import SAMPLING_SEED, WhisperEngine, decoding_options, uses_vad
+from scoring.whisper import SAMPLING_SEED, WhisperEngine, decoding_options, request_options
 
 NOISE_DB = -45.0  # room noise in the pauses of the long recording, dBFS RMS
 
@@ -66,6 +69,13 @@ def noise_body(path: Path) -> bytes:
 
     audio, _ = sf.read(path, dtype="float32")
     return wav_bytes(to_int16(audio[: 30 * 16000]))
+
+
+def noise_record(answers: list[str]) -> dict:
+    """Words per noise recording, and what the ones with words said."""
+    words = [len(a.split()) for a in answers]
+    return {"words": words, "files_with_words": sum(w > 0 for w in words),
+            "texts": sorted({a for a in answers if a})}  # fmt: skip
 
 
 def served(url: str, bodies: list[bytes]) -> list[dict]:
@@ -83,16 +93,16 @@ def side_by_side(url, bodies, model, audio, settings, options) -> tuple[list, li
     """Each clip served and run directly one after the other, the order swapped every clip, so
     a shared machine's load falls on both paths alike (after one warm-up of each)."""
     served(url, bodies[:1])
-    transcribe(model, audio[0], options, vad=False)
+    transcribe(model, audio[0], request_options(options, settings, len(audio[0])))
     via_server, via_direct = [], []
     for i, (body, clip) in enumerate(zip(bodies, audio, strict=True)):
-        vad = uses_vad(settings, len(clip))
+        clip_options = request_options(options, settings, len(clip))
         if i % 2:
-            via_direct.append(transcribe(model, clip, options, vad))
+            via_direct.append(transcribe(model, clip, clip_options))
             via_server += served(url, [body])
         else:
             via_server += served(url, [body])
-            via_direct.append(transcribe(model, clip, options, vad))
+            via_direct.append(transcribe(model, clip, clip_options))
     return via_server, via_direct
 
 
@@ -104,15 +114,23 @@ def whisper_engine(env: dict[str, str]) -> WhisperEngine:
     return engine
 
 
-def runnable_encoders() -> list[str]:
+def compared_engines() -> dict[str, dict[str, str]]:
+    """Part 3's engines: name -> settings. Each encoder the CPU can run, and the default one
+    without timestamp tokens on one-window audio (WHISPER_TIMESTAMPS=long)."""
     native = cpu_features().native_bf16
-    return ["ctranslate2", "openvino-fp32"] + (["openvino-bf16"] if native else [])
+    encoders = ["ctranslate2", "openvino-fp32"] + (["openvino-bf16"] if native else [])
+    variants = {e: {"WHISPER_ENCODER": e} for e in encoders}
+    variants[f"{encoders[-1]}, WHISPER_TIMESTAMPS=long"] = {
+        "WHISPER_ENCODER": encoders[-1],
+        "WHISPER_TIMESTAMPS": "long",
+    }
+    return variants
 
 
 def encoder_comparison(env, refs, audio, kw_clips, kw_refs) -> dict:
-    """Part 3: each encoder in process on the clips (3 passes, median, interleaved) and on the
+    """Part 3: each engine in process on the clips (3 passes, median, interleaved) and on the
     kw_real sample (1 pass); agreement with the exact (fp32) encoder; encoder correlation."""
-    engines = {e: whisper_engine({**env, "WHISPER_ENCODER": e}) for e in runnable_encoders()}
+    engines = {n: whisper_engine({**env, **extra}) for n, extra in compared_engines().items()}
     seconds = sum(len(a) for a in audio) / 16000
     texts = {e: [] for e in engines}
     times = {e: [] for e in engines}
@@ -179,12 +197,12 @@ def kw_real_sample(root: Path, step: int) -> tuple[list[np.ndarray], list[str]]:
     return clips, refs
 
 
-def transcribe(model, audio: np.ndarray, options: dict, vad: bool) -> tuple[str, float]:
+def transcribe(model, audio: np.ndarray, options: dict) -> tuple[str, float]:
     import ctranslate2
 
     ctranslate2.set_random_seed(SAMPLING_SEED)  # as the service does before each request
     started = time.perf_counter()
-    segments, _ = model.transcribe(audio, vad_filter=vad, **options)
+    segments, _ = model.transcribe(audio, **options)
     text = " ".join(s.text.strip() for s in segments).strip().upper()
     return text, (time.perf_counter() - started) * 1000
 
@@ -206,10 +224,11 @@ def grid(model, refs: list[str], audio: list[np.ndarray], base: dict) -> list[di
             "beam_size": beam,
             "temperature": temperature,
             "without_timestamps": no_timestamps,
+            "vad_filter": vad,
         }
         texts, times = [], []
         for clip in audio:
-            runs = [transcribe(model, clip, options, vad) for _ in range(2)]
+            runs = [transcribe(model, clip, options) for _ in range(2)]
             texts.append(runs[0][0])
             times.append(statistics.median(ms for _, ms in runs))
         out.append(
@@ -231,8 +250,14 @@ def long_grid(model, refs: list[str], long_audio: np.ndarray, base: dict) -> lis
     out = []
     combos = list(itertools.product((False, True), (FALLBACK, 0.0), (False, True)))
     for condition, temperature, vad in tqdm(combos, desc="whisper settings, long audio"):
-        options = {**base, "condition_on_previous_text": condition, "temperature": temperature}
-        text, ms = transcribe(model, long_audio, options, vad)
+        options = {
+            **base,
+            "condition_on_previous_text": condition,
+            "temperature": temperature,
+            "without_timestamps": False,  # the timestamps place each next window
+            "vad_filter": vad,
+        }
+        text, ms = transcribe(model, long_audio, options)
         out.append(
             {
                 **_shown(options),
@@ -246,7 +271,7 @@ def long_grid(model, refs: list[str], long_audio: np.ndarray, base: dict) -> lis
 
 
 def _shown(options: dict) -> dict:
-    return {k: v for k, v in options.items() if k != "language"}
+    return {k: v for k, v in options.items() if k not in ("language", "vad_filter")}
 
 
 def main() -> int:
@@ -288,11 +313,15 @@ def main() -> int:
             run_scoring_server(model_path, env={**env, "WHISPER_VAD": "off"}, offline=True)
         )
         long_no_vad = served(no_vad.score_url, long_body)[0]
+        no_ts = stack.enter_context(
+            run_scoring_server(model_path, env={**env, "WHISPER_TIMESTAMPS": "long"}, offline=True)
+        )
         noise_files = sorted((root / "noise_bed").glob("*.wav"))
         noise_bodies = [noise_body(path) for path in noise_files]
-        noise_words = {
-            name: [len(a["result"].split()) for a in served(u, noise_bodies)]
-            for name, u in (("default (VAD on)", url), ("WHISPER_VAD=off", no_vad.score_url))
+        servers = (("default (VAD on)", url), ("WHISPER_VAD=off", no_vad.score_url),
+                   ("WHISPER_TIMESTAMPS=long", no_ts.score_url))  # fmt: skip
+        noise_answers = {
+            name: [a["result"] for a in served(u, noise_bodies)] for name, u in servers
         }
 
     kw_clips, kw_refs = kw_real_sample(root, args.agreement_step)
@@ -307,6 +336,7 @@ def main() -> int:
         "threads": args.threads,
         "options": options,
         "vad": settings.engine.whisper_vad,
+        "timestamps": settings.engine.whisper_timestamps,
         "clips": len(refs),
         "audio_seconds": round(sum(len(a) for a in audio) / 16000, 2),
         "normalisation": "devkit/wer.py: lower case, no punctuation, hyphens split, numbers as "
@@ -318,10 +348,7 @@ def main() -> int:
         "room_noise_alone": {
             "what": "noise_bed/ recordings (first 30 s, no speech): words in the answer",
             "files": [p.name for p in noise_files],
-            **{
-                name: {"words": words, "files_with_words": sum(w > 0 for w in words)}
-                for name, words in noise_words.items()
-            },
+            **{name: noise_record(answers) for name, answers in noise_answers.items()},
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -459,7 +486,7 @@ def chart(r: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, values, label in ((axes[0], rtf, "real-time factor (lower is faster)"),
                               (axes[1], wer, "WER % on utt/ (14 clips)")):  # fmt: skip
-        bars = ax.barh(names, values, color=["#888", "#4a7", "#27a", "#c63"][: len(names)])
+        bars = ax.barh(names, values, color=["#888", "#4a7", "#27a", "#a7c", "#c63"][: len(names)])
         ax.bar_label(bars, fmt="%.3f" if values is rtf else "%.1f")
         ax.set_title(label, fontsize=10)
         ax.invert_yaxis()

@@ -68,7 +68,7 @@ class WhisperEngine:
         # text every time (a retried request, or faster-whisper run directly with the seed).
         ctranslate2.set_random_seed(SAMPLING_SEED)
         segments, _info = self.model.transcribe(
-            samples, vad_filter=uses_vad(self.settings, len(samples)), **self.options
+            samples, **request_options(self.options, self.settings, len(samples))
         )
         return " ".join(segment.text.strip() for segment in segments).strip().upper()
 
@@ -113,8 +113,9 @@ def whisper_model(location: str, settings: ServiceSettings, device: str, encoder
 
 
 def decoding_options(settings: ServiceSettings) -> dict:
-    """faster-whisper's transcribe() options from the settings (bench/served_wer.py and the tests
-    use the same function to run the model directly, so served and direct stay comparable)."""
+    """faster-whisper's transcribe() options from the settings, those that do not depend on the
+    audio's length (request_options adds those; bench/served_wer.py and the tests use both to
+    run the model directly, so served and direct stay comparable)."""
     engine = settings.engine
     temperatures = engine.whisper_temperatures
     return {
@@ -122,9 +123,28 @@ def decoding_options(settings: ServiceSettings) -> dict:
         "language": settings.whisper_language,
         "condition_on_previous_text": engine.whisper_condition_on_previous_text,
         "temperature": temperatures[0] if len(temperatures) == 1 else list(temperatures),
-        "without_timestamps": engine.whisper_without_timestamps,
         "vad_parameters": {"speech_pad_ms": engine.whisper_vad_pad_ms},  # used when VAD is on
     }
+
+
+def request_options(options: dict, settings: ServiceSettings, n_samples: int) -> dict:
+    """`options` (decoding_options) plus what depends on this audio's length: the VAD and the
+    timestamp tokens."""
+    return {
+        **options,
+        "vad_filter": uses_vad(settings, n_samples),
+        "without_timestamps": not uses_timestamps(settings, n_samples),
+    }
+
+
+WINDOW_SECONDS = 30  # Whisper reads audio in windows of this length
+
+
+def uses_timestamps(settings: ServiceSettings, n_samples: int) -> bool:
+    """WHISPER_TIMESTAMPS: always (`on`), never (`off`), or (`long`, the default) only for audio
+    longer than one window, where the timestamps place the next window."""
+    mode = settings.engine.whisper_timestamps
+    return mode == "on" or (mode == "long" and n_samples > WINDOW_SECONDS * TARGET_RATE)
 
 
 def uses_vad(settings: ServiceSettings, n_samples: int) -> bool:

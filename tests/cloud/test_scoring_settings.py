@@ -43,6 +43,8 @@ def test_values_from_environment():
         ({"QUANTIZE": "int4"}, "QUANTIZE"),
         ({"DEVICE": "tpu"}, "DEVICE"),
         ({"CHUNK_SECONDS": "4", "STRIDE_SECONDS": "2"}, "STRIDE_SECONDS"),
+        ({"WHISPER_TIMESTAMPS": "sometimes"}, "WHISPER_TIMESTAMPS"),
+        ({"WHISPER_WITHOUT_TIMESTAMPS": "maybe"}, "WHISPER_WITHOUT_TIMESTAMPS"),
     ],
 )
 def test_bad_values_name_the_variable(env, named):
@@ -66,3 +68,31 @@ def test_whisper_decoding_settings():
     assert decoding_options(greedy)["condition_on_previous_text"] is True
     assert not uses_vad(greedy, 16000 * 29) and uses_vad(greedy, 16000 * 31)
     assert not uses_vad(ServiceSettings.from_env({"WHISPER_VAD": "off"}), 16000 * 100)
+
+
+def test_timestamp_tokens_only_where_the_next_window_needs_them():
+    from scoring.whisper import decoding_options, request_options, uses_timestamps
+
+    default = ServiceSettings.from_env({})
+    assert default.engine.whisper_timestamps == "on" and uses_timestamps(default, 16000)
+    long_only = ServiceSettings.from_env({"WHISPER_TIMESTAMPS": "LONG"})
+    assert not uses_timestamps(long_only, 30 * 16000)
+    assert uses_timestamps(long_only, 30 * 16000 + 1)
+    options = decoding_options(long_only)
+    assert "without_timestamps" not in options and "vad_filter" not in options
+    short, long = (request_options(options, long_only, n * 16000) for n in (5, 90))
+    assert short["without_timestamps"] is True and long["without_timestamps"] is False
+    assert short["vad_filter"] is long["vad_filter"] is True
+    assert short["beam_size"] == 5  # the rest is decoding_options' own
+    never = ServiceSettings.from_env({"WHISPER_TIMESTAMPS": "off"})
+    assert not uses_timestamps(never, 16000 * 100)
+    assert request_options(options, default, 16000)["without_timestamps"] is False
+    # the older flag still means what it said, unless the new variable is set
+    legacy_off = ServiceSettings.from_env({"WHISPER_WITHOUT_TIMESTAMPS": "1"})
+    legacy_on = ServiceSettings.from_env({"WHISPER_WITHOUT_TIMESTAMPS": "0"})
+    assert (legacy_off.engine.whisper_timestamps, legacy_on.engine.whisper_timestamps) == (
+        "off",
+        "on",
+    )
+    both = {"WHISPER_WITHOUT_TIMESTAMPS": "1", "WHISPER_TIMESTAMPS": "long"}
+    assert ServiceSettings.from_env(both).engine.whisper_timestamps == "long"
