@@ -141,14 +141,17 @@ class App:
         return SpeculativeClient(self.client, self.speculator)
 
     def _open_audio(self) -> None:
+        """Everything that listens is loaded first, the source opened last: live audio that
+        arrived while the neural VAD loaded (over a second under qemu) would be skipped by a
+        spotter that starts at the newest audio, and a keyword said then not heard."""
         audio = Audio(open_source(self.s.source), self.s.audio)
+        spotter = KeywordSpotter(audio, self.model, self.s.spotter)
+        recorder = Recorder(audio, self.s.recorder)
         try:
             audio.start()
         except AudioSourceError as exc:
             raise Fatal(str(exc)) from exc
-        self.audio = audio
-        self.spotter = KeywordSpotter(audio, self.model, self.s.spotter)
-        self.recorder = Recorder(audio, self.s.recorder)
+        self.audio, self.spotter, self.recorder = audio, spotter, recorder
         if self._stop.is_set():
             audio.interrupt()
 

@@ -127,6 +127,7 @@ class Recorder:
         if self.config.vad == "silero":
             try:
                 self._vad = SileroVAD(self.config.neural)
+                log.info("end of speech by the neural VAD (Silero, onnxruntime): loaded")
             except VadUnavailable as exc:
                 log.warning("%s: ending recordings by energy instead", exc)
 

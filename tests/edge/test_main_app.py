@@ -231,3 +231,26 @@ def test_once_with_the_endpoint_down_exits_5_and_keeps_the_recording(
     assert result.returncode == 5, result.stderr
     assert "Connection refused" in result.stderr and "will be sent by the next run" in result.stderr
     assert len(list(tmp_path.glob("*.wav"))) == 1 and result.stdout == ""
+
+
+def test_a_keyword_at_the_first_moment_of_live_audio_is_heard(
+    fault_server, keyword_eim, keyword_audio, sentence_audio, tmp_path
+):
+    """Live audio (real-time replay, like a microphone) is heard from its first block: the app
+    loads what it listens with (the neural VAD, onnxruntime) before it opens the source. Opened
+    the other way round, the first second or so was captured while nobody listened and the
+    spotter, starting at live audio, jumped over it (seen on arm64 under qemu: the keyword 1.0 s
+    into the file was not heard)."""
+    audio, _ = compose(quiet(0.05), keyword_audio, quiet(0.3), sentence_audio, quiet(2.0))
+    wav = write_wav(tmp_path / "in.wav", audio)
+    result = run_main(
+        ["--model", keyword_eim, "--input", wav, "--input-speed", "realtime", "--once",
+         "--endpoint", fault_server.url, "--spool-dir", tmp_path / "spool"],
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1, result.stdout
+    lines = result.stderr.splitlines()
+    loaded = next(i for i, x in enumerate(lines) if "neural VAD" in x and "loaded" in x)
+    opened = next(i for i, x in enumerate(lines) if "replaying" in x)
+    assert loaded < opened, "the source was opened before the VAD was loaded"
