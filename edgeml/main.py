@@ -193,6 +193,7 @@ class App:
                     detection.end_index,
                     detection.keyword_end,
                     on_pause=self.speculator.offer if self.speculator else None,
+                    keyword_window=detection.window_samples,
                 )
                 resume_at = recording.resume_index
                 self.spotter.reset()
@@ -238,6 +239,7 @@ class App:
             keyword_score=round(detection.score, 4),
             end_reason=recording.reason.value,
             saved_copy=str(saved) if saved else None,
+            keyword_in_audio=recording.after_keyword_index is not None,
         )
         try:
             seq = self.delivery.submit(recording.samples, info)

@@ -32,6 +32,7 @@ import numpy as np
 
 from edgeml.audioformat import write_wav
 from edgeml.delivery import Outcome
+from edgeml.keywordtext import strip_keyword
 
 log = logging.getLogger("edgeml")
 
@@ -77,7 +78,7 @@ class Output:
                 log.info("recording %s is already in %s: not recorded twice", rid,
                          self.config.jsonl)  # fmt: skip
                 return
-            text = outcome.transcript.text if outcome.transcript is not None else ""
+            text = printed_text(outcome)
             if text and (rid is None or rid not in self._printed):
                 self._print(text)
                 if rid is not None:
@@ -125,6 +126,16 @@ class Output:
         self._order.append(rid)
         while len(self._order) > REMEMBERED_IDS:
             self._written.discard(self._order.popleft())
+
+
+def printed_text(outcome: Outcome) -> str:
+    """The transcript as the user reads it: without the keyword, which the recording keeps
+    (recorder.py) so that no word after it is cut (keywordtext.py)."""
+    if outcome.transcript is None:
+        return ""
+    info = outcome.record.info if outcome.record is not None else None
+    keyword = info.keyword if info is not None and info.keyword_in_audio else None
+    return strip_keyword(outcome.transcript.text, keyword)
 
 
 def one_line(text: str) -> str:
@@ -180,7 +191,8 @@ def _json_record(outcome: Outcome) -> dict:
             inference_ms=t.inference_ms,
             model=t.model,
             engine=t.engine,
-            text=t.text,
+            text=printed_text(outcome),
+            heard=t.text,  # what the model heard, the keyword included
         )
     else:
         record.update(error=str(outcome.error), text=None)

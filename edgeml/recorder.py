@@ -1,17 +1,26 @@
-"""The recorder: from where the keyword ends to the end of what is said next.
+"""The recorder: the keyword and what is said after it, to the end of the turn.
 
     Audio (ring buffer) --32 ms chunks--> SileroVAD (neural_vad.py) --P(speech)-->
         VoiceEndpointer (vad.py) --> Recording            (default: --vad silero)
     Audio (ring buffer) --20 ms frames--> Endpointer (vad.py, energy) --> Recording
                                                                      (fallback: --vad energy)
 
-With the neural VAD the recording starts where the keyword really ends, whatever its length and
-whatever the model's timing. The spotter says where the keyword is complete (its score's peak,
-Detection.keyword_end); the VAD, run from a second before that point (it needs the context),
-says where the speaker paused: the recording starts at the start of the pause that follows the
+With the neural VAD the recording holds the keyword too, and keywordtext.py takes it off the
+transcript. A cut between the keyword and the sentence cannot be placed right when people run on
+without a pause ("Alexa what time is it"): the spotter fires up to ~0.6 s after the keyword
+ends (its hop and the decision over several windows), and every rule that guessed the keyword's
+end from the model's timing lost the first word of some speakers (bench/e2e.py). So the
+recording starts KEYWORD_MARGIN before the first speech inside the window that fired (its own
+VAD pass, `_keyword_onset`); the speech model hears "Alexa, what time is it?", as commercial
+assistants send the wake word to the cloud and drop it from the text.
+
+Where the words after the keyword begin (Recording.after_keyword_index) is still found as
+before, because the end of the turn is judged on them alone: the spotter says where the keyword is
+complete (its score's peak, Detection.keyword_end); the VAD, run from a second before that
+point, says where the speaker paused: the words start at the start of the pause that follows the
 keyword. If the speaker was already quiet at the estimate (a model that fires late), the pause
-is followed back to where it began, at most `pre_roll_seconds` before the estimate, so a
-sentence said at once is kept; a gap of 100 ms or so shows only as a dip of P(speech) below the
+is followed back to where it began, at most `pre_roll_seconds` before the estimate; a gap of
+100 ms or so shows only as a dip of P(speech) below the
 start level (the VAD's own hangover): a dip from one chunk before the estimate to 160 ms after
 it is taken as the end; if they were still speaking (a model that fires early, a
 two-word keyword after its first word), it starts at the first pause of at least
@@ -19,12 +28,12 @@ two-word keyword after its first word), it starts at the first pause of at least
 keyword run straight into the sentence) it starts at the estimate itself. The VAD then decides
 where the speech starts and ends (vad.VoiceEndpointer); the recording keeps `trail_seconds` of
 the quiet after the last speech, not the whole pause it waited. At each pause that reaches
-`trail_seconds` the recording so far is offered to `on_pause` (a speculative transcription,
-speculative.py): if that pause turns out to be the end, the final recording is exactly the audio
-offered. `on_pause` may hand back a hint, asked once per chunk while the pause lasts: what the
-words of that audio say about the end of the turn (turn.py). It moves only the pause allowed
-(`silence_seconds` when they look finished or say nothing, `long_pause_seconds` when they stop
-mid-phrase or are still on their way), never the audio kept.
+`trail_seconds` the recording so far (keyword included) is offered to `on_pause` (a speculative
+transcription, speculative.py): if that pause turns out to be the end, the final recording is
+exactly the audio offered. `on_pause` may hand back a hint, asked once per chunk while the pause
+lasts: what the words of that audio say about the end of the turn (turn.py). It moves only the
+pause allowed (`silence_seconds` when they look finished or say nothing, `long_pause_seconds`
+when they stop mid-phrase or are still on their way), never the audio kept.
 
 The energy path (the older behaviour, kept as a fallback where onnxruntime is missing):
 
@@ -64,6 +73,10 @@ from edgeml.vad import (
 log = logging.getLogger("edgeml.recorder")
 
 KEYWORD_OVERHANG = SAMPLE_RATE // 4  # the keyword may end up to one hop after detection
+KEYWORD_WINDOW = SAMPLE_RATE  # the model's window when the caller does not say (Studio's 1 s)
+KEYWORD_MARGIN = SAMPLE_RATE * 3 // 20  # kept before the keyword's first speech (150 ms)
+ONSET_WARMUP = SAMPLE_RATE // 2  # the onset's VAD pass starts this long before the window
+ONSET_SLACK = SAMPLE_RATE // 2  # a model may fire with the keyword's start out of its window
 FLOOR_REFRESH_FRAMES = 12  # recompute the background level every 240 ms
 VAD_KINDS = ("silero", "energy")
 VAD_WARMUP = SAMPLE_RATE  # the VAD starts this long before the keyword's estimated end
@@ -89,13 +102,14 @@ class Recording:
     """What was said after the keyword: 16 kHz mono int16, and where it sits in the stream."""
 
     samples: np.ndarray
-    start_index: int  # first sample (keyword_index - pre-roll, less the keyword's tail)
+    start_index: int  # first sample: where the keyword begins (the energy path: after it)
     keyword_index: int  # where the keyword window ended
     reason: EndReason
     speech_start_index: int | None = None
     speech_end_index: int | None = None
     decided_index: int | None = None  # where the end was decided (past the kept trail)
     verdict: Verdict | None = None  # the transcript hint in force when the end was decided
+    after_keyword_index: int | None = None  # where the words after the keyword were judged from
 
     @property
     def end_index(self) -> int:
@@ -144,11 +158,14 @@ class Recorder:
         keyword_index: int,
         keyword_end: int | None = None,
         on_pause: PauseHandler | None = None,
+        keyword_window: int | None = None,
     ) -> Recording:
-        """Record what is said after the keyword until silence, max length or no speech.
+        """Record the keyword and what is said after it until silence, max length or no speech.
 
         `keyword_index` is the detection point, `keyword_end` the spotter's estimate of where
-        the keyword is complete (Detection.keyword_end; default: the detection point).
+        the keyword is complete (Detection.keyword_end; default: the detection point),
+        `keyword_window` the length of the model's window in samples (the keyword lies inside
+        the window that fired; default: KEYWORD_WINDOW).
         `on_pause(samples)` is called with the recording so far at each pause of trail_seconds
         (neural VAD only); what it returns, if anything, is the turn hint for that pause.
         Raises what Audio.read raises (Stopped, AudioStalled, Overrun),
@@ -156,7 +173,8 @@ class Recorder:
         """
         if self._vad is None:
             return self._record_energy(keyword_index)
-        return _VoiceRecording(self, keyword_index, keyword_end, on_pause).run()
+        window = KEYWORD_WINDOW if keyword_window is None else keyword_window
+        return _VoiceRecording(self, keyword_index, keyword_end, on_pause, window).run()
 
     def _record_energy(self, keyword_index: int) -> Recording:
         """The energy endpointer from the detection point minus the pre-roll (the fallback)."""
@@ -240,6 +258,7 @@ class _VoiceRecording:
         keyword_index: int,
         keyword_end: int | None,
         on_pause: PauseHandler | None,
+        window: int = 0,
     ) -> None:
         self.audio = recorder.audio
         self.config = recorder.config
@@ -249,10 +268,14 @@ class _VoiceRecording:
         self.estimate = keyword_index if keyword_end is None else keyword_end
         self.look_back = keyword_end is None  # no estimate: the detection may have been late
         self.on_pause = on_pause
+        # the keyword is inside the window that fired: its audio is kept from where it begins
+        self.onset = self._keyword_onset(max(keyword_index - window - ONSET_SLACK, 0))
+        self.vad.reset()
         self.origin = max(self.estimate - VAD_WARMUP, self.audio.oldest, 0)
         self.probs: list[float] = []  # P(speech) of chunk k = [origin + k * CHUNK, ...)
         self.chunks: list[np.ndarray] = []  # the audio of chunk k (kept: the ring moves on)
         self.ended = False
+        self.prefix = np.zeros(0, np.int16)  # the keyword's audio, before the judged chunks
 
     def _at(self, chunk: int) -> int:
         return self.origin + chunk * CHUNK_SAMPLES
@@ -318,9 +341,28 @@ class _VoiceRecording:
         found = self._pause_from(at, ahead)
         return at if found is None else found
 
+    def _keyword_onset(self, window_start: int) -> int:
+        """Where the keyword's speech begins: the first speech in the window that fired (or
+        up to ONSET_SLACK before it), a little before it (the VAD's onset lags a soft first
+        consonant). Speech all through the window (someone talking up to the keyword) starts it at the window's start: the keyword
+        is whole, and keywordtext drops the words before it. Its own VAD pass (the state is
+        reset after it), so the words after the keyword are judged exactly as before."""
+        begin = max(window_start - ONSET_WARMUP, self.audio.oldest, 0)
+        end = max(self.estimate, begin)
+        audio = self.audio.read(begin, end - begin) if end > begin else np.zeros(0, np.int16)
+        margin = int(KEYWORD_MARGIN)
+        for k in range(len(audio) // CHUNK_SAMPLES):
+            at = begin + k * CHUNK_SAMPLES
+            p = self.vad.chunk_probability(audio[k * CHUNK_SAMPLES : (k + 1) * CHUNK_SAMPLES])
+            if at >= window_start and p >= self.config.endpoint.pause_probability:
+                return max(window_start, at - margin, begin)
+        return end
+
     def run(self) -> Recording:
         first = self.start_chunk()
-        start = self._at(first)
+        after = self._at(first)
+        start = min(self.onset, after)
+        self.prefix = self.audio.read(start, after - start) if after > start else self.prefix
         turn = EndOfTurn(self.config.endpoint, self.config.turn, CHUNK_SAMPLES / SAMPLE_RATE)
         reason, c = None, first
         while reason is None:
@@ -331,12 +373,13 @@ class _VoiceRecording:
             reason = turn.push(p)
             c += 1
             if turn.offer_end is not None:
-                turn.hint = self._offer(start, first + turn.offer_end)
+                turn.hint = self._offer(first, first + turn.offer_end)
         ep = turn.vad
         end = first + turn.kept_frames if reason is EndReason.SILENCE else c
         return Recording(
             samples=self._samples(first, end),
             start_index=start,
+            after_keyword_index=self._at(first),
             keyword_index=self.keyword_index,
             reason=reason,
             speech_start_index=None
@@ -350,15 +393,15 @@ class _VoiceRecording:
         )
 
     def _samples(self, first: int, end: int) -> np.ndarray:
-        parts = self.chunks[first:end]
-        return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+        """The keyword's audio, then chunks [first, end) (the words after it)."""
+        return np.concatenate([self.prefix, *self.chunks[first:end]])
 
-    def _offer(self, start: int, end_chunk: int) -> TurnHint | None:
+    def _offer(self, first: int, end_chunk: int) -> TurnHint | None:
         """Hand the recording so far to on_pause; its hint, if any. An error there is logged."""
         if self.on_pause is None:
             return None
         try:
-            hint = self.on_pause(self._samples(self._chunk_of(start), end_chunk))
+            hint = self.on_pause(self._samples(first, end_chunk))
         except Exception:  # noqa: BLE001 - a speculation must never break a recording
             log.exception("the pause handler failed; recording goes on")
             return None

@@ -75,6 +75,7 @@ class RecordingInfo:
     keyword_score: float | None = None
     end_reason: str | None = None
     saved_copy: str | None = None  # where --save-dir put a copy
+    keyword_in_audio: bool = False  # the recording starts with the keyword (recorder.py)
 
 
 @dataclass(frozen=True)

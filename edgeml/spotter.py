@@ -65,6 +65,7 @@ class Detection:
     end_index: int
     keyword_end_index: int | None = None  # where the keyword is complete (see the docstring)
     peak_score: float | None = None
+    window_samples: int | None = None  # the model's window: the keyword lies inside it
 
     @property
     def keyword_end(self) -> int:
@@ -160,10 +161,11 @@ class KeywordSpotter:
             detection = self.detector.update(score, window.end_index)
             if detection is not None:
                 detection = self.track(detection, window_samples)
+                detection = replace(detection, window_samples=window_samples)
                 log.info(
-                    "keyword %r heard (score %.2f, ends %.2f s after the detection point)",
-                    self.label, detection.score,
-                    (detection.keyword_end - detection.end_index) / SAMPLE_RATE,
+                    "keyword %r heard at %.2f s of the input (score %.2f, ends %.2f s after the "
+                    "detection point)", self.label, detection.end_index / SAMPLE_RATE,
+                    detection.score, (detection.keyword_end - detection.end_index) / SAMPLE_RATE,
                 )  # fmt: skip
                 return detection
         raise AssertionError("unreachable: windows() ends only by raising")
