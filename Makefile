@@ -104,7 +104,7 @@ arm64-clean:  ## remove the arm64 root of arm64-check (unmounting what is mounte
 # ---------------------------------------------------------------- keyword model
 KWS_WORK     ?= build/kws
 KWS_CHANNELS ?= 8,16
-.PHONY: keyword-model keyword-model-mfcc stop-model bench-kws bench-kws-real bench-kws-threshold test-kws
+.PHONY: keyword-model keyword-model-mfcc stop-model bench-kws bench-kws-real bench-kws-threshold test-kws bench-e2e
 keyword-model: setup  ## rebuild edgeml/models/listen.eim (+ report): speech embedding, no recordings
 	$(VENV)/bin/kwtrain build --keyword listen --out $(KWS_WORK)/listen-embedding \
 		--consecutive 3 --hard-negative-rounds 1 --name listen \
@@ -114,6 +114,9 @@ keyword-model-mfcc: setup  ## the MFCC+CNN listen model (Edge Impulse's block), 
 	$(VENV)/bin/kwtrain build --frontend mfcc --keyword listen --out $(KWS_WORK)/listen \
 		--fresh-data --holdout default --channels $(KWS_CHANNELS) --name listen \
 		--eim $(KWS_WORK)/listen/listen.eim
+
+bench-e2e: setup  ## THE product figure: real people, keyword + sentence, through the app, old vs new (needs ../shared/data/speech; ~40 min)
+	$(PY) bench/e2e.py
 
 bench-kws-real: setup  ## real people (kw_real), old vs new front end, FA/h (needs ../shared/data/speech)
 	$(PY) bench/kws_real.py
