@@ -144,20 +144,21 @@ def run_app(
 
 
 def attribute(records: list[dict], audio: np.ndarray, trials: list[chain.Trial]) -> dict[int, dict]:
-    """Trial index -> the first record whose recording starts inside that trial."""
-    starts = np.array([t.keyword_start - int(0.5 * chain.RATE) for t in trials] + [len(audio)])
+    """Trial index -> the record whose recording overlaps that trial's speech most (a recording
+    may start before its trial: the keyword's window, in noise). A trial's first record wins."""
     out: dict[int, dict] = {}
     for rec in records:
         if not rec.get("wav"):
             continue
         samples = np.round(pcm(Path(rec["wav"]))).astype(np.int16)
-        head = samples[: min(len(samples), chain.RATE // 2)]
-        offset, match = locate(audio, head)
+        offset, match = locate(audio, samples[: min(len(samples), chain.RATE // 2)])
         if match < 0.99:
             continue
-        k = int(np.searchsorted(starts, offset, side="right")) - 1
-        if 0 <= k < len(trials) and k not in out:
-            out[k] = dict(rec, start=offset, end=offset + len(samples))
+        end = offset + len(samples)
+        overlap = [min(end, t.sentence_end) - max(offset, t.keyword_start) for t in trials]
+        k = int(np.argmax(overlap))
+        if overlap[k] > 0 and k not in out:
+            out[k] = dict(rec, start=offset, end=end)
     return out
 
 

@@ -77,6 +77,7 @@ KEYWORD_WINDOW = SAMPLE_RATE  # the model's window when the caller does not say 
 KEYWORD_MARGIN = SAMPLE_RATE * 3 // 20  # kept before the keyword's first speech (150 ms)
 ONSET_WARMUP = SAMPLE_RATE // 2  # the onset's VAD pass starts this long before the window
 ONSET_SLACK = SAMPLE_RATE // 2  # a model may fire with the keyword's start out of its window
+KEYWORD_INNER_GAP = SAMPLE_RATE * 3 // 10  # a pause this short is inside the keyword (300 ms)
 FLOOR_REFRESH_FRAMES = 12  # recompute the background level every 240 ms
 VAD_KINDS = ("silero", "energy")
 VAD_WARMUP = SAMPLE_RATE  # the VAD starts this long before the keyword's estimated end
@@ -342,21 +343,27 @@ class _VoiceRecording:
         return at if found is None else found
 
     def _keyword_onset(self, window_start: int) -> int:
-        """Where the keyword's speech begins: the first speech in the window that fired (or
-        up to ONSET_SLACK before it), a little before it (the VAD's onset lags a soft first
-        consonant). Speech all through the window (someone talking up to the keyword) starts it at the window's start: the keyword
-        is whole, and keywordtext drops the words before it. Its own VAD pass (the state is
-        reset after it), so the words after the keyword are judged exactly as before."""
+        """Where the keyword's speech begins: walking back from the keyword's end estimate
+        through its speech (pauses shorter than KEYWORD_INNER_GAP, such as the one between the
+        words of "smart mirror", belong to it) to the pause before it, and KEYWORD_MARGIN
+        earlier (the VAD's onset lags a soft first consonant). Never before `window_start`
+        (the keyword lies in the window that fired): speech all through the window (someone
+        talking up to the keyword, babble) keeps the window, and keywordtext drops the words
+        before the keyword. Its own VAD pass (the state is reset after it), so the words after
+        the keyword are judged exactly as before."""
         begin = max(window_start - ONSET_WARMUP, self.audio.oldest, 0)
         end = max(self.estimate, begin)
         audio = self.audio.read(begin, end - begin) if end > begin else np.zeros(0, np.int16)
-        margin = int(KEYWORD_MARGIN)
-        for k in range(len(audio) // CHUNK_SAMPLES):
-            at = begin + k * CHUNK_SAMPLES
-            p = self.vad.chunk_probability(audio[k * CHUNK_SAMPLES : (k + 1) * CHUNK_SAMPLES])
-            if at >= window_start and p >= self.config.endpoint.pause_probability:
-                return max(window_start, at - margin, begin)
-        return end
+        n = len(audio) // CHUNK_SAMPLES
+        speech = [
+            self.vad.chunk_probability(audio[k * CHUNK_SAMPLES : (k + 1) * CHUNK_SAMPLES])
+            >= self.config.endpoint.pause_probability
+            for k in range(n)
+        ]
+        first = _speech_run_start(speech, KEYWORD_INNER_GAP // CHUNK_SAMPLES)
+        if first is None:
+            return end
+        return max(window_start, begin + first * CHUNK_SAMPLES - KEYWORD_MARGIN, begin)
 
     def run(self) -> Recording:
         first = self.start_chunk()
@@ -406,3 +413,23 @@ class _VoiceRecording:
             log.exception("the pause handler failed; recording goes on")
             return None
         return hint if callable(hint) else None
+
+
+def _speech_run_start(speech: list[bool], max_gap: int) -> int | None:
+    """The first chunk of the last run of speech chunks (gaps of at most `max_gap` chunks
+    inside it) in `speech`; None when there is no speech at all."""
+    k = len(speech) - 1
+    while k >= 0 and not speech[k]:
+        k -= 1  # quiet between the keyword's end and the estimate
+    if k < 0:
+        return None
+    first, gap = k, 0
+    while k >= 0:
+        if speech[k]:
+            first, gap = k, 0
+        else:
+            gap += 1
+            if gap > max_gap:
+                break
+        k -= 1
+    return first

@@ -25,7 +25,7 @@ from devkit.scripted_eim import write_eim
 from devkit.speech import RATE, compose, locate, quiet, speak, write_wav
 from edgeml.audio import Audio
 from edgeml.edgeml import EdgeML
-from edgeml.recorder import Recorder, RecorderConfig
+from edgeml.recorder import Recorder, RecorderConfig, _speech_run_start
 from edgeml.sources import FileSource
 from edgeml.spotter import DetectorConfig, KeywordSpotter
 from edgeml.vad import EndpointConfig
@@ -159,3 +159,26 @@ def test_early_detection_then_a_long_pause_waits_for_the_sentence(
     _, rec = run(tmp_path, early_model, "hello_world", audio)
     assert rec.reason.value == "silence"
     check(rec, parts[1], parts[3], sentence_audio)
+
+
+def test_speech_before_the_keyword_stays_out(tmp_path, whole_model, hello_world, sentence_audio):
+    """Someone talked until 0.4 s before the keyword (inside the window that fired): the
+    recording starts at the keyword, not at their earlier words."""
+    before = sentence_audio[-int(0.8 * RATE) :]
+    audio, parts = compose(quiet(1.0), before, quiet(0.4), hello_world, quiet(0.3),
+                           sentence_audio, quiet(1.5))  # fmt: skip
+    _, rec = run(tmp_path, whole_model, "hello_world", audio)
+    check(rec, parts[3], parts[5], sentence_audio)
+
+
+@pytest.mark.parametrize(
+    ("speech", "first"),
+    [
+        ([0, 0, 1, 1, 1, 0, 0], 2),  # quiet after the keyword's end is walked over
+        ([1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 1], 6),  # a short gap (between two words) is inside
+        ([1, 1, 1, 1], 0),  # speech all along: the window's start
+        ([0, 0, 0], None),
+    ],
+)
+def test_the_keyword_speech_run(speech, first):
+    assert _speech_run_start([bool(x) for x in speech], max_gap=3) == first
