@@ -267,6 +267,25 @@ def pooled(results: dict, versions) -> dict:
     return out
 
 
+def by_gap(results: dict, versions) -> dict:
+    """Per gap between keyword and sentence (all keywords and conditions): trials, first word
+    lost among the fairly judged, success. Where keeping the keyword costs and where it pays."""
+    rows = {
+        v: [r for kw in results.values() for c in kw.values() for r in c[v]["rows"]]
+        for v in versions
+    }
+    out: dict = {}
+    for v, rs in rows.items():
+        for gap in sorted({r["gap"] for r in rs}):
+            at = [r for r in rs if r["gap"] == gap]
+            fair = [r for r in at if r["heard"] and r["ceiling_first_word"]]
+            out.setdefault(str(gap), {})[v] = {
+                "trials": len(at), "success": sum(r["success"] for r in at) / len(at),
+                "first_word_lost": sum(not r["first_word_kept"] for r in fair) / len(fair) if fair else None,
+            }  # fmt: skip
+    return out
+
+
 def markdown(pool: dict, versions) -> str:
     def pct(x):
         return "-" if x is None else f"{100 * x:.1f} %"
@@ -350,6 +369,7 @@ def main() -> int:
     result = {
         "machine": machine_description(), "seconds": round(time.time() - t0), "baseline": a.baseline,
         "trials_per_condition": a.trials, "keywords": a.keywords.split(","), "pooled": pool,
+        "by_gap": by_gap(results, list(versions)),
         "by_keyword": {kw: {c: {v: r[c][v]["summary"] for v in versions} for c in r} for kw, r in results.items()},
         "rows": {kw: {c: {v: r[c][v]["rows"] for v in versions} for c in r} for kw, r in results.items()},
     }  # fmt: skip

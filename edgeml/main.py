@@ -239,7 +239,7 @@ class App:
             keyword_score=round(detection.score, 4),
             end_reason=recording.reason.value,
             saved_copy=str(saved) if saved else None,
-            keyword_in_audio=recording.after_keyword_index is not None,
+            keyword_in_audio=recording.keyword_kept,
         )
         try:
             seq = self.delivery.submit(recording.samples, info)

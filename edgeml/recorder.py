@@ -63,6 +63,7 @@ from edgeml.vad import (
     EndpointConfig,
     Endpointer,
     EndReason,
+    VoiceEndpointer,
     frame_dbfs,
     keyword_tail_frames,
     noise_floor_dbfs,
@@ -78,6 +79,9 @@ KEYWORD_MARGIN = SAMPLE_RATE * 3 // 20  # kept before the keyword's first speech
 ONSET_WARMUP = SAMPLE_RATE // 2  # the onset's VAD pass starts this long before the window
 ONSET_SLACK = SAMPLE_RATE // 2  # a model may fire with the keyword's start out of its window
 KEYWORD_INNER_GAP = SAMPLE_RATE * 3 // 10  # a pause this short is inside the keyword (300 ms)
+# a pause at least this long after the keyword (longer than any inside a phrase) is a clean cut:
+# the keyword's audio is left out (a speech model hears a lone keyword badly: "IT'S NO BOY")
+CLEAR_PAUSE = SAMPLE_RATE * 2 // 5  # 400 ms
 FLOOR_REFRESH_FRAMES = 12  # recompute the background level every 240 ms
 VAD_KINDS = ("silero", "energy")
 VAD_WARMUP = SAMPLE_RATE  # the VAD starts this long before the keyword's estimated end
@@ -111,6 +115,7 @@ class Recording:
     decided_index: int | None = None  # where the end was decided (past the kept trail)
     verdict: Verdict | None = None  # the transcript hint in force when the end was decided
     after_keyword_index: int | None = None  # where the words after the keyword were judged from
+    keyword_kept: bool = False  # the samples begin with the keyword (no clear pause after it)
 
     @property
     def end_index(self) -> int:
@@ -277,6 +282,7 @@ class _VoiceRecording:
         self.chunks: list[np.ndarray] = []  # the audio of chunk k (kept: the ring moves on)
         self.ended = False
         self.prefix = np.zeros(0, np.int16)  # the keyword's audio, before the judged chunks
+        self.quiet_at_estimate = False  # the speaker had paused where the keyword should end
 
     def _at(self, chunk: int) -> int:
         return self.origin + chunk * CHUNK_SAMPLES
@@ -321,6 +327,7 @@ class _VoiceRecording:
         at = self._chunk_of(self.estimate)
         back = self._chunk_of(self.estimate - int(cfg.pre_roll_seconds * SAMPLE_RATE))
         if self._quiet(at) and not self.ended:  # already quiet: where did this pause begin?
+            self.quiet_at_estimate = True
             c = at
             while c > back and self._quiet(c - 1):
                 c -= 1
@@ -380,13 +387,15 @@ class _VoiceRecording:
             reason = turn.push(p)
             c += 1
             if turn.offer_end is not None:
-                turn.hint = self._offer(first, first + turn.offer_end)
+                turn.hint = self._offer(first, first + turn.offer_end, turn.vad)
         ep = turn.vad
         end = first + turn.kept_frames if reason is EndReason.SILENCE else c
+        kept = self._keep_keyword(ep)
         return Recording(
-            samples=self._samples(first, end),
-            start_index=start,
-            after_keyword_index=self._at(first),
+            samples=self._samples(first, end, kept),
+            start_index=start if kept else after,
+            after_keyword_index=after,
+            keyword_kept=kept and start < after,
             keyword_index=self.keyword_index,
             reason=reason,
             speech_start_index=None
@@ -399,16 +408,26 @@ class _VoiceRecording:
             verdict=turn.verdict if reason is EndReason.SILENCE else None,
         )
 
-    def _samples(self, first: int, end: int) -> np.ndarray:
-        """The keyword's audio, then chunks [first, end) (the words after it)."""
-        return np.concatenate([self.prefix, *self.chunks[first:end]])
+    def _keep_keyword(self, ep: VoiceEndpointer) -> bool:
+        """Keep the keyword's audio unless a clear pause separates it from the words after it:
+        the speaker was quiet where the keyword should end and stayed quiet CLEAR_PAUSE or more
+        before speaking again. Then the cut is safe, and a lone keyword, which speech models
+        often hear as other words, stays out of the transcript. No speech after the pause
+        ("Alexa, stop." and silence): kept, the words said are before it."""
+        first_speech = ep.first_speech_frame
+        clear = first_speech is not None and first_speech * CHUNK_SAMPLES >= CLEAR_PAUSE
+        return not (self.quiet_at_estimate and clear)
 
-    def _offer(self, first: int, end_chunk: int) -> TurnHint | None:
+    def _samples(self, first: int, end: int, kept: bool = True) -> np.ndarray:
+        """The keyword's audio (when kept), then chunks [first, end) (the words after it)."""
+        return np.concatenate([self.prefix if kept else self.prefix[:0], *self.chunks[first:end]])
+
+    def _offer(self, first: int, end_chunk: int, ep: VoiceEndpointer) -> TurnHint | None:
         """Hand the recording so far to on_pause; its hint, if any. An error there is logged."""
         if self.on_pause is None:
             return None
         try:
-            hint = self.on_pause(self._samples(first, end_chunk))
+            hint = self.on_pause(self._samples(first, end_chunk, self._keep_keyword(ep)))
         except Exception:  # noqa: BLE001 - a speculation must never break a recording
             log.exception("the pause handler failed; recording goes on")
             return None

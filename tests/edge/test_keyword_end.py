@@ -88,19 +88,28 @@ def run(tmp_path, model: EdgeML, keyword: str, audio: np.ndarray, silence: float
 
 
 def check(rec, keyword_seg, sentence_seg, sentence):
-    """The recording holds the keyword and the sentence whole; the words after the keyword are
-    judged (end of speech, the speculative offers) from where the keyword ends."""
+    """The recording holds the sentence whole, and the keyword whole too unless a clear pause
+    separates them (then none of it); the words after the keyword are judged (end of speech,
+    the speculative offers) from where the keyword ends."""
     offset, match = locate(rec.samples, sentence)
     assert match > 0.99 and rec.start_index <= sentence_seg.start, (
         f"sentence clipped: recording starts {(rec.start_index - sentence_seg.start) / RATE:.3f}"
         " s after it"
     )
     assert rec.end_index >= sentence_seg.end
-    assert rec.start_index <= keyword_seg.start, (
-        f"keyword clipped: recording starts {(rec.start_index - keyword_seg.start) / RATE:.3f}"
-        " s after it"
-    )
-    assert rec.start_index >= keyword_seg.start - 0.25 * RATE, "too much before the keyword"
+    pause = (sentence_seg.start - keyword_seg.end) / RATE
+    if pause < 0.3:  # no clear pause: the keyword is kept, whole
+        assert rec.keyword_kept
+    if rec.keyword_kept:
+        assert rec.start_index <= keyword_seg.start, (
+            f"keyword clipped: recording starts {(rec.start_index - keyword_seg.start) / RATE:.3f}"
+            " s after it"
+        )
+        assert rec.start_index >= keyword_seg.start - 0.25 * RATE, "too much before the keyword"
+    else:
+        assert pause >= 0.3 and rec.start_index >= keyword_seg.end - 0.03 * RATE, (
+            f"cut {(keyword_seg.end - rec.start_index) / RATE * 1000:.0f} ms inside the keyword"
+        )
     assert rec.after_keyword_index >= keyword_seg.end - 0.03 * RATE, (
         f"the sentence is judged from {(keyword_seg.end - rec.after_keyword_index) / RATE * 1000:.0f}"
         " ms inside the keyword"
@@ -182,3 +191,24 @@ def test_speech_before_the_keyword_stays_out(tmp_path, whole_model, hello_world,
 )
 def test_the_keyword_speech_run(speech, first):
     assert _speech_run_start([bool(x) for x in speech], max_gap=3) == first
+
+
+def test_a_clear_pause_leaves_the_keyword_out(
+    tmp_path, listen_model, keyword_audio, sentence_audio
+):
+    """A second's pause after the keyword: the cut is safe, and the keyword's audio stays out
+    (a lone keyword is often heard as other words by the speech model)."""
+    audio, parts = compose(quiet(1.0), keyword_audio, quiet(1.0), sentence_audio, quiet(1.5))
+    _, rec = run(tmp_path, listen_model, "listen", audio)
+    assert not rec.keyword_kept
+    assert parts[1].end - 0.03 * RATE <= rec.start_index <= parts[3].start
+    check(rec, parts[1], parts[3], sentence_audio)
+
+
+def test_a_short_command_then_silence_keeps_everything(tmp_path, listen_model, keyword_audio):
+    """'Listen, stop.' and nothing more: the command is before the pause, so nothing is cut."""
+    stop = speak("stop")
+    audio, parts = compose(quiet(1.0), keyword_audio, quiet(0.05), stop, quiet(2.0))
+    _, rec = run(tmp_path, listen_model, "listen", audio)
+    assert rec.keyword_kept and rec.start_index <= parts[1].start
+    assert locate(rec.samples, stop)[1] > 0.99
