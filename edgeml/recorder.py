@@ -12,7 +12,10 @@ ends (its hop and the decision over several windows), and every rule that guesse
 end from the model's timing lost the first word of some speakers (bench/e2e.py). So the
 recording starts KEYWORD_MARGIN before the first speech inside the window that fired (its own
 VAD pass, `_keyword_onset`); the speech model hears "Alexa, what time is it?", as commercial
-assistants send the wake word to the cloud and drop it from the text.
+assistants send the wake word to the cloud and drop it from the text. Where a clear pause
+(CLEAR_PAUSE, longer than any inside a phrase) separates the keyword from the words after it,
+the cut is safe and the keyword's audio is left out: a speech model hears a lone keyword badly
+("IT'S NO BOY" for "snowboy"), and that text would stay in the transcript.
 
 Where the words after the keyword begin (Recording.after_keyword_index) is still found as
 before, because the end of the turn is judged on them alone: the spotter says where the keyword is

@@ -29,7 +29,7 @@ def test_trials_sit_where_they_say_and_quiet_is_a_floor():
     audio, trials = chain.compose_trials(pairs, rng, None, None)
     assert audio.dtype == np.int16 and len(audio) == trials[-1].end
     assert trials[0].keyword_start == int(chain.LEAD_SECONDS * chain.RATE)
-    for a, b in zip(trials, trials[1:]):
+    for a, b in zip(trials, trials[1:], strict=False):
         assert a.end == b.keyword_start
     for t in trials:
         assert t.gap in chain.GAPS and -6 <= t.level_db <= 6

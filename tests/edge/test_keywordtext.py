@@ -45,9 +45,9 @@ def test_no_keyword_no_change():
 
 
 def test_the_match_says_where_the_keyword_is():
-    match = find_keyword("WELL ALEXA WHAT".split(), "alexa")
+    match = find_keyword(["WELL", "ALEXA", "WHAT"], "alexa")
     assert (match.start, match.end, match.distance) == (1, 2, 0.0)
-    assert find_keyword("WHAT TIME".split(), "alexa") is None
+    assert find_keyword(["WHAT", "TIME"], "alexa") is None
 
 
 def test_spellings_and_distance():
