@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kws_helpers import random_head
 
 from kwtrain.embedding import (
     EMB_FRAMES,
@@ -19,7 +20,6 @@ from kwtrain.embedding import (
     StreamingEmbedder,
 )
 from kwtrain.fastjson import ClassifyDecoder
-from kwtrain.head import EmbeddingModel, HeadSpec
 
 try:
     FRONT = FrontEnd()
@@ -38,22 +38,6 @@ def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
     env = 0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t) ** 2
     x = 6000 * env * sum(np.sin(k * 2 * np.pi * np.cumsum(f0) / 16000) / k for k in range(1, 8))
     return np.round(x + rng.normal(0, 300, n)).clip(-32768, 32767).astype(np.float32)
-
-
-def random_head(stride: int = 16, context: int = 8, seed: int = 0, threshold: float = 0.7):
-    rng = np.random.default_rng(seed)
-    spec = HeadSpec(context=context, stride=stride, hidden=16, layers=2)
-    w = {}
-    size = context * 96
-    for i in range(spec.layers):
-        w[f"fc{i}.weight"] = rng.normal(0, 1 / np.sqrt(size), (16, size)).astype(np.float32)
-        w[f"fc{i}.bias"] = np.zeros(16, np.float32)
-        w[f"ln{i}.weight"] = np.ones(16, np.float32)
-        w[f"ln{i}.bias"] = np.zeros(16, np.float32)
-        size = 16
-    w["out.weight"] = rng.normal(0, 1.0, (1, 16)).astype(np.float32)
-    w["out.bias"] = np.zeros(1, np.float32)
-    return EmbeddingModel(keyword="listen", spec=spec, weights=w, threshold=threshold)
 
 
 def _original_embeddings(mel: np.ndarray, stride: int) -> np.ndarray:
