@@ -156,3 +156,45 @@ def test_stop_ends_and_reaps_the_model_process(keyword_eim):
     assert not _alive(pid) and not model.running
     with pytest.raises(ModelCrashed):
         model.classify(np.zeros(16000, np.int16))
+
+
+def _shell_model(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    [
+        ('echo "this .eim needs onnxruntime, which /x/python3 cannot import" >&2\nexit 3\n',
+         "exited with code 3", "this .eim needs onnxruntime, which /x/python3 cannot import"),
+        ('echo "about to die" >&2\nkill -KILL $$\n',
+         "was killed by signal 9 (SIGKILL)", "about to die"),
+        ("exit 0\n", "exited with code 0", None),
+    ],
+    ids=["message-and-code", "signal", "silent"],
+)  # fmt: skip
+def test_a_model_that_exits_before_its_socket_says_why_not_hangs(tmp_path, body, status, said):
+    """The SDK's init() waits forever for a socket that a dead model never makes, and it sends
+    the model's stderr to /dev/null: the error names the model, how it ended and its last words."""
+    path = _shell_model(tmp_path / "dies-at-start.eim", body)
+    t0 = time.monotonic()
+    with pytest.raises(ModelError) as err:
+        EdgeML(path, start_timeout=120).start()
+    assert time.monotonic() - t0 < 60  # far inside start_timeout: the exit itself was noticed
+    message = str(err.value)
+    assert str(path) in message and f"{status} at start" in message
+    assert (f"it said: {said}" in message) if said else ("it said" not in message)
+
+
+def test_a_model_that_floods_stderr_then_exits_is_quoted_short_and_escaped(tmp_path):
+    """10 MB of stderr, then control characters: the message quotes the end, printable."""
+    body = ("head -c 10000000 /dev/zero | tr '\\0' x >&2\n"
+            "printf '\\033[2J\\007 last words\\n' >&2\nexit 4\n")  # fmt: skip
+    path = _shell_model(tmp_path / "floods.eim", body)
+    with pytest.raises(ModelError, match="exited with code 4") as err:
+        EdgeML(path, start_timeout=120).start()
+    message = str(err.value)
+    assert "last words" in message and "\\x1b[2J\\x07" in message
+    assert "\x1b" not in message and "\x07" not in message and len(message) < 1000

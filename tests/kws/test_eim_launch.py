@@ -155,3 +155,17 @@ def test_a_path_with_shell_characters_is_taken_literally(tmp_path):
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert not (tmp_path / "pwned").exists()
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_edgeml_reports_what_a_kwtrain_eim_without_numpy_said(tmp_path, bare_python, monkeypatch):
+    """The app's EdgeML with a kwtrain .eim made to run under a Python without numpy: a clear
+    error naming the model, its exit code and its own message, not a hang."""
+    from edgeml.edgeml import EdgeML, ModelError
+
+    eim = export_eim(random_model(), tmp_path / "m.eim", GONE)
+    monkeypatch.setenv("KWTRAIN_EIM_PYTHON", str(bare_python / "python3"))
+    with pytest.raises(ModelError) as err:
+        EdgeML(eim, start_timeout=SDK_DEADLINE).start()
+    message = str(err.value)
+    assert str(eim) in message and "exited with code 3 at start" in message
+    assert "this .eim needs numpy" in message
