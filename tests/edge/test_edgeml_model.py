@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
+from edge_helpers import run_main
 
 from devkit.scripted_eim import write_eim
 from devkit.speech import quiet
@@ -198,3 +200,31 @@ def test_a_model_that_floods_stderr_then_exits_is_quoted_short_and_escaped(tmp_p
     message = str(err.value)
     assert "last words" in message and "\\x1b[2J\\x07" in message
     assert "\x1b" not in message and "\x07" not in message and len(message) < 1000
+
+
+@pytest.mark.parametrize(
+    ("labels", "found"),
+    [(("computer", "unknown"), "computer"),
+     (("_background_noise_", "Jarvis", "_unknown_"), "Jarvis"),
+     (("computer", "jarvis", "unknown"), None)],
+    ids=["one-keyword", "ei-style-labels", "two-keywords"],
+)  # fmt: skip
+def test_a_one_keyword_model_needs_no_keyword_option(eim_dir, tmp_path, labels, found):
+    """`edgeml --model computer.eim` stopped with "keyword 'listen' is not a label of the model
+    (labels: computer, unknown); pass --keyword". A model with one keyword label uses it and
+    says so once; with two, the choice is still the user's (the app's own run, real model)."""
+    keyword = found or labels[0]
+    model = write_eim(eim_dir / f"{keyword}-{len(labels)}.eim", keyword=keyword, labels=labels,
+                      schedule=[0.0])  # fmt: skip
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000 * 2, dtype=np.int16), 16000, subtype="PCM_16")
+    result = run_main(["--model", model, "--input", silence, "--spool-dir", tmp_path / "spool",
+                       "--log-level", "INFO"], timeout=60)  # fmt: skip
+    if found:
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stderr.count(f"keyword '{found}' (the model's only keyword)") == 1
+        assert "is not a label" not in result.stderr
+    else:
+        assert result.returncode == 1
+        assert "keyword 'listen' is not a label of the model" in result.stderr
+        assert "pass --keyword" in result.stderr and "Traceback" not in result.stderr
