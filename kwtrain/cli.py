@@ -198,6 +198,8 @@ def run_export(model_path: Path, out: Path) -> Path:
 
     if not model_path.is_file():
         raise CliError(f"{model_path}: no such model file (train writes <out>/model.npz)")
+    if model_path.suffix == ".eim":
+        return _relaunch(model_path, out)
     if embcli.is_embedding_model(model_path):
         return embcli.export(model_path, out)
     try:
@@ -205,6 +207,16 @@ def run_export(model_path: Path, out: Path) -> Path:
     except (ValueError, KeyError, OSError) as exc:
         raise CliError(f"{model_path}: not a kwtrain model ({exc})") from exc
     return export_eim(model, out)
+
+
+def _relaunch(eim: Path, out: Path) -> Path:
+    """`kwtrain export --model old.eim`: the same model behind the current launcher."""
+    from kwtrain.export import relaunch
+
+    try:
+        return relaunch(eim, out)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
 
 
 def cmd_bootstrap(a: argparse.Namespace) -> dict:
@@ -393,7 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="package a model.npz as one executable .eim")
-    p.add_argument("--model", type=Path, required=True, help="model.npz written by train")
+    p.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="model.npz written by train, or a kwtrain .eim (rewritten with today's launcher)",
+    )
     p.add_argument("--out", type=Path, required=True, help="the .eim file to write")
     p.set_defaults(func=cmd_export)
 

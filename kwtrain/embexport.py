@@ -16,10 +16,10 @@ from pathlib import Path
 
 from kwtrain.embedding import RUNTIME_FILES, model_files, runtime_files
 from kwtrain.embruntime import PACKAGED_MODEL
-from kwtrain.export import _entry, write_eim
+from kwtrain.export import MAX_EMBEDDING_EIM_BYTES, _entry, write_eim
 from kwtrain.head import EmbeddingModel
 
-MAX_EIM_BYTES = 5_000_000
+MAX_EIM_BYTES = MAX_EMBEDDING_EIM_BYTES
 RUNTIME_MODULES = (
     "__init__.py",
     "eim_server.py",

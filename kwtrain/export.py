@@ -47,6 +47,7 @@ exec "${{py:-python3}}" "$0" "$@"
 exit 127
 """
 MAX_EIM_BYTES = 1_000_000
+MAX_EMBEDDING_EIM_BYTES = 5_000_000  # embexport's limit (that module imports this one)
 RUNTIME_MODULES = (
     "__init__.py",
     "eim_server.py",
@@ -123,6 +124,23 @@ def write_eim(archive: bytes, out: Path, max_bytes: int, python: str | None = No
     tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.replace(tmp, out)
     return out
+
+
+def relaunch(eim: Path, out: Path, python: str | None = None) -> Path:
+    """Write `out`: the zip archive of a kwtrain .eim (either kind) behind today's launcher, so
+    a model exported with `#!/usr/bin/env python3` gets the launcher without retraining.
+    ValueError for a file that is not a kwtrain .eim."""
+    data = Path(eim).read_bytes()[: MAX_EMBEDDING_EIM_BYTES + 64 * 1024]
+    start = data.find(b"PK\x03\x04")
+    archive = data[start:] if start >= 0 else b""
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+            names = set(zf.namelist())
+    except zipfile.BadZipFile:
+        names = set()
+    if "__main__.py" not in names or "kwtrain/eim_server.py" not in names:
+        raise ValueError(f"{eim} is not a .eim exported by kwtrain")
+    return write_eim(archive, out, MAX_EMBEDDING_EIM_BYTES, python)
 
 
 def read_model(eim: Path) -> KeywordModel:

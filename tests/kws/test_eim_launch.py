@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from kws_helpers import LABELS, random_head, random_model
 
+from devkit.paths import venv_command
 from kwtrain.embedding import FrontEndUnavailable, model_files
 from kwtrain.embexport import export_embedding_eim
 from kwtrain.export import export_eim
@@ -169,3 +170,29 @@ def test_edgeml_reports_what_a_kwtrain_eim_without_numpy_said(tmp_path, bare_pyt
     message = str(err.value)
     assert str(eim) in message and "exited with code 3 at start" in message
     assert "this .eim needs numpy" in message
+
+
+def test_export_of_an_old_eim_puts_it_behind_the_launcher(tmp_path, bare_python):
+    """A model exported with `#!/usr/bin/env python3` (the shipped one, say) gets the launcher
+    with `kwtrain export --model old.eim --out new.eim`: same archive, no retraining."""
+    from kwtrain.export import build_archive
+
+    archive = build_archive(random_model())
+    old = tmp_path / "old.eim"
+    old.write_bytes(b"#!/usr/bin/env python3\n" + archive)
+    new = tmp_path / "new.eim"
+    out = subprocess.run([venv_command("kwtrain"), "export", "--model", str(old), "--out", str(new)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert new.read_bytes().startswith(b"#!/bin/sh\n") and new.read_bytes().endswith(archive)
+    got = _sdk_start(new, f"{bare_python}:/usr/bin:/bin")
+    assert set(got["scores"]) == set(LABELS)
+
+
+def test_export_refuses_an_eim_it_did_not_make(tmp_path):
+    other = tmp_path / "other.eim"
+    other.write_bytes(b"#!/bin/sh\nexit 0\n")
+    out = subprocess.run([venv_command("kwtrain"), "export", "--model", str(other), "--out",
+                          str(tmp_path / "x.eim")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2 and "not a .eim exported by kwtrain" in out.stderr
+    assert not (tmp_path / "x.eim").exists()
