@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -288,7 +289,10 @@ def file_embeddings(
     if cache is not None:
         f = cache / f"{key}.npy"
         if f.is_file():
-            return np.load(f)
+            try:
+                return np.load(f)
+            except (OSError, ValueError, EOFError):
+                pass  # cut off by an interrupted run: computed again
     audio = read_audio(path)
     rng = np.random.default_rng(int(key[:8], 16))
     if variant == "quiet":
@@ -301,8 +305,33 @@ def file_embeddings(
     emb = fe.embeddings(to_int16_values(audio))
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        np.save(cache / f"{key}.npy", emb.astype(np.float32))
+        _save_atomic(cache / f"{key}.npy", lambda fh: np.save(fh, emb.astype(np.float32)))
     return emb
+
+
+def _save_atomic(path: Path, write) -> None:
+    """`write(file)` into a temporary file, then renamed over `path`: a build interrupted
+    mid-write (Ctrl-C) leaves no cut-off cache entry for the next run to load."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_clip(path: Path) -> tuple[bool, dict | None]:
+    """(usable, clip) of a cached clip; (False, None) when it is missing or damaged (cut off
+    by an interrupted run before writes were atomic): then it is drawn again."""
+    if not path.is_file():
+        return False, None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return True, ({**meta, "emb": z["emb"]} if "error" not in meta else None)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return False, None
 
 
 def default_cache() -> Path:
@@ -502,11 +531,8 @@ def generate(
     clips: list[dict | None] = [None] * len(items)
     todo = []
     for i, f in enumerate(names):
-        if f.is_file():
-            with np.load(f, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                clips[i] = {**meta, "emb": z["emb"]} if "error" not in meta else None
-        else:
+        usable, clips[i] = _load_clip(f)
+        if not usable:
             todo.append(i)
     log(f"clips: {len(items) - len(todo)} of {len(items)} cached, drawing {len(todo)}")
     t0 = time.time()
@@ -522,7 +548,9 @@ def generate(
             ):
                 meta = {k: v for k, v in (r or {"error": "?"}).items() if k != "emb"}
                 emb = r["emb"].astype(np.float32) if r and "emb" in r else np.zeros((0, EMB_DIM))
-                np.savez(names[i], meta=json.dumps(meta), emb=emb)
+                _save_atomic(
+                    names[i], lambda fh, m=meta, e=emb: np.savez(fh, meta=json.dumps(m), emb=e)
+                )
                 if r and "error" not in r:
                     clips[i] = r
                 else:

@@ -345,3 +345,28 @@ def test_small_build_streams_the_same_through_the_sdk(tmp_path: Path, monkeypatc
             np.testing.assert_allclose(a, b, atol=1e-4)
     finally:
         sdk.close()
+
+
+@needs_front
+def test_a_cache_entry_cut_off_by_an_interrupted_build_is_made_again(tmp_path: Path) -> None:
+    """Ctrl-C during a build's np.save/np.savez left a cut-off cache file, and every later
+    build stopped with a traceback loading it. Writes are now atomic, and a damaged entry is
+    computed again."""
+    import soundfile as sf
+
+    from kwtrain.embtrain import _load_clip, _save_atomic, file_embeddings
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, speechlike(2.0).astype(np.int16), 16000, subtype="PCM_16")
+    cache = tmp_path / "cache"
+    first = file_embeddings(FRONT, wav, cache)
+    (entry,) = cache.glob("*.npy")
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    again = file_embeddings(FRONT, wav, cache)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(np.load(entry), first)  # whole again
+    clip = tmp_path / "clip.npz"
+    _save_atomic(clip, lambda fh: np.savez(fh, meta=json.dumps({"kind": "x"}), emb=first))
+    assert _load_clip(clip)[0] and not list(tmp_path.glob("*.tmp"))
+    clip.write_bytes(clip.read_bytes()[:100])
+    assert _load_clip(clip) == (False, None)
