@@ -35,6 +35,7 @@ import soxr
 from edgeml.audioformat import read_audio
 from kwtrain import negatives, synth, vocab
 from kwtrain.augment import room
+from kwtrain.dataset import DatasetError
 from kwtrain.embedding import (
     EMB_DIM,
     EMB_FRAMES,
@@ -561,6 +562,17 @@ def generate(
     return [c for c in clips if c is not None]
 
 
+def _require_positives(clips: list[dict], keyword: str) -> None:
+    """A model needs keyword clips: a keyword too long to say within MAX_KEYWORD_SECONDS in
+    every voice leaves none (every clip dropped), and a head trained without them is no model.
+    DatasetError: the CLI's exit 2 with the reason."""
+    if not any(c["kind"] == "positive" for c in clips):
+        raise DatasetError(
+            f"no clip of the keyword {keyword!r} is shorter than {MAX_KEYWORD_SECONDS} s in any "
+            "voice: choose a shorter keyword"
+        )
+
+
 def _spec(s: EmbTrainSettings) -> HeadSpec:
     return HeadSpec(
         context=s.context, step=s.step, stride=s.stride, hidden=s.hidden, layers=s.layers
@@ -754,6 +766,7 @@ def build_embedding_model(
         else {k: {} for k in negatives.SPLITS}
     )
     clips = generate(s, files, bg, cache.parent / "clips", real_positives, log)
+    _require_positives(clips, s.keyword)
     t_gen = time.time() - t0
     train_files = [p for ps in bg["train"].values() for p in ps]
     bg_emb = [file_embeddings(fe, p, cache) for p in train_files]

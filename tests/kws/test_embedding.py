@@ -370,3 +370,15 @@ def test_a_cache_entry_cut_off_by_an_interrupted_build_is_made_again(tmp_path: P
     assert _load_clip(clip)[0] and not list(tmp_path.glob("*.tmp"))
     clip.write_bytes(clip.read_bytes()[:100])
     assert _load_clip(clip) == (False, None)
+
+
+def test_a_build_whose_keyword_clips_were_all_dropped_is_refused() -> None:
+    """Every clip of a keyword longer than MAX_KEYWORD_SECONDS is dropped: the build stops
+    with the reason (the CLI's exit 2) instead of training a head with no keyword."""
+    from kwtrain.dataset import DatasetError
+    from kwtrain.embtrain import _require_positives
+
+    others = [{"kind": "confusable"}, {"kind": "sentence"}]
+    with pytest.raises(DatasetError, match="choose a shorter keyword"):
+        _require_positives(others, "a very long keyword phrase")
+    _require_positives([*others, {"kind": "positive"}], "listen")
