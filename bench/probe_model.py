@@ -1,7 +1,9 @@
 """Probe cases against the model process handling: rogue .eim executables through the real SDK.
 
 devkit/rogue_eim.py writes them; EdgeML (edgeml/edgeml.py) drives them as it drives an exported
-model, and the real app process where the promise is about the app.
+model, and the real app process where the promise is about the app. Round 3 (issue 23) adds the
+trainer: kwtrain .eims started from callers without the app's Python, keywords and labels that
+are paths, options or too long, and a data set whose bootstrap was interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from probe_core import case, kill_pids
@@ -169,3 +172,150 @@ def ignores_signals(ctx):
     left = alive_pids(pids)
     kill_pids(left)
     return seconds < 5 and not left, f"stopped in {seconds:.1f} s, {len(left)} left"
+
+
+# ---------------------------------------------------------------- round 3: the trainer (issue 23)
+# Variants of tests/kws/test_inputs.py and test_eim_launch.py, not the same inputs.
+KWTRAIN = str(Path(sys.executable).parent / "kwtrain")
+SDK_CALLER = (
+    "import sys\nfrom edge_impulse_linux.runner import ImpulseRunner\n"
+    "r = ImpulseRunner(sys.argv[1], allow_shm=False)\n"
+    "try:\n    h = r.init()\n"
+    "    n = h['model_parameters']['input_features_count']\n"
+    "    print(sorted(r.classify([0] * n)['result']['classification']))\n"
+    "finally:\n    r.stop()\n"
+)
+
+
+def _bare_python(ctx) -> Path:
+    """A fresh venv's python3: no numpy, no onnxruntime (what an unactivated caller finds)."""
+
+    def make() -> Path:
+        venv = ctx.root / "bare-venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                       timeout=120)  # fmt: skip
+        return venv / "bin" / "python3"
+
+    return ctx.once("bare-python", make)
+
+
+def _kwtrain_eim(ctx, python: str | None = None) -> Path:
+    from kwtrain.export import export_eim
+    from kwtrain.features import MfccConfig
+    from kwtrain.network import NetSpec
+    from kwtrain.runtime import KeywordModel
+
+    spec = NetSpec(channels=(4,), num_labels=2)
+    rng = np.random.default_rng(7)
+    weights = {"conv1.weight": rng.normal(0, 0.3, (4, spec.num_cepstral, spec.kernel_size)),
+               "conv1.bias": np.zeros(4), "dense.weight": rng.normal(0, 0.2, (2, spec.flat_size())),
+               "dense.bias": np.zeros(2)}  # fmt: skip
+    model = KeywordModel(labels=["hey_robot", "unknown"], mfcc=MfccConfig(), net=spec,
+                         weights={k: v.astype(np.float32) for k, v in weights.items()},
+                         name="probe", keyword="hey_robot")  # fmt: skip
+    out = ctx.scratch("kw-eims") / f"robot-{'gone' if python else 'here'}.eim"
+    return export_eim(model, out, python)
+
+
+@case("model", "a kwtrain .eim started by the SDK from a caller whose PATH has a bare python3",
+      "it classifies (the SDK's init() hung on the exit of the wrong python3)")  # fmt: skip
+def eim_from_unactivated_caller(ctx):
+    eim, bare = _kwtrain_eim(ctx), _bare_python(ctx)
+    env = {"PATH": f"{bare.parent}:/usr/bin:/bin", "HOME": "/tmp"}
+    try:
+        out = subprocess.run([sys.executable, "-c", SDK_CALLER, str(eim)], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return False, "ImpulseRunner.init() hung (60 s)"
+    return out.returncode == 0 and "hey_robot" in out.stdout, (out.stdout or out.stderr)[-70:]
+
+
+@case("model", "EdgeML with a .eim whose only Python lacks numpy (KWTRAIN_EIM_PYTHON bare)",
+      "a ModelError naming how it ended and what it said, within seconds")  # fmt: skip
+def eim_without_numpy_in_edgeml(ctx):
+    import os
+
+    eim = _kwtrain_eim(ctx, "/nonexistent/probe/python3")
+    old = os.environ.get("KWTRAIN_EIM_PYTHON")
+    os.environ["KWTRAIN_EIM_PYTHON"] = str(_bare_python(ctx))
+    t0 = time.monotonic()
+    try:
+        EdgeML(eim, start_timeout=30).start()
+        return False, "started?"
+    except ModelError as exc:
+        text = str(exc)
+        took = time.monotonic() - t0
+        return "needs numpy" in text and took < 10, f"{took:.1f} s: {text[-60:]}"
+    finally:
+        if old is None:
+            os.environ.pop("KWTRAIN_EIM_PYTHON", None)
+        else:
+            os.environ["KWTRAIN_EIM_PYTHON"] = old
+
+
+@case("model", "the app with a one-keyword model ('hey_robot', 'unknown'), no --keyword",
+      "it runs with the model's only keyword and says so")  # fmt: skip
+def one_keyword_model_in_the_app(ctx):
+    eim = _kwtrain_eim(ctx)
+    out = subprocess.run([sys.executable, str(EDGE_MAIN), "--model", eim, "--input", ctx.silence,
+                          "--spool-dir", ctx.scratch("robot-spool"), "--log-level", "INFO"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    said = "keyword 'hey_robot' (the model's only keyword)" in out.stderr
+    return out.returncode == 0 and said, f"exit {out.returncode}: {out.stderr.strip()[-60:]}"
+
+
+def _keyword_case(label: str, argv: list[str]):
+    @case("input", f"kwtrain {label}", "exit 2 with a message; nothing written; no traceback")
+    def keyword_case(ctx):
+        work = ctx.scratch(f"kw-{abs(hash(label))}")
+        args = [a.replace("{out}", str(work / "out")) for a in argv]
+        out = subprocess.run([KWTRAIN, *args], cwd=work, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+        wrote = [p.name for p in work.rglob("*")]
+        ok = out.returncode == 2 and "Traceback" not in out.stderr and not wrote
+        return ok, f"exit {out.returncode}, {len(wrote)} files: {out.stderr.strip()[-50:]}"
+
+    return keyword_case
+
+
+_keyword_case(
+    "bootstrap --keyword /tmp/abs", ["bootstrap", "--out", "{out}", "--keyword", "/tmp/abs"]
+)
+_keyword_case("build --keyword=--help", ["build", "--frontend", "mfcc", "--out", "{out}",
+                                         "--keyword=--help"])  # fmt: skip
+_keyword_case(
+    "build --keyword '   ' (spaces only)", ["build", "--out", "{out}", "--keyword", "   "]
+)
+_keyword_case(
+    "bootstrap, 33-character keyword",
+    ["bootstrap", "--out", "{out}", "--keyword", "abcdefghij klmnopqrst uvwxyzabcde"],
+)
+_keyword_case(
+    "train --keyword 'a\\tb' (tab)",
+    ["train", "--data", "{out}", "--out", "{out}", "--keyword", "a\tb"],
+)
+_keyword_case("record --label ../../x", ["record", "--out", "{out}", "--label", "../../x"])
+_keyword_case("prepare --label .hidden", ["prepare", "--out", "{out}", "--label", ".hidden"])
+
+
+@case("input", "kwtrain bootstrap SIGINT during the noise clips, then train on it",
+      "train refuses the half-made set (exit 2, 'incomplete'); bootstrap exits 130")  # fmt: skip
+def interrupted_bootstrap_then_train(ctx):
+    work = ctx.scratch("kw-interrupted")
+    data = work / "data"
+    proc = subprocess.Popen([KWTRAIN, "bootstrap", "--out", str(data), "--variants", "m2",
+                             "--noise-clips", "200000"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any((data / "noise").glob("*.wav")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return False, "bootstrap did not stop within 60 s of SIGINT"
+    out = subprocess.run([KWTRAIN, "train", "--data", str(data), "--out", str(work / "m"),
+                          "--epochs", "1"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    ok = code == 130 and out.returncode == 2 and "incomplete" in out.stderr
+    return ok, f"bootstrap exit {code}; train exit {out.returncode}: {out.stderr.strip()[-40:]}"

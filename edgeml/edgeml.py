@@ -6,7 +6,10 @@ starts and talks to over a Unix socket. This class keeps that process healthy fo
 - window length, sample rate and labels come from the model's hello, never from our settings;
 - the SDK's `init()` waits FOREVER when the model exits before creating its socket, and with
   `allow_shm=True` (its default) the socket has no timeout, so a hung model hangs `classify()`.
-  Start-up here is bounded (a watchdog thread) and every call has a socket timeout;
+  Start-up here is bounded (a watchdog thread that also notices the model's exit) and every
+  call has a socket timeout. The SDK throws the model's stderr away; here its last 4 kB are
+  kept, so "exited with code 3 at start" comes with what the model said (e.g. the Python
+  that ran it cannot import onnxruntime);
 - a model that dies later (a cut-off reply surfaces in the SDK as IndexError) is reported as
   `ModelCrashed`, and `restart()` brings it back;
 - the SDK's `stop()` signals the process but never reaps it; here it is waited for (and killed
@@ -68,6 +71,8 @@ MAX_WINDOW_SECONDS = 30.0
 MAX_WINDOW_SAMPLES = 2_000_000
 MAX_LABELS = 1000
 MAX_LABEL_CHARS = 256
+STDERR_TAIL_BYTES = 4096  # what is kept of a model's stderr, for the error when it stops
+STDERR_TAIL_CHARS = 400  # what of it an error message quotes
 SCORE_SLACK = 1e-3  # a float32 softmax may say 1.0000001; beyond this a score is not a score
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "listen.eim"
 
@@ -259,8 +264,8 @@ class EdgeML:
                 break
             if isinstance(proc, subprocess.Popen) and proc.poll() is not None:
                 problem = (
-                    f"keyword model exited with code {proc.returncode} at start: "
-                    f"{self.model_path} (run it by hand to see why: {self.model_path} --print-info)"
+                    f"keyword model {_exit_status(proc.returncode)} at start: {self.model_path}"
+                    f"{_said(proc)} (run it by hand to see why: {self.model_path} --print-info)"
                 )
                 break
             if time.monotonic() > deadline:
@@ -421,7 +426,7 @@ class EdgeML:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = self._proc.wait(timeout=0.5)
         if code is not None:
-            why = f"model process exited with code {code}"
+            why = f"model process {_exit_status(code)}{_said(self._proc)}"
         elif isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
             why = f"model did not answer within {self.call_timeout:.1f} s"
         else:
@@ -512,10 +517,72 @@ def _model_info(hello: dict) -> ModelInfo:
     )
 
 
+def _exit_status(code: int) -> str:
+    """How a process ended, in words: `exited with code 3`, `was killed by signal 9 (SIGKILL)`."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = f" ({signal.Signals(-code).name})"
+    except ValueError:
+        name = ""
+    return f"was killed by signal {-code}{name}"
+
+
+def _said(proc: subprocess.Popen | None) -> str:
+    """`; it said: ...` with the end of the model's stderr, when it wrote any."""
+    tail = getattr(proc, "stderr_tail", None)
+    text = tail.text(wait=1.0) if isinstance(tail, _StderrTail) else ""
+    return f"; it said: {text}" if text else ""
+
+
+class _StderrTail:
+    """The last bytes a model wrote to stderr. The SDK sends a model's stderr to /dev/null, so
+    a model that exits at start (no numpy, wrong Python) left only an exit code; now a thread
+    reads it until the model's end, keeps the last STDERR_TAIL_BYTES (a model that logs for
+    weeks costs no memory) and the error quotes it."""
+
+    def __init__(self, limit: int = STDERR_TAIL_BYTES) -> None:
+        self._limit = limit
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def follow(self, stream) -> None:
+        self._thread = threading.Thread(
+            target=self._drain, args=(stream,), name="eim-stderr", daemon=True
+        )
+        self._thread.start()
+
+    def _drain(self, stream) -> None:
+        try:
+            while chunk := os.read(stream.fileno(), 65536):
+                with self._lock:
+                    self._buf += chunk
+                    del self._buf[: -self._limit]
+        except (OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+    def text(self, wait: float = 0.0) -> str:
+        """The tail as one printable line (control characters escaped), at most
+        STDERR_TAIL_CHARS; `wait`: seconds to let the reader reach the end of a dead model."""
+        if self._thread is not None:
+            self._thread.join(wait)
+        with self._lock:
+            raw = bytes(self._buf)
+        lines = [line.strip() for line in raw.decode("utf-8", "replace").splitlines()]
+        text = " | ".join(line for line in lines if line)[-STDERR_TAIL_CHARS:]
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _SessionSubprocess:
     """`subprocess` as the SDK's runner module sees it: every model starts in a session (and
     process group) of its own, so stopping it ends whatever it started too: a helper child, or
-    the child of a model that forks and lets its parent exit."""
+    the child of a model that forks and lets its parent exit. Its stderr, which the SDK throws
+    away, is followed by a _StderrTail (`proc.stderr_tail`) for the errors that say why a model
+    stopped."""
 
     def __getattr__(self, name: str):
         return getattr(subprocess, name)
@@ -523,7 +590,14 @@ class _SessionSubprocess:
     @staticmethod
     def Popen(*args, **kwargs) -> subprocess.Popen:  # noqa: N802 - stands in for subprocess's
         kwargs.setdefault("start_new_session", True)
-        return subprocess.Popen(*args, **kwargs)
+        tail = None
+        if kwargs.get("stderr") == subprocess.DEVNULL:
+            kwargs["stderr"], tail = subprocess.PIPE, _StderrTail()
+        proc = subprocess.Popen(*args, **kwargs)
+        if tail is not None:
+            tail.follow(proc.stderr)
+            proc.stderr_tail = tail
+        return proc
 
 
 def _own_session_for_models() -> None:

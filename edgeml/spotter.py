@@ -24,6 +24,7 @@ to what is said now, not to a backlog.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -114,14 +115,29 @@ class Window:
 
 
 def model_label(keyword: str, labels: tuple[str, ...]) -> str:
-    """The model's own spelling of `keyword` (labels compare case-insensitively)."""
+    """The model's own spelling of `keyword` (labels compare case-insensitively). When the
+    keyword is the default one (no --keyword given) and not in the model, a model with exactly
+    one keyword label (the others unknown/noise/silence-like) uses that one: a `computer.eim`
+    runs without --keyword. (The default cannot be told from an explicit `--keyword listen`
+    here; for a model without 'listen' both now mean its only keyword, and the log says so.)"""
     for label in labels:
         if label.lower() == keyword.lower():
             return label
+    not_keywords = {"unknown", "noise", "silence", "background", "other", "none", "negative"}
+    keywords = [x for x in labels if x.strip("_").lower().split("_")[0] not in not_keywords]
+    if keyword == DetectorConfig.keyword and len(keywords) == 1:
+        _log_only_keyword(keywords[0])
+        return keywords[0]
     raise KeywordNotInModel(
         f"keyword {keyword!r} is not a label of the model (labels: {', '.join(labels)}); "
         "pass --keyword"
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _log_only_keyword(label: str) -> None:
+    """Said once per label (the label is looked up at start and again by the spotter)."""
+    log.info("keyword %r (the model's only keyword)", label)
 
 
 def resolve_threshold(given: float | None, stated: float | None) -> float:

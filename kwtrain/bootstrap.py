@@ -12,15 +12,23 @@ Writes Edge Impulse's folder-per-label layout with 1 s, 16 kHz clips:
 A voice is an accent (en-us, en-gb, en-gb-scotland, ...) plus one of espeak-ng's ~100 variants
 (m1..m8, f1..f5, klatt, whisper, ...). Grouping by variant lets training hold out whole
 variants, so its test figures are for voices the model has not heard.
+
+`<out>/.kwtrain-bootstrap.json` is written FIRST saying `"complete": false` and replaced LAST
+(after manifest.csv) saying `"complete": true`: a run that was interrupted (Ctrl-C, a kill, a
+full disk) leaves a folder that says so. `load_dataset` refuses such a folder and `kwtrain
+build` generates it again: a half-made set once trained into a model without a noise class,
+and the build said nothing and exited 0.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
+import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +37,8 @@ from tqdm import tqdm
 from edgeml.audioformat import SAMPLE_RATE
 from kwtrain import noise, tts, vocab
 from kwtrain.clips import active_bounds, normalize_peak, place, write_wav
+from kwtrain.dataset import MARKER, DatasetError
+from kwtrain.names import check_keyword
 
 ACCENTS = (
     "en-us",
@@ -172,10 +182,42 @@ def _noise_rows(out: Path, settings: BootstrapSettings) -> Iterable[dict]:
         }
 
 
+def _write_marker(out: Path, info: dict) -> None:
+    """The marker, replaced atomically (never half a marker that reads as complete)."""
+    tmp = out / f"{MARKER}.tmp"
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    os.replace(tmp, out / MARKER)
+
+
 def bootstrap(out: Path, settings: BootstrapSettings = BootstrapSettings()) -> dict:
-    """Generate the dataset into `out`; return counts per label."""
+    """Generate the dataset into `out`; return counts per label. Raises DatasetError when no
+    keyword clip could be made (the keyword is too long to say in the window)."""
+    check_keyword(settings.keyword)  # a path or an option is refused before anything is written
     out = Path(out)
     tts.espeak_path()  # fail early with the install hint
+    out.mkdir(parents=True, exist_ok=True)
+    _write_marker(out, {"complete": False, "settings": asdict(settings)})
+    rows, skipped = _speech_rows(out, settings)
+    rows.extend(tqdm(_noise_rows(out, settings), total=settings.noise_clips, desc="noise clips"))
+    with (out / "manifest.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["file", "label", "group", "text", "voice"])
+        writer.writeheader()
+        writer.writerows(rows)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["label"]] = counts.get(row["label"], 0) + 1
+    if not counts.get(settings.keyword):
+        raise DatasetError(
+            f"no clip of the keyword {settings.keyword!r} fits the {settings.window_seconds:g} s "
+            f"window in any voice ({skipped} were too long): choose a shorter keyword"
+        )
+    _write_marker(out, {"complete": True, "settings": asdict(settings), "counts": counts})
+    return {"out": str(out), "counts": counts, "skipped_too_long": skipped}
+
+
+def _speech_rows(out: Path, settings: BootstrapSettings) -> tuple[list[dict], int]:
+    """Render every espeak-ng job into `out`; (manifest rows, jobs dropped as unusable).
+    Interrupted, the jobs not yet started are cancelled (not run to the end first)."""
     jobs = plan(settings)
     rows: list[dict] = []
     skipped = 0
@@ -185,7 +227,7 @@ def bootstrap(out: Path, settings: BootstrapSettings = BootstrapSettings()) -> d
         if clip is None:
             return None
         name = _file_name(job)
-        write_wav(out / job.label / name, clip, settings.rate)
+        write_wav(_inside(out, Path(job.label) / name), clip, settings.rate)
         return {
             "file": f"{job.label}/{name}",
             "label": job.label,
@@ -194,18 +236,22 @@ def bootstrap(out: Path, settings: BootstrapSettings = BootstrapSettings()) -> d
             "voice": str(job.voice),
         }
 
-    with ThreadPoolExecutor(max_workers=max(1, settings.workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, settings.workers))
+    try:
         for row in tqdm(pool.map(work, jobs), total=len(jobs), desc="espeak-ng clips", unit="clip"):
             if row is None:
                 skipped += 1
             else:
                 rows.append(row)
-    rows.extend(tqdm(_noise_rows(out, settings), total=settings.noise_clips, desc="noise clips"))
-    with (out / "manifest.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["file", "label", "group", "text", "voice"])
-        writer.writeheader()
-        writer.writerows(rows)
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["label"]] = counts.get(row["label"], 0) + 1
-    return {"out": str(out), "counts": counts, "skipped_too_long": skipped}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return rows, skipped
+
+
+def _inside(out: Path, relative: Path) -> Path:
+    """`out / relative`, refused when it would land outside `out` (a second guard behind the
+    keyword check: no name makes the bootstrap write elsewhere)."""
+    path = out / relative
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise DatasetError(f"refusing to write {path}: outside the dataset folder {out}")
+    return path

@@ -14,7 +14,8 @@ Commands, in the order of the write-up's Studio workflow:
     evaluate   run a .eim over clips with a sliding window: detection and false alarms
     build      bootstrap + train + export in one go (`make keyword-model` runs this)
 
-Exit status: 0 ok, 2 bad input (dataset, file, option), 3 missing tool (espeak-ng, torch).
+Exit status: 0 ok, 2 bad input (dataset, file, option), 3 missing tool (espeak-ng, torch),
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from pathlib import Path
 from kwtrain import embcli
 from kwtrain.dataset import DatasetError
 from kwtrain.embedding import FrontEndUnavailable
+from kwtrain.names import BadName, keyword_arg, label_arg
 from kwtrain.tts import TTSUnavailable
 
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_TOOL = 3
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
 
 
 class CliError(Exception):
@@ -85,6 +88,7 @@ class TrainArgs:
 def _add_train_options(p: argparse.ArgumentParser, *, data_required: bool) -> None:
     p.add_argument(
         "--keyword",
+        type=keyword_arg,
         default=_env("KWTRAIN_KEYWORD", "listen"),
         help="label of the keyword class (default: listen; env KWTRAIN_KEYWORD)",
     )
@@ -194,6 +198,8 @@ def run_export(model_path: Path, out: Path) -> Path:
 
     if not model_path.is_file():
         raise CliError(f"{model_path}: no such model file (train writes <out>/model.npz)")
+    if model_path.suffix == ".eim":
+        return _relaunch(model_path, out)
     if embcli.is_embedding_model(model_path):
         return embcli.export(model_path, out)
     try:
@@ -201,6 +207,16 @@ def run_export(model_path: Path, out: Path) -> Path:
     except (ValueError, KeyError, OSError) as exc:
         raise CliError(f"{model_path}: not a kwtrain model ({exc})") from exc
     return export_eim(model, out)
+
+
+def _relaunch(eim: Path, out: Path) -> Path:
+    """`kwtrain export --model old.eim`: the same model behind the current launcher."""
+    from kwtrain.export import relaunch
+
+    try:
+        return relaunch(eim, out)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
 
 
 def cmd_bootstrap(a: argparse.Namespace) -> dict:
@@ -288,6 +304,7 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
 
 def cmd_build(a: argparse.Namespace) -> dict:
     from kwtrain.bootstrap import BootstrapSettings, bootstrap
+    from kwtrain.dataset import bootstrap_state
 
     if a.frontend == "embedding":
         from kwtrain.embcli import run_build
@@ -295,17 +312,33 @@ def cmd_build(a: argparse.Namespace) -> dict:
         return run_build(a)
 
     data = a.data or (a.out / "data")
-    generated = (data / "manifest.csv").is_file()
+    state = bootstrap_state(data)
+    generated = state is not None or (data / "manifest.csv").is_file()
     if a.fresh_data and data.exists():
         if not generated:
             raise CliError(f"--fresh-data: {data} was not made by bootstrap; not deleting it")
-        shutil.rmtree(data)
+        _discard(data)
+    elif state == "incomplete":
+        print(
+            f"kwtrain build: dataset {data} was left incomplete by an earlier run "
+            "(interrupted?): generating it again",
+            file=sys.stderr,
+        )
+        _discard(data)
     if not data.exists():
         bootstrap(data, replace(BootstrapSettings(), keyword=a.keyword, seed=a.seed))
     t = _train_args(a, data)
     if t.eim is None:
-        t = replace(t, eim=a.out / f"{a.keyword}.eim")
+        t = replace(t, eim=a.out / f"{embcli.slug(a.keyword)}.eim")
     return run_train(t)
+
+
+def _discard(data: Path) -> None:
+    """Delete a generated dataset: renamed first (atomic), so an interrupted delete never leaves
+    a half-deleted set under the name a later run would train on."""
+    trash = data.with_name(f".{data.name}.deleting-{os.getpid()}")
+    os.replace(data, trash)
+    shutil.rmtree(trash)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
 
     p = sub.add_parser("bootstrap", help="generate a dataset with espeak-ng and noise")
-    p.add_argument("--keyword", default=_env("KWTRAIN_KEYWORD", "listen"))
+    p.add_argument("--keyword", type=keyword_arg, default=_env("KWTRAIN_KEYWORD", "listen"))
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     p.add_argument("--keyword-per-voice", type=int, default=2)
     p.add_argument("--words-per-voice", type=int, default=3)
@@ -327,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bootstrap)
 
     p = sub.add_parser("record", help="record a take from the microphone into the dataset")
-    p.add_argument("--label", required=True, help="class of the take: the keyword, noise, ...")
+    p.add_argument(
+        "--label", type=label_arg, required=True, help="class of the take: the keyword, noise, ..."
+    )
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--out", type=Path, required=True, help="dataset folder")
     p.add_argument(
@@ -347,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="split takes into 1 s samples; balance classes")
     p.add_argument("--out", type=Path, required=True, help="dataset folder")
     p.add_argument("--input", type=Path, action="append", default=[], help="a long take")
-    p.add_argument("--label", default="", help="class of the --input takes")
+    p.add_argument("--label", type=label_arg, default=None, help="class of the --input takes")
     p.add_argument("--split", choices=["energy", "fixed"], default=None)
     p.add_argument(
         "--threshold-db",
@@ -370,14 +405,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="package a model.npz as one executable .eim")
-    p.add_argument("--model", type=Path, required=True, help="model.npz written by train")
+    p.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="model.npz written by train, or a kwtrain .eim (rewritten with today's launcher)",
+    )
     p.add_argument("--out", type=Path, required=True, help="the .eim file to write")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="sliding-window detection and false alarms of a .eim")
     p.add_argument("--model", type=Path, required=True, help=".eim (or model.npz with --fast)")
     p.add_argument("--data", type=Path, required=True, help="clips in EI layout")
-    p.add_argument("--keyword", default=_env("KWTRAIN_KEYWORD", "listen"))
+    p.add_argument("--keyword", type=keyword_arg, default=_env("KWTRAIN_KEYWORD", "listen"))
     p.add_argument(
         "--fast",
         action="store_true",
@@ -413,6 +453,14 @@ def main(argv: list[str] | None = None) -> int:
     except (TTSUnavailable, FrontEndUnavailable) as exc:
         print(f"kwtrain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_MISSING_TOOL
+    except BadName as exc:
+        print(f"kwtrain {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            f"kwtrain {args.command}: interrupted; nothing it was writing is used", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED
     print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -11,11 +11,14 @@ file (the speaker or voice): the held-out split keeps whole groups out of traini
 test figures are about unseen voices. Without it each file is its own group.
 
 Problems are collected and reported together, one line each, naming the file and what to do.
+A folder whose bootstrap did not finish (its `.kwtrain-bootstrap.json` says so) is refused
+whole: a half-made set trains a model that lacks classes.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -32,6 +35,23 @@ SPLIT_FOLDERS = {"training": "train", "testing": "test"}
 
 class DatasetError(ValueError):
     """A problem with the user's dataset, worded so that they can fix it."""
+
+
+MARKER = ".kwtrain-bootstrap.json"
+
+
+def bootstrap_state(folder: Path) -> str | None:
+    """The bootstrap's state in `folder`: "complete"; "incomplete" (one started there and did
+    not finish); None (no bootstrap made this folder, or it predates the marker)."""
+    marker = Path(folder) / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        with marker.open("rb") as fh:
+            done = json.loads(fh.read(64 * 1024)).get("complete") is True
+    except (OSError, ValueError, AttributeError):
+        done = False  # a marker cut off mid-write: the run did not finish either
+    return "complete" if done else "incomplete"
 
 
 @dataclass(frozen=True)
@@ -138,6 +158,12 @@ def load_dataset(
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
+    if bootstrap_state(root) == "incomplete":
+        raise DatasetError(
+            f"dataset {root} is incomplete: the bootstrap that made it did not finish "
+            "(interrupted?). Make it again: run the same `kwtrain bootstrap` again, or "
+            "`kwtrain build --fresh-data ...`"
+        )
     split_dirs = {
         d: SPLIT_FOLDERS[d.name] for d in root.iterdir() if d.is_dir() and d.name in SPLIT_FOLDERS
     }

@@ -4,7 +4,8 @@ The archive holds the runner protocol (`eim_server`, `fastjson`), the streaming 
 (`embedding`), the head (`head`), the glue (`embruntime`), the head's weights with the
 calibrated threshold, and the front end's three runtime ONNX files (`onnxparts.py`: the mel model
 without its top_db step, the embedding model in two parts; about 2.4 MB, 2.2 MB compressed).
-Edge Impulse's SDK starts it as `model.eim <socket>` like any other .eim.
+Edge Impulse's SDK starts it as `model.eim <socket>` like any other .eim; the launcher before
+the archive picks a Python that has numpy and onnxruntime (export.py says how).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 
 from kwtrain.embedding import RUNTIME_FILES, model_files, runtime_files
 from kwtrain.embruntime import PACKAGED_MODEL
-from kwtrain.export import _entry, write_eim
+from kwtrain.export import MAX_EMBEDDING_EIM_BYTES, _entry, write_eim
 from kwtrain.head import EmbeddingModel
 
-MAX_EIM_BYTES = 5_000_000
+MAX_EIM_BYTES = MAX_EMBEDDING_EIM_BYTES
 RUNTIME_MODULES = (
     "__init__.py",
     "eim_server.py",
@@ -42,8 +43,8 @@ for _module in ("numpy", "onnxruntime"):
         __import__(_module)
     except ImportError:
         sys.stderr.write(
-            "this .eim needs %s, which the interpreter %s cannot import: run it with the "
-            "edge app's Python (its folder first on PATH) or `pip install %s`\\n"
+            "this .eim needs %s, which the interpreter %s cannot import: set "
+            "KWTRAIN_EIM_PYTHON to the edge app's Python, or `pip install %s`\\n"
             % (_module, sys.executable, _module)
         )
         sys.exit(3)
@@ -69,9 +70,10 @@ def build_archive(model: EmbeddingModel, files: dict[str, bytes] | None = None) 
     return buf.getvalue()
 
 
-def export_embedding_eim(model: EmbeddingModel, out: Path) -> Path:
-    """Write `out` (executable), refusing to ship a file over 5 MB."""
-    return write_eim(build_archive(model), out, MAX_EIM_BYTES)
+def export_embedding_eim(model: EmbeddingModel, out: Path, python: str | None = None) -> Path:
+    """Write `out` (executable), refusing to ship a file over 5 MB. `python`: the interpreter
+    the launcher records (default: this one; see export.py for the order it tries)."""
+    return write_eim(build_archive(model), out, MAX_EIM_BYTES, python)
 
 
 def is_embedding_eim(eim: Path) -> bool:

@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ import soxr
 from edgeml.audioformat import read_audio
 from kwtrain import negatives, synth, vocab
 from kwtrain.augment import room
+from kwtrain.dataset import DatasetError
 from kwtrain.embedding import (
     EMB_DIM,
     EMB_FRAMES,
@@ -288,7 +290,10 @@ def file_embeddings(
     if cache is not None:
         f = cache / f"{key}.npy"
         if f.is_file():
-            return np.load(f)
+            try:
+                return np.load(f)
+            except (OSError, ValueError, EOFError):
+                pass  # cut off by an interrupted run: computed again
     audio = read_audio(path)
     rng = np.random.default_rng(int(key[:8], 16))
     if variant == "quiet":
@@ -301,8 +306,33 @@ def file_embeddings(
     emb = fe.embeddings(to_int16_values(audio))
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        np.save(cache / f"{key}.npy", emb.astype(np.float32))
+        _save_atomic(cache / f"{key}.npy", lambda fh: np.save(fh, emb.astype(np.float32)))
     return emb
+
+
+def _save_atomic(path: Path, write) -> None:
+    """`write(file)` into a temporary file, then renamed over `path`: a build interrupted
+    mid-write (Ctrl-C) leaves no cut-off cache entry for the next run to load."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_clip(path: Path) -> tuple[bool, dict | None]:
+    """(usable, clip) of a cached clip; (False, None) when it is missing or damaged (cut off
+    by an interrupted run before writes were atomic): then it is drawn again."""
+    if not path.is_file():
+        return False, None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return True, ({**meta, "emb": z["emb"]} if "error" not in meta else None)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return False, None
 
 
 def default_cache() -> Path:
@@ -502,11 +532,8 @@ def generate(
     clips: list[dict | None] = [None] * len(items)
     todo = []
     for i, f in enumerate(names):
-        if f.is_file():
-            with np.load(f, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                clips[i] = {**meta, "emb": z["emb"]} if "error" not in meta else None
-        else:
+        usable, clips[i] = _load_clip(f)
+        if not usable:
             todo.append(i)
     log(f"clips: {len(items) - len(todo)} of {len(items)} cached, drawing {len(todo)}")
     t0 = time.time()
@@ -522,7 +549,9 @@ def generate(
             ):
                 meta = {k: v for k, v in (r or {"error": "?"}).items() if k != "emb"}
                 emb = r["emb"].astype(np.float32) if r and "emb" in r else np.zeros((0, EMB_DIM))
-                np.savez(names[i], meta=json.dumps(meta), emb=emb)
+                _save_atomic(
+                    names[i], lambda fh, m=meta, e=emb: np.savez(fh, meta=json.dumps(m), emb=e)
+                )
                 if r and "error" not in r:
                     clips[i] = r
                 else:
@@ -531,6 +560,17 @@ def generate(
                     log(f"clips {n + 1}/{len(todo)} ({time.time() - t0:.0f} s)")
     log(f"clips: drawn in {time.time() - t0:.0f} s, {errors} skipped")
     return [c for c in clips if c is not None]
+
+
+def _require_positives(clips: list[dict], keyword: str) -> None:
+    """A model needs keyword clips: a keyword too long to say within MAX_KEYWORD_SECONDS in
+    every voice leaves none (every clip dropped), and a head trained without them is no model.
+    DatasetError: the CLI's exit 2 with the reason."""
+    if not any(c["kind"] == "positive" for c in clips):
+        raise DatasetError(
+            f"no clip of the keyword {keyword!r} is shorter than {MAX_KEYWORD_SECONDS} s in any "
+            "voice: choose a shorter keyword"
+        )
 
 
 def _spec(s: EmbTrainSettings) -> HeadSpec:
@@ -726,6 +766,7 @@ def build_embedding_model(
         else {k: {} for k in negatives.SPLITS}
     )
     clips = generate(s, files, bg, cache.parent / "clips", real_positives, log)
+    _require_positives(clips, s.keyword)
     t_gen = time.time() - t0
     train_files = [p for ps in bg["train"].values() for p in ps]
     bg_emb = [file_embeddings(fe, p, cache) for p in train_files]

@@ -92,8 +92,12 @@ def espeak_variants() -> tuple[str, ...]:
 @lru_cache(maxsize=4096)
 def phonemes(text: str, accent: str = "en-us") -> str:
     """espeak-ng's phoneme transcription of `text` (Kirshenbaum-like ASCII, `-x`)."""
-    out = subprocess.run(
-        ["espeak-ng", "-q", "-x", "-v", accent, text], capture_output=True, text=True, check=True
+    out = subprocess.run(  # text on stdin: never taken as an option (see tts.synthesize)
+        ["espeak-ng", "-q", "-x", "-v", accent, "--stdin"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return " ".join(out.split())
 
@@ -191,7 +195,9 @@ def render(job: SynthJob) -> np.ndarray:
     writes it)."""
     if job.engine == "espeak":
         cmd = ["espeak-ng", "-v", job.voice, "-s", str(int(job.speed)), "-p", str(int(job.pitch))]
-        wav = subprocess.run([*cmd, "--stdout", job.text], capture_output=True, check=True).stdout
+        wav = subprocess.run(  # text on stdin, never an option (see tts.synthesize)
+            [*cmd, "--stdout", "--stdin"], input=job.text.encode(), capture_output=True, check=True
+        ).stdout
         return _read(wav)
     if job.engine == "flite":
         cmd = ["flite", "-voice", job.voice, "--setf", f"duration_stretch={job.speed}"]

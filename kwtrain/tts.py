@@ -53,19 +53,14 @@ def list_variants() -> list[str]:
 
 
 def synthesize(text: str, voice: Voice = Voice(), sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Speak `text`; return mono float32 samples in [-1, 1] at `sample_rate`."""
-    cmd = [
-        espeak_path(),
-        "-v",
-        voice.name,
-        "-s",
-        str(voice.speed),
-        "-p",
-        str(voice.pitch),
-        "--stdout",
-        text,
-    ]
-    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
+    """Speak `text`; return mono float32 samples in [-1, 1] at `sample_rate`.
+
+    The text goes in on stdin, never as an argument: text that starts with a dash
+    (`-f/etc/hostname`) would be an option to espeak-ng (it read that file aloud)."""
+    cmd = [espeak_path(), "-v", voice.name, "-s", str(voice.speed), "-p", str(voice.pitch)]
+    wav = subprocess.run(
+        [*cmd, "--stdout", "--stdin"], input=text.encode(), capture_output=True, check=True
+    ).stdout
     audio, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
     return resample(audio.mean(axis=1), rate, sample_rate)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
+from edge_helpers import run_main
 
 from devkit.scripted_eim import write_eim
 from devkit.speech import quiet
@@ -156,3 +158,73 @@ def test_stop_ends_and_reaps_the_model_process(keyword_eim):
     assert not _alive(pid) and not model.running
     with pytest.raises(ModelCrashed):
         model.classify(np.zeros(16000, np.int16))
+
+
+def _shell_model(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    [
+        ('echo "this .eim needs onnxruntime, which /x/python3 cannot import" >&2\nexit 3\n',
+         "exited with code 3", "this .eim needs onnxruntime, which /x/python3 cannot import"),
+        ('echo "about to die" >&2\nkill -KILL $$\n',
+         "was killed by signal 9 (SIGKILL)", "about to die"),
+        ("exit 0\n", "exited with code 0", None),
+    ],
+    ids=["message-and-code", "signal", "silent"],
+)  # fmt: skip
+def test_a_model_that_exits_before_its_socket_says_why_not_hangs(tmp_path, body, status, said):
+    """The SDK's init() waits forever for a socket that a dead model never makes, and it sends
+    the model's stderr to /dev/null: the error names the model, how it ended and its last words."""
+    path = _shell_model(tmp_path / "dies-at-start.eim", body)
+    t0 = time.monotonic()
+    with pytest.raises(ModelError) as err:
+        EdgeML(path, start_timeout=120).start()
+    assert time.monotonic() - t0 < 60  # far inside start_timeout: the exit itself was noticed
+    message = str(err.value)
+    assert str(path) in message and f"{status} at start" in message
+    assert (f"it said: {said}" in message) if said else ("it said" not in message)
+
+
+def test_a_model_that_floods_stderr_then_exits_is_quoted_short_and_escaped(tmp_path):
+    """10 MB of stderr, then control characters: the message quotes the end, printable."""
+    body = ("head -c 10000000 /dev/zero | tr '\\0' x >&2\n"
+            "printf '\\033[2J\\007 last words\\n' >&2\nexit 4\n")  # fmt: skip
+    path = _shell_model(tmp_path / "floods.eim", body)
+    with pytest.raises(ModelError, match="exited with code 4") as err:
+        EdgeML(path, start_timeout=120).start()
+    message = str(err.value)
+    assert "last words" in message and "\\x1b[2J\\x07" in message
+    assert "\x1b" not in message and "\x07" not in message and len(message) < 1000
+
+
+@pytest.mark.parametrize(
+    ("labels", "found"),
+    [(("computer", "unknown"), "computer"),
+     (("_background_noise_", "Jarvis", "_unknown_"), "Jarvis"),
+     (("computer", "jarvis", "unknown"), None)],
+    ids=["one-keyword", "ei-style-labels", "two-keywords"],
+)  # fmt: skip
+def test_a_one_keyword_model_needs_no_keyword_option(eim_dir, tmp_path, labels, found):
+    """`edgeml --model computer.eim` stopped with "keyword 'listen' is not a label of the model
+    (labels: computer, unknown); pass --keyword". A model with one keyword label uses it and
+    says so once; with two, the choice is still the user's (the app's own run, real model)."""
+    keyword = found or labels[0]
+    model = write_eim(eim_dir / f"{keyword}-{len(labels)}.eim", keyword=keyword, labels=labels,
+                      schedule=[0.0])  # fmt: skip
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000 * 2, dtype=np.int16), 16000, subtype="PCM_16")
+    result = run_main(["--model", model, "--input", silence, "--spool-dir", tmp_path / "spool",
+                       "--log-level", "INFO"], timeout=60)  # fmt: skip
+    if found:
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stderr.count(f"keyword '{found}' (the model's only keyword)") == 1
+        assert "is not a label" not in result.stderr
+    else:
+        assert result.returncode == 1
+        assert "keyword 'listen' is not a label of the model" in result.stderr
+        assert "pass --keyword" in result.stderr and "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from kwtrain.features import MfccConfig
+from kwtrain.head import EmbeddingModel, HeadSpec
 from kwtrain.network import NetSpec
 from kwtrain.runtime import KeywordModel
 
@@ -46,3 +47,22 @@ def windows_of_speechlike(n: int, seed: int = 0) -> np.ndarray:
         x = rng.uniform(2000, 12000) * env * sum(np.sin(k * phase) / k for k in range(1, 9))
         out.append(np.clip(np.round(x + rng.normal(0, 100, 16000)), -32768, 32767))
     return np.stack(out)
+
+
+def random_head(
+    stride: int = 16, context: int = 8, seed: int = 0, threshold: float = 0.7
+) -> EmbeddingModel:
+    """A speech-embedding head with random weights (for export and SDK tests)."""
+    rng = np.random.default_rng(seed)
+    spec = HeadSpec(context=context, stride=stride, hidden=16, layers=2)
+    w = {}
+    size = context * 96
+    for i in range(spec.layers):
+        w[f"fc{i}.weight"] = rng.normal(0, 1 / np.sqrt(size), (16, size)).astype(np.float32)
+        w[f"fc{i}.bias"] = np.zeros(16, np.float32)
+        w[f"ln{i}.weight"] = np.ones(16, np.float32)
+        w[f"ln{i}.bias"] = np.zeros(16, np.float32)
+        size = 16
+    w["out.weight"] = rng.normal(0, 1.0, (1, 16)).astype(np.float32)
+    w["out.bias"] = np.zeros(1, np.float32)
+    return EmbeddingModel(keyword="listen", spec=spec, weights=w, threshold=threshold)

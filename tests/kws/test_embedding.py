@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kws_helpers import random_head
 
 from kwtrain.embedding import (
     EMB_FRAMES,
@@ -19,7 +20,6 @@ from kwtrain.embedding import (
     StreamingEmbedder,
 )
 from kwtrain.fastjson import ClassifyDecoder
-from kwtrain.head import EmbeddingModel, HeadSpec
 
 try:
     FRONT = FrontEnd()
@@ -38,22 +38,6 @@ def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
     env = 0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t) ** 2
     x = 6000 * env * sum(np.sin(k * 2 * np.pi * np.cumsum(f0) / 16000) / k for k in range(1, 8))
     return np.round(x + rng.normal(0, 300, n)).clip(-32768, 32767).astype(np.float32)
-
-
-def random_head(stride: int = 16, context: int = 8, seed: int = 0, threshold: float = 0.7):
-    rng = np.random.default_rng(seed)
-    spec = HeadSpec(context=context, stride=stride, hidden=16, layers=2)
-    w = {}
-    size = context * 96
-    for i in range(spec.layers):
-        w[f"fc{i}.weight"] = rng.normal(0, 1 / np.sqrt(size), (16, size)).astype(np.float32)
-        w[f"fc{i}.bias"] = np.zeros(16, np.float32)
-        w[f"ln{i}.weight"] = np.ones(16, np.float32)
-        w[f"ln{i}.bias"] = np.zeros(16, np.float32)
-        size = 16
-    w["out.weight"] = rng.normal(0, 1.0, (1, 16)).astype(np.float32)
-    w["out.bias"] = np.zeros(1, np.float32)
-    return EmbeddingModel(keyword="listen", spec=spec, weights=w, threshold=threshold)
 
 
 def _original_embeddings(mel: np.ndarray, stride: int) -> np.ndarray:
@@ -361,3 +345,40 @@ def test_small_build_streams_the_same_through_the_sdk(tmp_path: Path, monkeypatc
             np.testing.assert_allclose(a, b, atol=1e-4)
     finally:
         sdk.close()
+
+
+@needs_front
+def test_a_cache_entry_cut_off_by_an_interrupted_build_is_made_again(tmp_path: Path) -> None:
+    """Ctrl-C during a build's np.save/np.savez left a cut-off cache file, and every later
+    build stopped with a traceback loading it. Writes are now atomic, and a damaged entry is
+    computed again."""
+    import soundfile as sf
+
+    from kwtrain.embtrain import _load_clip, _save_atomic, file_embeddings
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, speechlike(2.0).astype(np.int16), 16000, subtype="PCM_16")
+    cache = tmp_path / "cache"
+    first = file_embeddings(FRONT, wav, cache)
+    (entry,) = cache.glob("*.npy")
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    again = file_embeddings(FRONT, wav, cache)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(np.load(entry), first)  # whole again
+    clip = tmp_path / "clip.npz"
+    _save_atomic(clip, lambda fh: np.savez(fh, meta=json.dumps({"kind": "x"}), emb=first))
+    assert _load_clip(clip)[0] and not list(tmp_path.glob("*.tmp"))
+    clip.write_bytes(clip.read_bytes()[:100])
+    assert _load_clip(clip) == (False, None)
+
+
+def test_a_build_whose_keyword_clips_were_all_dropped_is_refused() -> None:
+    """Every clip of a keyword longer than MAX_KEYWORD_SECONDS is dropped: the build stops
+    with the reason (the CLI's exit 2) instead of training a head with no keyword."""
+    from kwtrain.dataset import DatasetError
+    from kwtrain.embtrain import _require_positives
+
+    others = [{"kind": "confusable"}, {"kind": "sentence"}]
+    with pytest.raises(DatasetError, match="choose a shorter keyword"):
+        _require_positives(others, "a very long keyword phrase")
+    _require_positives([*others, {"kind": "positive"}], "listen")
