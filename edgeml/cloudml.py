@@ -400,11 +400,7 @@ class CloudML:
             payload = json.loads(answer)
             if isinstance(payload, str):  # the write-up's script returned json.dumps(...) as a str
                 payload = json.loads(payload)
-            text = payload["result"]
-            if isinstance(text, list):  # some scripts return a batch of one
-                text = " ".join(str(t) for t in text)
-            if not isinstance(text, str):
-                raise TypeError(f"'result' is a {type(text).__name__}")
+            text = _result_text(payload)
             return Transcript(
                 text=text.strip(),
                 audio_seconds=_number(payload.get("audio_seconds"), seconds),
@@ -415,10 +411,23 @@ class CloudML:
             )
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise EndpointMisconfigured(
-                f"endpoint answered 200 without a transcript ({type(exc).__name__}): "
+                f"endpoint answered 200 without a transcript ({type(exc).__name__}: "
+                f"{str(exc)[:80]}): "
                 f"{_printable(answer[:160])!r}: is {self.endpoint} the scoring URL?",
                 status=200,
             ) from None
+
+
+def _result_text(payload: object) -> str:
+    """The one rule for a transcript answer: an object whose "result" is a string. Anything
+    else (a list of segments, an object, a number) is not a transcript of this contract, and
+    printing its repr as one would hand the user garbage and drop the recording."""
+    if not isinstance(payload, dict):
+        raise TypeError(f"the answer is a {type(payload).__name__}, not an object")
+    text = payload["result"]
+    if not isinstance(text, str):
+        raise TypeError(f"'result' is a {type(text).__name__}, not a string")
+    return text
 
 
 def _number(value: object, default: float | None) -> float | None:
