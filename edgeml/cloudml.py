@@ -31,6 +31,7 @@ import re
 import socket
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -274,11 +275,13 @@ class CloudML:
         except CloudError as err:
             # `from None`: the chained library exception may quote the Authorization header
             raise type(err)(
-                scrub(str(err), self._key), status=err.status, retry_after=err.retry_after
+                escape_controls(scrub(str(err), self._key)),
+                status=err.status,
+                retry_after=err.retry_after,
             ) from None
         except Exception as exc:  # noqa: BLE001 - any library failure is "unavailable", scrubbed
             message = f"request to {self._host} failed: {type(exc).__name__}: {exc}"
-            raise EndpointUnavailable(scrub(message, self._key)[:500]) from None
+            raise EndpointUnavailable(escape_controls(scrub(message, self._key)[:500])) from None
         finally:
             self._watchdog.disarm()
 
@@ -384,7 +387,7 @@ class CloudML:
                 f"endpoint rejected the recording ({status}{detail})", status=status
             )
         if 300 <= status < 400:
-            where = resp.headers.get("Location", "?")
+            where = escape_controls(resp.headers.get("Location", "?"))
             raise EndpointMisconfigured(
                 f"endpoint redirects ({status}) to {where[:200]}: not followed (a POST "
                 "must not turn into a GET, nor https into http); set the final https URL",
@@ -440,8 +443,22 @@ def _text(value: object) -> str | None:
     return value[:200] if isinstance(value, str) else None
 
 
+def escape_controls(text: str) -> str:
+    """Outside text made safe for a terminal or a log line: control characters (ESC, BEL, CR,
+    newline, C1...), line and paragraph separators and lone surrogates become visible escapes
+    (`\\x1b`), so an endpoint cannot move the cursor, ring, forge a log line or crash a print."""
+    return "".join(_escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return char
+
+
 def _printable(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace").replace("\n", " ").strip()
+    return escape_controls(data.decode("utf-8", errors="replace").strip())
 
 
 def _is_json_error(answer: bytes) -> bool:
@@ -469,9 +486,9 @@ def _error_detail(answer: bytes) -> str:
         text = _printable(answer)
         return f": {text[:160]}" if text else ""
     if isinstance(body, dict):
-        parts = [str(body[k])[:200] for k in ("error", "message") if body.get(k)]
+        parts = [escape_controls(str(body[k])[:200]) for k in ("error", "message") if body.get(k)]
         return ": " + ": ".join(parts) if parts else ""
-    return f": {str(body)[:160]}"
+    return f": {escape_controls(str(body)[:160])}"
 
 
 def _retry_after(resp: requests.Response) -> float | None:

@@ -14,8 +14,9 @@ answers. SIGINT/SIGTERM stop it cleanly: model process ended, stream closed, spo
 
 stdout carries one line per transcript and nothing else; logs go to stderr.
 
-`--once` exit codes: 0 transcript printed, 1 error (model, audio, spool), 2 usage, 3 keyword
-heard but nothing said, 4 input ended without the keyword, 5 endpoint unavailable (the
+`--once` exit codes: 0 transcript printed, 1 error (model, audio, spool, stdout), 2 usage, 3
+keyword heard but nothing said (no speech, or the endpoint heard no words: an empty transcript
+prints nothing), 4 input ended without the keyword, 5 endpoint unavailable (the
 recording waits in the spool for the next run), 6 endpoint rejected the recording or the key,
 130 interrupted.
 """
@@ -45,11 +46,11 @@ import time
 from enum import IntEnum
 
 from edgeml.audio import Audio, AudioStalled, InputEnded, Stopped
-from edgeml.cloudml import CloudML
-from edgeml.delivery import Delivery, Status
+from edgeml.cloudml import CloudML, escape_controls
+from edgeml.delivery import Delivery, Outcome, Status
 from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
 from edgeml.keys import KeyProblem, hide_from_children, install_log_scrubber
-from edgeml.output import Output
+from edgeml.output import Output, printed_text
 from edgeml.recorder import Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
 from edgeml.sources import AudioSourceError, list_devices, open_source
@@ -107,6 +108,7 @@ class App:
             log.info("%s: stopping", signal.Signals(signum).name)
             signal.signal(signum, signal.SIG_DFL)  # a second one ends the app at once
         self._stop.set()
+        self.output.stop()
         if self.audio is not None:
             self.audio.interrupt()
 
@@ -177,7 +179,7 @@ class App:
             self._start()
             code = self._loop()
         except Fatal as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {escape_controls(str(exc))}", file=sys.stderr, flush=True)
             code = exc.code
         finally:
             self._close()
@@ -261,7 +263,7 @@ class App:
             if outcome is None:
                 continue
             if outcome.status is Status.DELIVERED:
-                return Exit.OK
+                return self._delivered(outcome)
             if outcome.kept:
                 code = Exit.UNAVAILABLE if outcome.status is Status.HELD else Exit.REJECTED
                 raise Fatal(
@@ -273,6 +275,16 @@ class App:
         if self.stopping:
             return Exit.INTERRUPTED
         raise Fatal(f"no answer from the endpoint in {patience:.0f} s", Exit.UNAVAILABLE)
+
+    def _delivered(self, outcome: Outcome) -> Exit:
+        """--once: 0 only when the transcript is on stdout; an empty one is 3 (nothing said)."""
+        if not printed_text(outcome):
+            raise Fatal("the endpoint heard no words in the recording (empty transcript)",
+                        Exit.NO_SPEECH)  # fmt: skip
+        if not self.output.printed(outcome.record.id):
+            raise Fatal("the transcript could not be printed to stdout (see above); it is "
+                        "in --jsonl if given", Exit.ERROR)  # fmt: skip
+        return Exit.OK
 
     def _input_ended(self) -> Exit:
         log.info("input ended")

@@ -20,6 +20,8 @@ import contextlib
 import json
 import logging
 import os
+import select
+import sys
 import threading
 import time
 import unicodedata
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeml.audioformat import write_wav
+from edgeml.cloudml import escape_controls
 from edgeml.delivery import Outcome
 from edgeml.keywordtext import strip_keyword
 
@@ -38,6 +41,7 @@ log = logging.getLogger("edgeml")
 
 TAIL_BYTES = 256 * 1024  # how far back --jsonl is read for ids at start (~600 lines)
 REMEMBERED_IDS = 4096
+STDOUT_PATIENCE = 30.0  # a stdout nobody reads this long gets the transcript in --jsonl only
 
 
 class OutputError(OSError):
@@ -59,6 +63,7 @@ class Output:
         self._order: deque[str] = deque()
         self._written: set[str] = set()  # ids with a line in --jsonl
         self._printed: set[str] = set()  # ids printed by this process
+        self._stopping = threading.Event()
         if self.config.jsonl is not None:
             for rid in _ids_in_tail(self.config.jsonl):
                 self._remember(rid)
@@ -79,12 +84,11 @@ class Output:
                          self.config.jsonl)  # fmt: skip
                 return
             text = printed_text(outcome)
-            if text and (rid is None or rid not in self._printed):
-                self._print(text)
-                if rid is not None:
-                    if len(self._printed) >= REMEMBERED_IDS:  # only a retry in flight matters
-                        self._printed.clear()
-                    self._printed.add(rid)
+            if outcome.transcript is not None and not text:
+                log.info("recording %s: the endpoint heard no words (empty transcript); "
+                         "nothing printed", outcome.seq)  # fmt: skip
+            if text and (rid is None or rid not in self._printed) and self._print(text):
+                self._mark_printed(rid)
             self._write(_json_record(outcome))
             if rid is not None and self.config.jsonl is not None:
                 self._remember(rid)
@@ -94,12 +98,40 @@ class Output:
         with self._lock:
             self._write(record)
 
-    @staticmethod
-    def _print(text: str) -> None:
+    def _mark_printed(self, rid: str | None) -> None:
+        if rid is None:
+            return
+        if len(self._printed) >= REMEMBERED_IDS:  # only a retry in flight matters
+            self._printed.clear()
+        self._printed.add(rid)
+
+    def printed(self, rid: str) -> bool:
+        """Whether this process printed recording `rid`'s transcript (--once exits 0 on it)."""
+        with self._lock:
+            return rid in self._printed
+
+    def stop(self) -> None:
+        """The app stops: a print blocked on a stdout nobody reads gives up at once (safe from
+        a signal handler: sets a flag only)."""
+        self._stopping.set()
+
+    def _print(self, text: str) -> bool:
+        """Print one transcript line; False (logged) when it could not be. A closed pipe must
+        not keep the spool forever, a pipe nobody reads must not hold up the app's stop, and
+        what stdout cannot encode (a lone surrogate from the network) is replaced, not lost."""
+        line = one_line(text) + "\n"
         try:
-            print(one_line(text), flush=True)
-        except (OSError, ValueError) as exc:  # a closed pipe must not keep the spool forever
+            encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+            data = line.encode(encoding, errors="replace")
+            done = _write_stdout(data, self._stopping, STDOUT_PATIENCE)
+        except (OSError, ValueError, LookupError) as exc:
             log.error("cannot print the transcript to stdout: %s", exc)
+            return False
+        if not done:
+            why = "the app is stopping" if self._stopping.is_set() else (
+                f"nobody read stdout for {STDOUT_PATIENCE:.0f} s")  # fmt: skip
+            log.error("transcript not printed (%s): %s", why, escape_controls(line[:200]))
+        return done
 
     def _write(self, record: dict) -> None:
         path = self.config.jsonl
@@ -146,6 +178,32 @@ def one_line(text: str) -> str:
     as it came (JSON escapes it)."""
     spaced = " ".join(text.split())
     return "".join(c for c in spaced if unicodedata.category(c) != "Cc")
+
+
+def _write_stdout(data: bytes, stopping: threading.Event, patience: float) -> bool:
+    """Write `data` to stdout without ever blocking for long: False when the app stops, or
+    nobody reads for `patience` s. Pieces of at most PIPE_BUF bytes go out only once poll()
+    says there is room, and a pipe with room takes such a piece whole without blocking."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object (tests, IDEs)
+        sys.stdout.write(data.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    deadline = time.monotonic() + patience
+    view = memoryview(data)
+    while view:
+        if stopping.is_set() or time.monotonic() > deadline:
+            return False
+        events = poller.poll(100)
+        if not events:
+            continue
+        if events[0][1] & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+            raise BrokenPipeError("stdout is closed")
+        view = view[os.write(fd, view[: select.PIPE_BUF]) :]
+    return True
 
 
 def _ids_in_tail(path: Path) -> list[str]:
