@@ -58,6 +58,7 @@ class Status(str, Enum):
     HELD = "held"  # the endpoint is unavailable: kept in the spool, retried with backoff
     KEY_REJECTED = "key_rejected"  # the endpoint refused the key: kept, retried rarely
     MISCONFIGURED = "misconfigured"  # the URL leads to no scoring endpoint: kept, retried rarely
+    NOT_RECORDED = "not_recorded"  # answered, but the Output could not commit it: kept
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,14 @@ class Outcome:
     @property
     def kept(self) -> bool:
         """Still in the spool: the next attempt (or the next run) may deliver it."""
-        return self.status in (Status.HELD, Status.KEY_REJECTED, Status.MISCONFIGURED)
+        return self.status in (
+            Status.HELD, Status.KEY_REJECTED, Status.MISCONFIGURED, Status.NOT_RECORDED
+        )  # fmt: skip
+
+
+class OutcomeNotRecorded(CloudError):
+    """The endpoint answered, but the outcome could not be committed (--jsonl refused the
+    line): a local disk problem, not the endpoint's; the recording stays in the spool."""
 
 
 def status_of(err: CloudError) -> Status:
@@ -89,6 +97,8 @@ def status_of(err: CloudError) -> Status:
         return Status.KEY_REJECTED
     if isinstance(err, EndpointMisconfigured):
         return Status.MISCONFIGURED
+    if isinstance(err, OutcomeNotRecorded):
+        return Status.NOT_RECORDED
     return Status.HELD
 
 
@@ -272,6 +282,10 @@ class Delivery:
             self._next_attempt = time.monotonic() + delay
             log.error("recording %d: its outcome could not be recorded (%s); kept in the spool, "
                       "next try in %.0f s", item.seq, exc, delay)  # fmt: skip
+            with self._cond:  # a waiter (--once) hears what failed, not "no answer" later
+                self._failures += 1
+                self._last_failure = OutcomeNotRecorded(f"the answer could not be recorded: {exc}")
+                self._cond.notify_all()
             return
         self._uncommitted.pop(rid, None)
         try:

@@ -75,6 +75,9 @@ class Exit(IntEnum):
     INTERRUPTED = 130
 
 
+_KEPT_EXIT = {Status.HELD: Exit.UNAVAILABLE, Status.NOT_RECORDED: Exit.ERROR}
+
+
 class Fatal(Exception):
     """Ends the app with a message and an exit code (start-up problems, --once results)."""
 
@@ -265,7 +268,7 @@ class App:
             if outcome.status is Status.DELIVERED:
                 return self._delivered(outcome)
             if outcome.kept:
-                code = Exit.UNAVAILABLE if outcome.status is Status.HELD else Exit.REJECTED
+                code = _KEPT_EXIT.get(outcome.status, Exit.REJECTED)
                 raise Fatal(
                     f"{outcome.error}; the recording is kept in {self.spool.dir} and will be "
                     "sent by the next run",

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import select
+import stat
 import sys
 import threading
 import time
@@ -158,6 +159,26 @@ class Output:
         self._order.append(rid)
         while len(self._order) > REMEMBERED_IDS:
             self._written.discard(self._order.popleft())
+
+
+def jsonl_problem(path: Path) -> str | None:
+    """Why --jsonl `path` cannot take records (None: it can), found at start rather than
+    after the first transcript: a folder, /dev/full or a path under a regular file used to
+    print the transcript, fail its commit and end as "no answer from the endpoint" a minute
+    later. The file is made (empty) here if it is not there yet."""
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        return f"cannot write --jsonl {path}: {blocker} is a file, not a folder"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            return f"--jsonl {path} is a folder, not a file"
+        with open(path, "ab") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return f"--jsonl {path} is not a regular file (a device or a pipe)"
+    except OSError as exc:
+        return f"cannot write --jsonl {path}: {exc.strerror or exc}"
+    return None
 
 
 def printed_text(outcome: Outcome) -> str:

@@ -25,9 +25,9 @@ from edgeml.audio import AudioConfig
 from edgeml.cloudml import FORMATS, ClientConfig, escape_controls
 from edgeml.edgeml import ModelConfig
 from edgeml.keys import ALLOW_HTTP_ENV, KeyProblem, read_key
-from edgeml.output import OutputConfig
+from edgeml.output import OutputConfig, jsonl_problem
 from edgeml.recorder import VAD_KINDS, RecorderConfig
-from edgeml.sources import INPUT_SPEEDS, SourceConfig
+from edgeml.sources import INPUT_SPEEDS, SourceConfig, input_problem
 from edgeml.speculative import SpeculationConfig
 from edgeml.spool import SpoolConfig
 from edgeml.spotter import DetectorConfig
@@ -304,6 +304,10 @@ def _check(parser: argparse.ArgumentParser, s: Settings) -> None:
         parser.error(f"--pre-roll ({s.recorder.pre_roll_seconds}) must be at most 1.5 s")
     if s.client.retries < 0:
         parser.error("--retries must be >= 0")
+    if s.output.jsonl is not None and (problem := jsonl_problem(s.output.jsonl)):
+        parser.error(problem)
+    if s.source.input is not None and (problem := input_problem(s.source.input)):
+        parser.error(f"--input: {problem}")
     if not s.client.endpoint.startswith(("http://", "https://")):
         parser.error(f"--endpoint / SCORING_URI must be an http(s) URL, got {s.client.endpoint!r}")
 

@@ -238,3 +238,26 @@ def test_damaged_item_is_set_aside_not_blocking_the_queue(tmp_path):
     assert int(spool.oldest().samples()[0]) == 2
     assert len(spool) == 1 and len(list((tmp_path / "rejected").iterdir())) == 2
     spool.close()
+
+
+def test_an_outcome_that_cannot_be_recorded_is_reported_as_that(tmp_path, fault_server):
+    """Row 13: when --jsonl refuses the line, a waiter (--once) heard nothing and ended a minute
+    later with "no answer from the endpoint". It hears the disk's error; the item stays."""
+    from edgeml.delivery import Status
+    from edgeml.output import OutputError
+
+    def refuse(_outcome: Outcome) -> None:
+        raise OutputError("cannot append to /x/out.jsonl: No space left on device")
+
+    spool = Spool(tmp_path)
+    delivery = Delivery(CloudML(fault_server.url, retries=0), spool, refuse, min_backoff=0.1)
+    delivery.start()
+    try:
+        seq = delivery.submit(_recording(1))
+        outcome = delivery.wait_for(seq, timeout=15)
+    finally:
+        delivery.stop(timeout=5)
+        spool.close()
+    assert outcome is not None and outcome.status is Status.NOT_RECORDED and outcome.kept
+    assert "No space left on device" in str(outcome.error)
+    assert len(Spool(tmp_path)) == 1
