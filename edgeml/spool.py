@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -138,6 +139,22 @@ def _check_types(obj) -> None:
         ok = isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
         if not ok or isinstance(value, bool):
             raise ValueError(f"field {f.name!r} should be {kind.__name__}, got {value!r:.40}")
+
+
+def _prune(rejected: Path, keep: str) -> None:
+    """At most MAX_REJECTED items in rejected/, the OLDEST (by mtime) going first and `keep`,
+    the one just set aside, never. Names do not say age: `damaged-*` sorted after the dated
+    names, and pruning by name deleted each new rejection at once."""
+    groups: dict[str, float] = {}
+    for path in rejected.iterdir():
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stem != keep:
+                groups[path.stem] = max(groups.get(path.stem, 0.0), path.stat().st_mtime)
+    excess = len(groups) + 1 - MAX_REJECTED
+    for stem in sorted(groups, key=groups.__getitem__)[: max(0, excess)]:
+        for path in rejected.glob(f"{glob.escape(stem)}.*"):
+            if path.stem == stem:
+                path.unlink(missing_ok=True)
 
 
 class SpoolFull(RuntimeError):
@@ -437,8 +454,5 @@ class Spool:
             atomic_write(rejected / f"{stem}.json", item.record.to_json())
             item.meta_path.unlink(missing_ok=True)
             _fsync_dir(self.dir)
-            kept = sorted(rejected.glob("*.json"))
-            for old in kept[:-MAX_REJECTED]:
-                old.unlink(missing_ok=True)
-                old.with_suffix(".wav").unlink(missing_ok=True)
+            _prune(rejected, keep=stem)
             return target

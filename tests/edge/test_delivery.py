@@ -261,3 +261,24 @@ def test_an_outcome_that_cannot_be_recorded_is_reported_as_that(tmp_path, fault_
     assert outcome is not None and outcome.status is Status.NOT_RECORDED and outcome.kept
     assert "No space left on device" in str(outcome.error)
     assert len(Spool(tmp_path)) == 1
+
+
+def test_a_new_rejection_is_kept_and_the_oldest_pruned(tmp_path):
+    """Row 5: with 100 `damaged-*` items in rejected/, pruning by name deleted each new
+    rejection at once (`damaged-*` sorts last). Pruned by age, never the one just set aside."""
+    import os
+
+    spool = Spool(tmp_path)
+    rejected = tmp_path / "rejected"
+    rejected.mkdir()
+    for n in range(100):
+        old = rejected / f"damaged-20200101-000000-{n:06x}-{n:010d}.json"
+        old.write_text("{}")
+        os.utime(old, (1_600_000_000 + n, 1_600_000_000 + n))
+    item = spool.add(_recording(1))
+    target = spool.reject(item, "endpoint rejected the recording (400)")
+    spool.close()
+    assert target.exists() and target.with_suffix(".json").exists()
+    names = {p.stem for p in rejected.iterdir()}
+    assert len(names) == 100 and "damaged-20200101-000000-000000-0000000000" not in names
+    assert "damaged-20200101-000000-000001-0000000001" in names
