@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
@@ -282,3 +283,34 @@ def test_a_new_rejection_is_kept_and_the_oldest_pruned(tmp_path):
     names = {p.stem for p in rejected.iterdir()}
     assert len(names) == 100 and "damaged-20200101-000000-000000-0000000000" not in names
     assert "damaged-20200101-000000-000001-0000000001" in names
+
+
+def test_the_spool_takes_only_a_folder_of_its_own(tmp_path):
+    """Row 6: --spool-dir at a folder of the user's files sent and deleted `1733555555.wav`-like
+    names, deleted `.thesis.tmp` and moved a JSON; `/` was accepted. Now such a folder is
+    refused, untouched; an empty one is marked and reopened; an older spool is adopted."""
+    from edgeml.spool import MARKER, SpoolNotOurs
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    files = {"0000000001.wav": b"RIFF", "0000000001.json": b"{}", ".thesis.tmp": b"draft",
+             "notes.json": b"{}"}  # fmt: skip
+    for name, data in files.items():
+        (mine / name).write_bytes(data)
+    with pytest.raises(SpoolNotOurs, match="holds files the spool did not make"):
+        Spool(mine)
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == files
+    with pytest.raises(SpoolNotOurs, match="is the root folder"):
+        Spool("/")
+
+    fresh = Spool(tmp_path / "fresh")
+    fresh.add(_recording(1))
+    fresh.close()
+    (tmp_path / "fresh" / ".editor.tmp").write_bytes(b"x")  # not a name the spool makes
+    assert len(Spool(tmp_path / "fresh")) == 1 and (tmp_path / "fresh" / ".editor.tmp").exists()
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(tmp_path / "fresh", legacy)
+    (legacy / MARKER).unlink()
+    (legacy / ".editor.tmp").unlink()
+    assert len(Spool(legacy)) == 1 and (legacy / MARKER).is_file()

@@ -318,3 +318,15 @@ def test_control_characters_in_endpoint_errors_are_escaped_on_stderr(
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert "boom\\x1b[2J\\x07\\x0a2026-01-01" in result.stderr
     assert not any(line.startswith("2026-01-01") for line in result.stderr.splitlines())
+
+
+def test_a_spool_dir_of_the_users_own_files_is_refused_untouched(tmp_path):
+    """Row 6: the app sent, deleted and moved a user's files in --spool-dir, and took `/`."""
+    (tmp_path / "1733555555.wav").write_bytes(b"RIFF")
+    (tmp_path / ".thesis.tmp").write_text("draft")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for folder in (tmp_path, "/"):
+        result = run_main(["--model", tmp_path / "none.eim", "--spool-dir", folder, "--once"])
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"--spool-dir {folder} " in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
