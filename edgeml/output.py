@@ -7,8 +7,8 @@ works as a pipeline. The --jsonl record is the machine-readable trail: one line 
 
 Calling an Output COMMITS an outcome: delivery removes the spooled recording only after the call
 returned, so the --jsonl line is appended and fsynced first. A kill between the two re-sends the
-recording on the next start; its id is then found among the last lines of the file and it is
-neither printed nor written again: exactly one line per recording id in --jsonl, across crashes.
+recording on the next start; its id is then found among the last lines of the file (each line's
+head is read, so a record of any length counts) and it is neither printed nor written again: exactly one line per recording id in --jsonl, across crashes.
 (stdout cannot be read back: there, a recording re-sent after a kill in that instant is printed
 again unless --jsonl is given.) A line that cannot be written raises OutputError, and the
 recording stays in the spool until it can.
@@ -16,10 +16,10 @@ recording stays in the spool until it can.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
+import re
 import select
 import stat
 import sys
@@ -40,7 +40,8 @@ from edgeml.keywordtext import strip_keyword
 
 log = logging.getLogger("edgeml")
 
-TAIL_BYTES = 256 * 1024  # how far back --jsonl is read for ids at start (~600 lines)
+SCAN_BYTES = 64 << 20  # how far back --jsonl is searched for its last lines' ids at start
+_ID = re.compile(rb'\{(?:"time": (?:null|"[^"\\]*"), )?"id": "([0-9A-Za-z_-]{1,64})"')
 REMEMBERED_IDS = 4096
 STDOUT_PATIENCE = 30.0  # a stdout nobody reads this long gets the transcript in --jsonl only
 
@@ -228,25 +229,45 @@ def _write_stdout(data: bytes, stopping: threading.Event, patience: float) -> bo
 
 
 def _ids_in_tail(path: Path) -> list[str]:
-    """Recording ids on the last lines of a --jsonl file (bounded read; torn lines skipped)."""
+    """Recording ids on the last lines of a --jsonl file, newest last. Each line's head is read
+    for its id (records start `{"time": ..., "id": ...}`), so a record of any length counts:
+    reading only the last 256 KB missed the id of a long last record, and the recording
+    re-sent after a kill was written twice. Bounded: REMEMBERED_IDS lines, SCAN_BYTES."""
     try:
         with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - TAIL_BYTES))
-            tail = f.read(TAIL_BYTES)
+            ids = []
+            starts = _line_starts(f, REMEMBERED_IDS, SCAN_BYTES)
+            ends = [f.seek(0, os.SEEK_END), *starts]  # each line ends where the newer starts
+            for start, end in zip(starts, ends, strict=False):
+                f.seek(max(start, end - 2))
+                if f.read(2) != b"}\n":  # torn by a power cut: not a record
+                    continue
+                f.seek(start)
+                if found := _ID.match(f.read(256)):
+                    ids.append(found.group(1).decode())
+            return ids[::-1]
     except OSError:
         return []
-    lines = tail.split(b"\n")
-    if size > TAIL_BYTES:
-        lines = lines[1:]  # the first one is probably cut
-    ids = []
-    for line in lines:
-        with contextlib.suppress(ValueError, RecursionError):
-            rec = json.loads(line)
-            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
-                ids.append(rec["id"])
-    return ids
+
+
+def _line_starts(f, count: int, budget: int) -> list[int]:
+    """Offsets where the last `count` lines of `f` start, newest first, reading backwards at
+    most `budget` bytes (a line reaching further back is not counted)."""
+    end = f.seek(0, os.SEEK_END)
+    starts, pos = [], end
+    while pos > 0 and len(starts) < count and end - pos < budget:
+        size = min(64 * 1024, pos)
+        pos -= size
+        f.seek(pos)
+        chunk = f.read(size)
+        i = chunk.rfind(b"\n")
+        while i >= 0:
+            if pos + i + 1 < end:
+                starts.append(pos + i + 1)
+            i = chunk.rfind(b"\n", 0, i)
+    if pos == 0 and end > 0:
+        starts.append(0)
+    return starts[:count]
 
 
 def _json_record(outcome: Outcome) -> dict:

@@ -389,3 +389,26 @@ def test_a_spool_folder_deleted_while_running_is_made_again(tmp_path, fault_serv
     finally:
         delivery.stop(timeout=5)
         delivery.spool.close()
+
+
+def test_a_long_last_record_is_found_by_id_after_a_kill(tmp_path):
+    """Row 4: killed between the --jsonl write and the spool removal with a last record over
+    256 KB, the re-sent recording was written (and printed) again: only the last 256 KB was
+    read back and the long line was cut. Every line's head is read for its id now."""
+    from edgeml.cloudml import Transcript
+    from edgeml.spool import SpoolRecord
+
+    jsonl = tmp_path / "t.jsonl"
+    records = [SpoolRecord(seq=n, id=uuid.uuid4().hex, created="t", created_ts=0.0,
+                           audio_seconds=1.0) for n in (1, 2)]  # fmt: skip
+    texts = ["SHORT", "LONG " * 80_000]  # 400 KB of transcript
+    for record, text in zip(records, texts, strict=True):
+        Output(OutputConfig(jsonl=jsonl))(
+            Outcome(1, Status.DELIVERED, record, Transcript(text, 1.0, 5.0))
+        )
+    assert jsonl.stat().st_size > 256 * 1024
+    again = Output(OutputConfig(jsonl=jsonl))  # the next start
+    for record, text in zip(records, texts, strict=True):
+        again(Outcome(1, Status.DELIVERED, record, Transcript(text, 1.0, 5.0)))
+    ids = [json.loads(line)["id"] for line in jsonl.read_text().splitlines()]
+    assert ids == [r.id for r in records]
