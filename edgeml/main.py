@@ -46,6 +46,7 @@ import time
 from enum import IntEnum
 
 from edgeml.audio import Audio, AudioStalled, InputEnded, Stopped
+from edgeml.audioformat import SAMPLE_RATE
 from edgeml.cloudml import CloudML, escape_controls
 from edgeml.delivery import Delivery, Outcome, Status
 from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
@@ -103,6 +104,7 @@ class App:
         self._model_since = time.monotonic()
         self._model_backoff = 0.0
         self.speculator: Speculator | None = None
+        self._recording_after: Detection | None = None  # the keyword of a recording under way
 
     # ------------------------------------------------------------------ stop
     def request_stop(self, signum: int | None = None, _frame=None) -> None:
@@ -194,12 +196,14 @@ class App:
         while not self.stopping:
             try:
                 detection = self.spotter.listen(resume_at)
+                self._recording_after = detection
                 recording = self.recorder.record(
                     detection.end_index,
                     detection.keyword_end,
                     on_pause=self.speculator.offer if self.speculator else None,
                     keyword_window=detection.window_samples,
                 )
+                self._recording_after = None
                 resume_at = recording.resume_index
                 self.spotter.reset()
                 result = self._handle(detection, recording)
@@ -207,6 +211,7 @@ class App:
                 if self.s.once:
                     return result
             except Stopped:
+                self._keep_partial()
                 break
             except ModelCrashed as exc:
                 log.warning("keyword model failed (%s): restarting it", exc)
@@ -226,6 +231,29 @@ class App:
                 self._stop.wait(min(30.0, 0.5 * 2**failures))
                 resume_at = None
         return Exit.INTERRUPTED if self.s.once else Exit.OK
+
+    def _keep_partial(self) -> None:
+        """Stopped mid-recording: what was said after the keyword so far goes to the spool, to
+        be sent (by the next run if not now), with a log line; it was dropped without a word."""
+        detection, self._recording_after = self._recording_after, None
+        if detection is None or self.audio is None:
+            return
+        start = max(detection.end_index - (detection.window_samples or SAMPLE_RATE), 0)
+        end = self.audio.end
+        samples = self.audio.history(end, (end - start) / SAMPLE_RATE)
+        if not len(samples):
+            log.warning("stopped while recording: the audio so far is no longer held")
+            return
+        info = RecordingInfo(keyword=self.spotter.label, keyword_score=round(detection.score, 4),
+                             end_reason="stopped", keyword_in_audio=True)  # fmt: skip
+        try:
+            self.delivery.submit(samples, info)
+        except SpoolFull as exc:
+            log.error("stopped while recording: the %.2f s so far are lost: %s",
+                      len(samples) / SAMPLE_RATE, exc)  # fmt: skip
+            return
+        log.info("stopped while recording: the %.2f s recorded so far are kept in %s",
+                 len(samples) / SAMPLE_RATE, self.spool.dir)  # fmt: skip
 
     def _handle(self, detection: Detection, recording: Recording) -> Exit:
         """A recording is done: store it for delivery; with --once, wait for its transcript."""

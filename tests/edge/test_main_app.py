@@ -330,3 +330,32 @@ def test_a_spool_dir_of_the_users_own_files_is_refused_untouched(tmp_path):
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert f"--spool-dir {folder} " in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_sigterm_mid_sentence_keeps_the_speech_so_far_in_the_spool(keyword_eim, keyword_audio,
+                                                                   tmp_path):  # fmt: skip
+    """Row 11: SIGTERM 1.5 s into the sentence discarded the speech so far without a log line.
+    A stopped app loses nothing the user recorded: it is kept in the spool, and said so."""
+    sentence = speak("please remember to buy milk and bread and eggs and butter on the way home")
+    wav = write_wav(
+        tmp_path / "long.wav",
+        compose(quiet(0.5), keyword_audio, quiet(0.2), sentence, quiet(20.0))[0],
+    )
+    spool = tmp_path / "spool"
+    down = FaultServer()  # never started: nothing is delivered, the spool shows what was kept
+    proc = start_main(["--model", keyword_eim, "--endpoint", down.url, "--spool-dir", spool,
+                       "--input", wav, "--retries", "0", "--speculate", "0"])  # fmt: skip
+    seen: list[str] = []
+    try:
+        assert wait_for_line(proc.stderr, "keyword 'listen' heard", timeout=30, seen=seen), seen
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped while recording: the" in err and "kept in" in err
+    (kept,) = [json.loads(p.read_text()) for p in spool.glob("*.json")]
+    assert kept["info"]["end_reason"] == "stopped" and kept["audio_seconds"] >= 1.5
