@@ -135,6 +135,7 @@ class _Watchdog:
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._sock = None
+        self._conn = None
         self.fired = False
 
     def arm(self, conn) -> None:
@@ -142,10 +143,17 @@ class _Watchdog:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
-            self._sock, self.fired = None, False
+            self._sock, self.fired, self._conn = None, False, conn
             self._timer = threading.Timer(self.seconds, self._cut, args=(conn,))
             self._timer.daemon = True
             self._timer.start()
+
+    def abort(self) -> None:
+        """Cut the exchange in flight now (the app stops): its blocked read returns at once."""
+        with self._lock:
+            conn = self._conn
+        if conn is not None:
+            self._cut(conn)
 
     def _cut(self, conn) -> None:
         with self._lock:
@@ -161,6 +169,7 @@ class _Watchdog:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            self._conn = None
 
 
 def _watched(pool_cls: type, watchdog: _Watchdog) -> type:
@@ -267,6 +276,11 @@ class CloudML:
 
     def close(self) -> None:
         self.session.close()
+
+    def abort(self) -> None:
+        """Cut the request in flight, if any (safe from another thread): a stopping app does
+        not wait for a slow endpoint; the recording stays in the spool for the next run."""
+        self._watchdog.abort()
 
     def transcribe(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
         """POST one recording; return its transcript or raise a CloudError (key scrubbed)."""

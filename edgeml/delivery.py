@@ -161,8 +161,9 @@ class Delivery:
                 self._cond.wait(min(remaining, 0.5))
             return self._outcomes[seq]
 
-    def drain(self, timeout: float) -> bool:
-        """Wait until the spool is empty (True), or an attempt fails or time runs out (False)."""
+    def drain(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Wait until the spool is empty (True), or an attempt fails, time runs out or `stop`
+        is set (False: a SIGTERM is not waited out behind a slow endpoint)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             failures = self._failures
@@ -170,6 +171,8 @@ class Delivery:
                 if not self._sending and self._pending() == 0:
                     return True
                 if self._failures > failures or time.monotonic() > deadline:
+                    return False
+                if stop is not None and stop.is_set():
                     return False
                 self._cond.wait(0.2)
 
@@ -192,6 +195,9 @@ class Delivery:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+        for client in (self.client, getattr(self.client, "client", None)):  # speculative.py
+            with contextlib.suppress(Exception):  # a request in flight is cut, not waited for
+                client.abort()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -251,6 +257,8 @@ class Delivery:
         except Exception as exc:  # noqa: BLE001 - a damaged file must not block the queue
             err = AudioRejected(f"spooled recording unreadable: {str(exc)[:200]}")
             self._complete(item, Outcome(item.seq, Status.REJECTED, item.record, error=err))
+            return
+        if self._stop.is_set():  # stopping: not started now, it stays for the next run
             return
         try:
             transcript = self.client.transcribe(samples)
@@ -335,7 +343,7 @@ class Delivery:
             spread = self._rng.uniform(0.0, min(0.2 * after, 10.0)) if self.jitter else 0.0
             delay = max(delay, after + spread)  # the server's word, spread over a few seconds
         self._next_attempt = time.monotonic() + delay
-        if not isinstance(err, (AuthRejected, EndpointMisconfigured)):
+        if not isinstance(err, (AuthRejected, EndpointMisconfigured)) and not self._stop.is_set():
             log.warning(
                 "endpoint unavailable: %s; %d recording(s) in the spool, next try in %.0f s",
                 err,

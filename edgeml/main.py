@@ -324,7 +324,7 @@ class App:
         if len(self.spool):
             log.info("waiting for %d recording(s) to be delivered", len(self.spool))
             c = self.s.client
-            self.delivery.drain(timeout=(c.connect_timeout + c.read_timeout) * 4)
+            self.delivery.drain(timeout=(c.connect_timeout + c.read_timeout) * 4, stop=self._stop)
         return Exit.OK
 
     def _restart_model(self) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from edge_helpers import start_main
+from edge_helpers import start_main, wait_for_line
 
 from devkit import fault_server as faults
 from devkit.fault_server import FaultServer
@@ -412,3 +412,62 @@ def test_a_long_last_record_is_found_by_id_after_a_kill(tmp_path):
         again(Outcome(1, Status.DELIVERED, record, Transcript(text, 1.0, 5.0)))
     ids = [json.loads(line)["id"] for line in jsonl.read_text().splitlines()]
     assert ids == [r.id for r in records]
+
+
+def _stopped_in(proc, seconds: float = 30.0) -> tuple[float, str]:
+    """SIGTERM `proc`; how long it took to end, and its stderr (read after it ended)."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=seconds)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    took = time.monotonic() - t0
+    return took, proc.stderr.read()
+
+
+def test_sigterm_with_stdout_a_pipe_nobody_reads_stops_at_once(tmp_path, fault_server, eim_dir):
+    """Row 12: a transcript print blocked on a full pipe held the sender, and the stop waited
+    10.3 s for it. stdout is written only when it has room, and a stop ends the wait."""
+    spool = Spool(tmp_path / "spool")
+    for n in (1, 2, 3):
+        spool.add(_recording(n))
+    spool.close()
+    fault_server.suffix = lambda _samples: " WORD" * 40_000  # 200 KB lines: the pipe fills
+    proc = start_main(["--model", write_rogue_eim(eim_dir / "quiet.eim"), "--input",
+                       _silence(tmp_path / "silence.wav", 60), "--input-speed", "realtime",
+                       "--endpoint", fault_server.url, "--spool-dir", tmp_path / "spool"])  # fmt: skip
+    try:
+        assert _wait(lambda: len(fault_server.delivered) >= 1, 30)
+        time.sleep(1.0)  # the sender is stuck behind the full pipe
+        took, err = _stopped_in(proc)
+    finally:
+        proc.stdout.close()
+    assert proc.returncode == 0, err[-2000:]
+    assert took < 5.0, f"stopped in {took:.1f} s"  # a generous bound: it was 10.3 s
+    assert "Traceback" not in err
+
+
+def test_sigterm_while_waiting_for_a_slow_answer_at_the_end_of_input(tmp_path, fault_server,
+                                                                     eim_dir):  # fmt: skip
+    """SIGTERM while the app waited, at the end of --input, for a slow endpoint took 34 s: the
+    drain and the request in flight were waited out. Now both are cut; the recording stays."""
+    spool = Spool(tmp_path / "spool")
+    spool.add(_recording(1))
+    spool.close()
+    fault_server.faults.append(("slow", 60.0))
+    proc = start_main(["--model", write_rogue_eim(eim_dir / "quiet.eim"), "--input",
+                       _silence(tmp_path / "silence.wav", 1), "--input-speed", "fast",
+                       "--endpoint", fault_server.url, "--spool-dir", tmp_path / "spool",
+                       "--timeout", "60"])  # fmt: skip
+    try:
+        assert wait_for_line(proc.stderr, "waiting for 1 recording(s) to be delivered", 30)
+        time.sleep(2.0)  # the request is in flight (the server records it when it answers)
+        took, err = _stopped_in(proc)
+    finally:
+        proc.stdout.close()
+    assert proc.returncode == 0, err[-2000:]
+    assert took < 5.0, f"stopped in {took:.1f} s"
+    assert len(Spool(tmp_path / "spool")) == 1 and "Traceback" not in err
