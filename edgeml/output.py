@@ -142,7 +142,7 @@ class Output:
         line = (json.dumps(record) + "\n").encode()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab+") as f:
+            with os.fdopen(_open_jsonl(path), "ab+") as f:
                 if f.tell() > 0:  # a power cut can leave a torn last line: start a new one
                     f.seek(-1, os.SEEK_END)
                     if f.read(1) != b"\n":
@@ -150,6 +150,8 @@ class Output:
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
+        except OutputError:
+            raise
         except OSError as exc:
             raise OutputError(f"cannot append to {path}: {exc.strerror or exc}") from exc
 
@@ -174,12 +176,23 @@ def jsonl_problem(path: Path) -> str | None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             return f"--jsonl {path} is a folder, not a file"
-        with open(path, "ab") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return f"--jsonl {path} is not a regular file (a device or a pipe)"
+        os.close(_open_jsonl(path))  # never blocks: a FIFO nobody reads hung the start
+    except OutputError as exc:
+        return str(exc)
     except OSError as exc:
         return f"cannot write --jsonl {path}: {exc.strerror or exc}"
     return None
+
+
+def _open_jsonl(path: Path) -> int:
+    """An fd of the --jsonl file for appending (and reading its last byte), opened without
+    blocking; OutputError when it is not a regular file (a FIFO, /dev/full, a device)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"--jsonl {path} is not a regular file (a device or a pipe)")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def printed_text(outcome: Outcome) -> str:

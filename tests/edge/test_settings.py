@@ -171,6 +171,9 @@ def test_a_jsonl_that_cannot_take_records_is_refused_at_start(tmp_path, capsys):
     plain.write_text("mine")
     assert f"--jsonl {tmp_path} is a folder" in _refused(["--jsonl", str(tmp_path)], capsys)
     assert "is not a regular file" in _refused(["--jsonl", "/dev/full"], capsys)
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)  # nobody reads it: opening it for writing used to hang the start
+    assert "is not a regular file" in _refused(["--jsonl", str(fifo)], capsys)
     assert f"{plain} is a file, not a folder" in _refused(
         ["--jsonl", str(plain / "out.jsonl")], capsys
     )
