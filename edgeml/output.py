@@ -89,8 +89,11 @@ class Output:
             if outcome.transcript is not None and not text:
                 log.info("recording %s: the endpoint heard no words (empty transcript); "
                          "nothing printed", outcome.seq)  # fmt: skip
-            if text and (rid is None or rid not in self._printed) and self._print(text):
-                self._mark_printed(rid)
+            if text and (rid is None or rid not in self._printed):
+                if self._print(text):
+                    self._mark_printed(rid)
+                elif self._stopping.is_set():  # not committed: the next run prints it
+                    raise OutputError("the app stopped before the transcript was printed")
             self._write(_json_record(outcome))
             if rid is not None and self.config.jsonl is not None:
                 self._remember(rid)

@@ -448,6 +448,9 @@ def test_sigterm_with_stdout_a_pipe_nobody_reads_stops_at_once(tmp_path, fault_s
     assert proc.returncode == 0, err[-2000:]
     assert took < 5.0, f"stopped in {took:.1f} s"  # a generous bound: it was 10.3 s
     assert "Traceback" not in err
+    kept = Spool(tmp_path / "spool")
+    assert 1 in [item.seq for item in kept.items()]  # its print was cut: the next run prints it
+    kept.close()
 
 
 def test_sigterm_while_waiting_for_a_slow_answer_at_the_end_of_input(tmp_path, fault_server,
