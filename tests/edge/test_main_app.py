@@ -350,7 +350,7 @@ def test_sigterm_mid_sentence_keeps_the_speech_so_far_in_the_spool(keyword_eim, 
         assert wait_for_line(proc.stderr, "keyword 'listen' heard", timeout=30, seen=seen), seen
         time.sleep(1.5)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30 * TIME_SCALE)
     finally:
         if proc.poll() is None:
             proc.kill()
