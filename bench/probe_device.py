@@ -418,6 +418,7 @@ def error_c1_controls(ctx):
     from devkit.speech import compose, quiet, speak
 
     body = json.dumps({"error": "e", "message": "x\x9b2J\rINFO forged"}).encode()
+
     def judge(result):
         raw = [c for c in result.stderr if c in "\x9b\r\x1b\x07"]
         return result.returncode == 5 and not raw
