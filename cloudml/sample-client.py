@@ -42,6 +42,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 ALLOW_HTTP_ENV = "SCORING_ALLOW_HTTP"
 MAX_KEY_FILE_BYTES = 64 * 1024
 KEY_FILE_SECONDS = 5.0  # a key file that is a pipe must deliver within this
+MAX_ANSWER_BYTES = 1 << 20  # an answer is read at most this far
 
 
 # ---------------------------------------------------------------- the key's rules (edgeml/keys.py)
@@ -306,8 +307,20 @@ def make_session():
     return session
 
 
+def _bounded(response):
+    """The response with its body read, at most MAX_ANSWER_BYTES (a transcript is a few
+    hundred bytes: more is not the scoring endpoint, and is not read into memory)."""
+    data = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+    if len(data) > MAX_ANSWER_BYTES:
+        raise ClientError(f"the answer ({response.status_code}) is larger than "
+                          f"{MAX_ANSWER_BYTES} bytes: is this the scoring endpoint?")  # fmt: skip
+    response._content = data  # requests' own slot for a body already read
+    return response
+
+
 def post(settings: ClientSettings, body: bytes, content_type: str):
     import requests
+    import urllib3
 
     host = urlsplit(settings.endpoint).hostname or ""
     try:
@@ -319,18 +332,21 @@ def post(settings: ClientSettings, body: bytes, content_type: str):
         headers["Authorization"] = f"Bearer {settings.key}"
     try:
         with make_session() as session:
-            return session.post(
-                settings.endpoint, data=body, headers=headers, timeout=settings.timeout
-            )
+            response = session.post(
+                settings.endpoint, data=body, headers=headers, timeout=settings.timeout,
+                stream=True,  # read below, at most MAX_ANSWER_BYTES
+            )  # fmt: skip
+            with response:
+                return _bounded(response)
     except requests.exceptions.SSLError as err:
         raise ClientError(f"TLS verification failed for {settings.endpoint}: {err}") from None
     except requests.exceptions.ConnectTimeout:
         raise ClientError(f"no answer from {settings.endpoint} (connect timeout)") from None
-    except requests.exceptions.ReadTimeout:
+    except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
         raise ClientError(
             f"{settings.endpoint} did not answer within {settings.timeout:g} s (--timeout)"
         ) from None
-    except requests.exceptions.ConnectionError as err:
+    except (requests.exceptions.ConnectionError, urllib3.exceptions.ProtocolError) as err:
         reason = "connection refused" if "refused" in str(err).lower() else "cannot connect"
         hint = " (is the service running? make serve)" if host in LOOPBACK_HOSTS else ""
         raise ClientError(f"{settings.endpoint}: {reason}{hint}") from None

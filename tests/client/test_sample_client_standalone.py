@@ -101,3 +101,11 @@ def test_transcribes_through_the_real_local_service(bare_python, scoring_server,
     assert proc.returncode == 0, proc.stdout + proc.stderr
     answer = json.loads(proc.stdout.splitlines()[-1].removeprefix("Result: "))
     assert isinstance(answer["result"], str) and answer["audio_seconds"] > 1
+
+
+def test_an_endless_answer_is_read_only_so_far(bare_python, demo_wavs, tmp_path):
+    """Every read is bounded: a 5 MB answer is refused after 1 MiB, not read into memory."""
+    with scripted_endpoint(Reply(body=b"x" * 5_000_000, content_type="text/plain")) as endpoint:
+        proc = _run(bare_python, tmp_path, str(demo_wavs["mono16k"]), SCORING_URI=endpoint.url)
+    assert proc.returncode == 1 and "larger than 1048576 bytes" in proc.stderr
+    assert "Traceback" not in proc.stderr
