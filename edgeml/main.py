@@ -195,6 +195,7 @@ class App:
         failures = 0
         while not self.stopping:
             try:
+                self._recording_after = None  # not a recording left by a failed cycle
                 detection = self.spotter.listen(resume_at)
                 self._recording_after = detection
                 recording = self.recorder.record(
