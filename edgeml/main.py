@@ -370,13 +370,14 @@ def print_devices() -> int:
     try:
         devices = list_devices()
     except Exception as exc:  # noqa: BLE001 - PortAudio errors come in many types
-        print(f"error: cannot list audio devices: {exc}", file=sys.stderr)
+        print(f"error: cannot list audio devices: {escape_controls(str(exc))}", file=sys.stderr)
         return Exit.ERROR
     if not devices:
         print("no audio input devices found", file=sys.stderr)
         return Exit.ERROR
     for d in devices:
-        print(f"{d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate} Hz, {d.host_api})")
+        name, api = escape_controls(d.name), escape_controls(d.host_api)  # names from drivers
+        print(f"{d.index:3d}  {name}  ({d.channels} ch, {d.default_rate} Hz, {api})")
     return Exit.OK
 
 
