@@ -180,3 +180,16 @@ def test_a_jsonl_that_cannot_take_records_is_refused_at_start(tmp_path, capsys):
     good = tmp_path / "new" / "out.jsonl"
     assert parse_args(["--jsonl", str(good)], env={}).output.jsonl == good
     assert plain.read_text() == "mine"
+
+
+def test_log_messages_carry_no_raw_control_characters():
+    """Row 8, for every logger: a message with outside text (an error body, a file name) shows
+    ESC, BEL, CR and newline as escapes; a traceback after it stays as it is."""
+    import logging
+
+    from edgeml.settings import SafeFormatter
+
+    record = logging.LogRecord("edgeml", logging.ERROR, __file__, 1, "endpoint said %s", (
+        "x\x1b[2J\x07\r\nINFO forged",), None)  # fmt: skip
+    line = SafeFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "ERROR endpoint said x\\x1b[2J\\x07\\x0d\\x0aINFO forged"
