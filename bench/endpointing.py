@@ -323,6 +323,9 @@ class _TimedOutput:
         self.inner, self.box = inner, box
         self.save = inner.save
 
+    def __getattr__(self, name: str):  # the rest of Output (printed, stop) as it is
+        return getattr(self.inner, name)
+
     def __call__(self, outcome) -> None:
         self.inner(outcome)
         self.box.setdefault("t", time.monotonic())

@@ -360,3 +360,112 @@ def key_in_model_env(ctx):
         return False, "the model never started"
     leaked = [k for k, v in json.loads(dump.read_text()).items() if KEY in v]
     return not leaked, f"key found in {leaked}" if leaked else "not there"
+
+
+# ============================================================================ issue 23, round 3
+# Variants of the round's edge rows (the tests hold the reported cases themselves).
+@case("answer", "200 whose result is an object or a number (segments, a count)",
+      "kept as misconfigured, nothing delivered")  # fmt: skip
+def result_not_text(ctx):
+    kinds = []
+    for value in ({"segments": [{"text": "HI"}]}, 42, ["HI", "THERE"]):
+        with _endpoint() as server:
+            server.faults.append(faults.answer_text(value))
+            try:
+                CloudML(server.url, retries=0).transcribe(recording(4))
+                kinds.append("accepted")
+            except Exception as exc:  # noqa: BLE001
+                kinds.append(type(exc).__name__)
+    return all(k == "EndpointMisconfigured" for k in kinds), ", ".join(kinds)
+
+
+@case("answer", "transcript with a low lone surrogate and U+2028 (real app, --once)",
+      "printed as one line, exit 0")  # fmt: skip
+def lone_low_surrogate(ctx):
+    from devkit.scripted_eim import write_eim
+    from devkit.speech import compose, quiet, speak
+
+    return _once_case(ctx, faults.answer_text("A\udfffB\u2028C"), write_eim, compose, quiet,
+                      speak, lambda r: r.returncode == 0 and r.stdout.count("\n") == 1)  # fmt: skip
+
+
+def _once_case(ctx, fault, write_eim, compose, quiet, speak, judge):
+    """One --once run of the real app on 'listen' + a sentence, the endpoint answering `fault`."""
+    from devkit.speech import write_wav
+
+    keyword = speak("listen")
+    model = ctx.once("listen-eim", lambda: write_eim(ctx.root / "eims" / "listen.eim",
+                                                      template=keyword))  # fmt: skip
+    wav = ctx.once(
+        "listen-wav",
+        lambda: write_wav(
+            ctx.root / "listen.wav",
+            compose(quiet(0.5), keyword, quiet(0.3), speak("what time is it"), quiet(1.6))[0],
+        ),
+    )
+    with _endpoint() as server:
+        server.faults.extend([fault, fault])
+        result = run_app(["--model", model, "--input", wav, "--input-speed", "fast", "--once",
+                          "--endpoint", server.url, "--spool-dir", ctx.scratch(f"once-{id(fault)}"),
+                          "--retries", "0", "--speculate", "0"])  # fmt: skip
+    return judge(result), f"exit {result.returncode}: {result.stdout[:50]!r}"
+
+
+@case("answer", "error body with a C1 CSI and a carriage return (real app)",
+      "no raw control character on stderr")  # fmt: skip
+def error_c1_controls(ctx):
+    from devkit.scripted_eim import write_eim
+    from devkit.speech import compose, quiet, speak
+
+    body = json.dumps({"error": "e", "message": "x\x9b2J\rINFO forged"}).encode()
+
+    def judge(result):
+        raw = [c for c in result.stderr if c in "\x9b\r\x1b\x07"]
+        return result.returncode == 5 and not raw
+
+    return _once_case(ctx, faults.page(503, body), write_eim, compose, quiet, speak, judge)
+
+
+@case("lost", "--spool-dir a folder with a user's 0000000007.json and .notes.json.tmp",
+      "refused, every file untouched")  # fmt: skip
+def spool_dir_foreign(ctx):
+    folder = ctx.scratch("users-folder")
+    (folder / "0000000007.json").write_text('{"mine": true}')
+    (folder / ".notes.json.tmp").write_text("draft")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = run_app(_app_args(ctx, "http://127.0.0.1:9/score", folder), timeout=20)
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    return result.returncode == 1 and after == before, result.stderr.strip()[-90:]
+
+
+@case("lost", "a rejection while rejected/ holds 150 zz-named files",
+      "the new rejection kept, the oldest pruned")  # fmt: skip
+def rejected_full_of_late_names(ctx):
+    spool = Spool(ctx.scratch("rejected-full"))
+    rejected = spool.dir / "rejected"
+    rejected.mkdir(exist_ok=True)
+    for n in range(150):
+        path = rejected / f"zz-{n:03d}.json"
+        path.write_text("{}")
+        os.utime(path, (1_500_000_000 + n, 1_500_000_000 + n))
+    target = spool.reject(spool.add(recording(5)), "400 probe")
+    spool.close()
+    count = len({p.stem for p in rejected.iterdir()})
+    return target.exists() and count == 100, f"kept: {target.exists()}, {count} items"
+
+
+@case("lost", "--jsonl a FIFO, --input a symlink to a folder",
+      "exit 2 with a message naming what the path is")  # fmt: skip
+def odd_paths(ctx):
+    folder = ctx.scratch("odd-paths")
+    fifo = folder / "out.fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    link = folder / "in.wav"
+    if not link.exists():
+        link.symlink_to(folder)
+    a = run_app(["--jsonl", fifo, "--spool-dir", ctx.scratch("odd-spool")], timeout=20)
+    b = run_app(["--input", link, "--spool-dir", ctx.scratch("odd-spool")], timeout=20)
+    ok = a.returncode == 2 and "not a regular file" in a.stderr
+    ok = ok and b.returncode == 2 and "is a folder" in b.stderr
+    return ok, f"{a.stderr.strip()[-60:]} | {b.stderr.strip()[-60:]}"

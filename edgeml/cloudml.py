@@ -31,6 +31,7 @@ import re
 import socket
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -134,6 +135,7 @@ class _Watchdog:
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._sock = None
+        self._conn = None
         self.fired = False
 
     def arm(self, conn) -> None:
@@ -141,10 +143,17 @@ class _Watchdog:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
-            self._sock, self.fired = None, False
+            self._sock, self.fired, self._conn = None, False, conn
             self._timer = threading.Timer(self.seconds, self._cut, args=(conn,))
             self._timer.daemon = True
             self._timer.start()
+
+    def abort(self) -> None:
+        """Cut the exchange in flight now (the app stops): its blocked read returns at once."""
+        with self._lock:
+            conn = self._conn
+        if conn is not None:
+            self._cut(conn)
 
     def _cut(self, conn) -> None:
         with self._lock:
@@ -160,6 +169,7 @@ class _Watchdog:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            self._conn = None
 
 
 def _watched(pool_cls: type, watchdog: _Watchdog) -> type:
@@ -267,6 +277,11 @@ class CloudML:
     def close(self) -> None:
         self.session.close()
 
+    def abort(self) -> None:
+        """Cut the request in flight, if any (safe from another thread): a stopping app does
+        not wait for a slow endpoint; the recording stays in the spool for the next run."""
+        self._watchdog.abort()
+
     def transcribe(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
         """POST one recording; return its transcript or raise a CloudError (key scrubbed)."""
         try:
@@ -274,11 +289,13 @@ class CloudML:
         except CloudError as err:
             # `from None`: the chained library exception may quote the Authorization header
             raise type(err)(
-                scrub(str(err), self._key), status=err.status, retry_after=err.retry_after
+                escape_controls(scrub(str(err), self._key)),
+                status=err.status,
+                retry_after=err.retry_after,
             ) from None
         except Exception as exc:  # noqa: BLE001 - any library failure is "unavailable", scrubbed
             message = f"request to {self._host} failed: {type(exc).__name__}: {exc}"
-            raise EndpointUnavailable(scrub(message, self._key)[:500]) from None
+            raise EndpointUnavailable(escape_controls(scrub(message, self._key)[:500])) from None
         finally:
             self._watchdog.disarm()
 
@@ -384,7 +401,7 @@ class CloudML:
                 f"endpoint rejected the recording ({status}{detail})", status=status
             )
         if 300 <= status < 400:
-            where = resp.headers.get("Location", "?")
+            where = escape_controls(resp.headers.get("Location", "?"))
             raise EndpointMisconfigured(
                 f"endpoint redirects ({status}) to {where[:200]}: not followed (a POST "
                 "must not turn into a GET, nor https into http); set the final https URL",
@@ -400,11 +417,7 @@ class CloudML:
             payload = json.loads(answer)
             if isinstance(payload, str):  # the write-up's script returned json.dumps(...) as a str
                 payload = json.loads(payload)
-            text = payload["result"]
-            if isinstance(text, list):  # some scripts return a batch of one
-                text = " ".join(str(t) for t in text)
-            if not isinstance(text, str):
-                raise TypeError(f"'result' is a {type(text).__name__}")
+            text = _result_text(payload)
             return Transcript(
                 text=text.strip(),
                 audio_seconds=_number(payload.get("audio_seconds"), seconds),
@@ -415,10 +428,23 @@ class CloudML:
             )
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise EndpointMisconfigured(
-                f"endpoint answered 200 without a transcript ({type(exc).__name__}): "
+                f"endpoint answered 200 without a transcript ({type(exc).__name__}: "
+                f"{str(exc)[:80]}): "
                 f"{_printable(answer[:160])!r}: is {self.endpoint} the scoring URL?",
                 status=200,
             ) from None
+
+
+def _result_text(payload: object) -> str:
+    """The one rule for a transcript answer: an object whose "result" is a string. Anything
+    else (a list of segments, an object, a number) is not a transcript of this contract, and
+    printing its repr as one would hand the user garbage and drop the recording."""
+    if not isinstance(payload, dict):
+        raise TypeError(f"the answer is a {type(payload).__name__}, not an object")
+    text = payload["result"]
+    if not isinstance(text, str):
+        raise TypeError(f"'result' is a {type(text).__name__}, not a string")
+    return text
 
 
 def _number(value: object, default: float | None) -> float | None:
@@ -431,8 +457,22 @@ def _text(value: object) -> str | None:
     return value[:200] if isinstance(value, str) else None
 
 
+def escape_controls(text: str) -> str:
+    """Outside text made safe for a terminal or a log line: control characters (ESC, BEL, CR,
+    newline, C1...), line and paragraph separators and lone surrogates become visible escapes
+    (`\\x1b`), so an endpoint cannot move the cursor, ring, forge a log line or crash a print."""
+    return "".join(_escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return char
+
+
 def _printable(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace").replace("\n", " ").strip()
+    return escape_controls(data.decode("utf-8", errors="replace").strip())
 
 
 def _is_json_error(answer: bytes) -> bool:
@@ -460,9 +500,9 @@ def _error_detail(answer: bytes) -> str:
         text = _printable(answer)
         return f": {text[:160]}" if text else ""
     if isinstance(body, dict):
-        parts = [str(body[k])[:200] for k in ("error", "message") if body.get(k)]
+        parts = [escape_controls(str(body[k])[:200]) for k in ("error", "message") if body.get(k)]
         return ": " + ": ".join(parts) if parts else ""
-    return f": {str(body)[:160]}"
+    return f": {escape_controls(str(body)[:160])}"
 
 
 def _retry_after(resp: requests.Response) -> float | None:

@@ -58,6 +58,7 @@ class Status(str, Enum):
     HELD = "held"  # the endpoint is unavailable: kept in the spool, retried with backoff
     KEY_REJECTED = "key_rejected"  # the endpoint refused the key: kept, retried rarely
     MISCONFIGURED = "misconfigured"  # the URL leads to no scoring endpoint: kept, retried rarely
+    NOT_RECORDED = "not_recorded"  # answered, but the Output could not commit it: kept
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,14 @@ class Outcome:
     @property
     def kept(self) -> bool:
         """Still in the spool: the next attempt (or the next run) may deliver it."""
-        return self.status in (Status.HELD, Status.KEY_REJECTED, Status.MISCONFIGURED)
+        return self.status in (
+            Status.HELD, Status.KEY_REJECTED, Status.MISCONFIGURED, Status.NOT_RECORDED
+        )  # fmt: skip
+
+
+class OutcomeNotRecorded(CloudError):
+    """The endpoint answered, but the outcome could not be committed (--jsonl refused the
+    line): a local disk problem, not the endpoint's; the recording stays in the spool."""
 
 
 def status_of(err: CloudError) -> Status:
@@ -89,6 +97,8 @@ def status_of(err: CloudError) -> Status:
         return Status.KEY_REJECTED
     if isinstance(err, EndpointMisconfigured):
         return Status.MISCONFIGURED
+    if isinstance(err, OutcomeNotRecorded):
+        return Status.NOT_RECORDED
     return Status.HELD
 
 
@@ -151,8 +161,9 @@ class Delivery:
                 self._cond.wait(min(remaining, 0.5))
             return self._outcomes[seq]
 
-    def drain(self, timeout: float) -> bool:
-        """Wait until the spool is empty (True), or an attempt fails or time runs out (False)."""
+    def drain(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Wait until the spool is empty (True), or an attempt fails, time runs out or `stop`
+        is set (False: a SIGTERM is not waited out behind a slow endpoint)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             failures = self._failures
@@ -160,6 +171,8 @@ class Delivery:
                 if not self._sending and self._pending() == 0:
                     return True
                 if self._failures > failures or time.monotonic() > deadline:
+                    return False
+                if stop is not None and stop.is_set():
                     return False
                 self._cond.wait(0.2)
 
@@ -178,14 +191,23 @@ class Delivery:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the request in flight (if any); whatever is unsent stays in the spool."""
+        """Stop now: a request in flight is cut, not waited for (a slow endpoint held a
+        SIGTERM for 34 s); whatever is unsent or uncommitted stays in the spool."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout)
+            deadline = time.monotonic() + timeout
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                self._abort()  # again each time: a request may have been just starting
+                self._thread.join(0.1)
             if self._thread.is_alive():
                 log.warning("a request was still in flight at exit; its recording stays spooled")
+
+    def _abort(self) -> None:
+        for client in (self.client, getattr(self.client, "client", None)):  # speculative.py
+            with contextlib.suppress(Exception):  # a client without abort() is waited for
+                client.abort()
 
     @property
     def alive(self) -> bool:
@@ -242,6 +264,8 @@ class Delivery:
             err = AudioRejected(f"spooled recording unreadable: {str(exc)[:200]}")
             self._complete(item, Outcome(item.seq, Status.REJECTED, item.record, error=err))
             return
+        if self._stop.is_set():  # stopping: not started now, it stays for the next run
+            return
         try:
             transcript = self.client.transcribe(samples)
         except AudioRejected as err:
@@ -272,6 +296,10 @@ class Delivery:
             self._next_attempt = time.monotonic() + delay
             log.error("recording %d: its outcome could not be recorded (%s); kept in the spool, "
                       "next try in %.0f s", item.seq, exc, delay)  # fmt: skip
+            with self._cond:  # a waiter (--once) hears what failed, not "no answer" later
+                self._failures += 1
+                self._last_failure = OutcomeNotRecorded(f"the answer could not be recorded: {exc}")
+                self._cond.notify_all()
             return
         self._uncommitted.pop(rid, None)
         try:
@@ -321,7 +349,7 @@ class Delivery:
             spread = self._rng.uniform(0.0, min(0.2 * after, 10.0)) if self.jitter else 0.0
             delay = max(delay, after + spread)  # the server's word, spread over a few seconds
         self._next_attempt = time.monotonic() + delay
-        if not isinstance(err, (AuthRejected, EndpointMisconfigured)):
+        if not isinstance(err, (AuthRejected, EndpointMisconfigured)) and not self._stop.is_set():
             log.warning(
                 "endpoint unavailable: %s; %d recording(s) in the spool, next try in %.0f s",
                 err,

@@ -14,8 +14,9 @@ answers. SIGINT/SIGTERM stop it cleanly: model process ended, stream closed, spo
 
 stdout carries one line per transcript and nothing else; logs go to stderr.
 
-`--once` exit codes: 0 transcript printed, 1 error (model, audio, spool), 2 usage, 3 keyword
-heard but nothing said, 4 input ended without the keyword, 5 endpoint unavailable (the
+`--once` exit codes: 0 transcript printed, 1 error (model, audio, spool, stdout), 2 usage, 3
+keyword heard but nothing said (no speech, or the endpoint heard no words: an empty transcript
+prints nothing), 4 input ended without the keyword, 5 endpoint unavailable (the
 recording waits in the spool for the next run), 6 endpoint rejected the recording or the key,
 130 interrupted.
 """
@@ -45,11 +46,12 @@ import time
 from enum import IntEnum
 
 from edgeml.audio import Audio, AudioStalled, InputEnded, Stopped
-from edgeml.cloudml import CloudML
-from edgeml.delivery import Delivery, Status
+from edgeml.audioformat import SAMPLE_RATE
+from edgeml.cloudml import CloudML, escape_controls
+from edgeml.delivery import Delivery, Outcome, Status
 from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
 from edgeml.keys import KeyProblem, hide_from_children, install_log_scrubber
-from edgeml.output import Output
+from edgeml.output import Output, printed_text
 from edgeml.recorder import Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
 from edgeml.sources import AudioSourceError, list_devices, open_source
@@ -72,6 +74,9 @@ class Exit(IntEnum):
     UNAVAILABLE = 5
     REJECTED = 6
     INTERRUPTED = 130
+
+
+_KEPT_EXIT = {Status.HELD: Exit.UNAVAILABLE, Status.NOT_RECORDED: Exit.ERROR}
 
 
 class Fatal(Exception):
@@ -99,6 +104,7 @@ class App:
         self._model_since = time.monotonic()
         self._model_backoff = 0.0
         self.speculator: Speculator | None = None
+        self._recording_after: Detection | None = None  # the keyword of a recording under way
 
     # ------------------------------------------------------------------ stop
     def request_stop(self, signum: int | None = None, _frame=None) -> None:
@@ -107,6 +113,7 @@ class App:
             log.info("%s: stopping", signal.Signals(signum).name)
             signal.signal(signum, signal.SIG_DFL)  # a second one ends the app at once
         self._stop.set()
+        self.output.stop()
         if self.audio is not None:
             self.audio.interrupt()
 
@@ -177,7 +184,7 @@ class App:
             self._start()
             code = self._loop()
         except Fatal as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {escape_controls(str(exc))}", file=sys.stderr, flush=True)
             code = exc.code
         finally:
             self._close()
@@ -188,13 +195,16 @@ class App:
         failures = 0
         while not self.stopping:
             try:
+                self._recording_after = None  # not a recording left by a failed cycle
                 detection = self.spotter.listen(resume_at)
+                self._recording_after = detection
                 recording = self.recorder.record(
                     detection.end_index,
                     detection.keyword_end,
                     on_pause=self.speculator.offer if self.speculator else None,
                     keyword_window=detection.window_samples,
                 )
+                self._recording_after = None
                 resume_at = recording.resume_index
                 self.spotter.reset()
                 result = self._handle(detection, recording)
@@ -202,6 +212,7 @@ class App:
                 if self.s.once:
                     return result
             except Stopped:
+                self._keep_partial()
                 break
             except ModelCrashed as exc:
                 log.warning("keyword model failed (%s): restarting it", exc)
@@ -221,6 +232,29 @@ class App:
                 self._stop.wait(min(30.0, 0.5 * 2**failures))
                 resume_at = None
         return Exit.INTERRUPTED if self.s.once else Exit.OK
+
+    def _keep_partial(self) -> None:
+        """Stopped mid-recording: what was said after the keyword so far goes to the spool, to
+        be sent (by the next run if not now), with a log line; it was dropped without a word."""
+        detection, self._recording_after = self._recording_after, None
+        if detection is None or self.audio is None:
+            return
+        start = max(detection.end_index - (detection.window_samples or SAMPLE_RATE), 0)
+        end = self.audio.end
+        samples = self.audio.history(end, (end - start) / SAMPLE_RATE)
+        if not len(samples):
+            log.warning("stopped while recording: the audio so far is no longer held")
+            return
+        info = RecordingInfo(keyword=self.spotter.label, keyword_score=round(detection.score, 4),
+                             end_reason="stopped", keyword_in_audio=True)  # fmt: skip
+        try:
+            self.delivery.submit(samples, info)
+        except SpoolFull as exc:
+            log.error("stopped while recording: the %.2f s so far are lost: %s",
+                      len(samples) / SAMPLE_RATE, exc)  # fmt: skip
+            return
+        log.info("stopped while recording: the %.2f s recorded so far are kept in %s",
+                 len(samples) / SAMPLE_RATE, self.spool.dir)  # fmt: skip
 
     def _handle(self, detection: Detection, recording: Recording) -> Exit:
         """A recording is done: store it for delivery; with --once, wait for its transcript."""
@@ -261,9 +295,9 @@ class App:
             if outcome is None:
                 continue
             if outcome.status is Status.DELIVERED:
-                return Exit.OK
+                return self._delivered(outcome)
             if outcome.kept:
-                code = Exit.UNAVAILABLE if outcome.status is Status.HELD else Exit.REJECTED
+                code = _KEPT_EXIT.get(outcome.status, Exit.REJECTED)
                 raise Fatal(
                     f"{outcome.error}; the recording is kept in {self.spool.dir} and will be "
                     "sent by the next run",
@@ -274,6 +308,16 @@ class App:
             return Exit.INTERRUPTED
         raise Fatal(f"no answer from the endpoint in {patience:.0f} s", Exit.UNAVAILABLE)
 
+    def _delivered(self, outcome: Outcome) -> Exit:
+        """--once: 0 only when the transcript is on stdout; an empty one is 3 (nothing said)."""
+        if not printed_text(outcome):
+            raise Fatal("the endpoint heard no words in the recording (empty transcript)",
+                        Exit.NO_SPEECH)  # fmt: skip
+        if not self.output.printed(outcome.record.id):
+            raise Fatal("the transcript could not be printed to stdout (see above); it is "
+                        "in --jsonl if given", Exit.ERROR)  # fmt: skip
+        return Exit.OK
+
     def _input_ended(self) -> Exit:
         log.info("input ended")
         if self.s.once:
@@ -281,7 +325,7 @@ class App:
         if len(self.spool):
             log.info("waiting for %d recording(s) to be delivered", len(self.spool))
             c = self.s.client
-            self.delivery.drain(timeout=(c.connect_timeout + c.read_timeout) * 4)
+            self.delivery.drain(timeout=(c.connect_timeout + c.read_timeout) * 4, stop=self._stop)
         return Exit.OK
 
     def _restart_model(self) -> None:
@@ -326,13 +370,14 @@ def print_devices() -> int:
     try:
         devices = list_devices()
     except Exception as exc:  # noqa: BLE001 - PortAudio errors come in many types
-        print(f"error: cannot list audio devices: {exc}", file=sys.stderr)
+        print(f"error: cannot list audio devices: {escape_controls(str(exc))}", file=sys.stderr)
         return Exit.ERROR
     if not devices:
         print("no audio input devices found", file=sys.stderr)
         return Exit.ERROR
     for d in devices:
-        print(f"{d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate} Hz, {d.host_api})")
+        name, api = escape_controls(d.name), escape_controls(d.host_api)  # names from drivers
+        print(f"{d.index:3d}  {name}  ({d.channels} ch, {d.default_rate} Hz, {api})")
     return Exit.OK
 
 

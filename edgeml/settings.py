@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeml.audio import AudioConfig
-from edgeml.cloudml import FORMATS, ClientConfig
+from edgeml.cloudml import FORMATS, ClientConfig, escape_controls
 from edgeml.edgeml import ModelConfig
 from edgeml.keys import ALLOW_HTTP_ENV, KeyProblem, read_key
-from edgeml.output import OutputConfig
+from edgeml.output import OutputConfig, jsonl_problem
 from edgeml.recorder import VAD_KINDS, RecorderConfig
-from edgeml.sources import INPUT_SPEEDS, SourceConfig
+from edgeml.sources import INPUT_SPEEDS, SourceConfig, input_problem
 from edgeml.speculative import SpeculationConfig
 from edgeml.spool import SpoolConfig
 from edgeml.spotter import DetectorConfig
@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every option falls back to the environment variable shown, then to the default.\n"
         "The endpoint key comes from SCORING_KEY or --key-file / SCORING_KEY_FILE only.\n\n"
         "stdout: one line per transcript. --once exit codes: 0 transcript printed, 1 error,\n"
-        "2 usage, 3 keyword but no speech, 4 no keyword in --input, 5 endpoint unavailable\n"
+        "2 usage, 3 keyword but no speech (or an empty transcript: nothing is printed),\n"
+        "4 no keyword in --input, 5 endpoint unavailable\n"
         "(recording kept in the spool), 6 endpoint rejected the recording or the key.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -303,14 +304,27 @@ def _check(parser: argparse.ArgumentParser, s: Settings) -> None:
         parser.error(f"--pre-roll ({s.recorder.pre_roll_seconds}) must be at most 1.5 s")
     if s.client.retries < 0:
         parser.error("--retries must be >= 0")
+    if s.output.jsonl is not None and (problem := jsonl_problem(s.output.jsonl)):
+        parser.error(problem)
+    if s.source.input is not None and (problem := input_problem(s.source.input)):
+        parser.error(f"--input: {problem}")
     if not s.client.endpoint.startswith(("http://", "https://")):
         parser.error(f"--endpoint / SCORING_URI must be an http(s) URL, got {s.client.endpoint!r}")
 
 
+class SafeFormatter(logging.Formatter):
+    """Escapes control characters in every log message: messages carry outside text (an
+    endpoint's error body, a file name, a header) and stderr is often a terminal or a journal,
+    where ESC/BEL would act and a newline would forge a log line of its own. Tracebacks are
+    appended after this, as they are."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
 def setup_logging(level: str) -> None:
     """Logs go to stderr; stdout carries only transcripts (one per line)."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])

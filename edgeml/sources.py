@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -267,6 +268,33 @@ class MicSource:
             pa.terminate()
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def input_problem(path: Path) -> str | None:
+    """What is wrong with `path` as an --input WAV file, in words (None: a readable regular
+    file). A folder, a FIFO or /dev/null all used to be "input file not found", and a FIFO
+    would block the reader; they are told apart without opening anything."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"input file not found: {path}"
+    except OSError as exc:
+        return f"cannot use input file {path}: {exc.strerror or exc}"
+    for test, kind in _KINDS:
+        if test(mode):
+            return f"input {path} is {kind}, not a WAV file"
+    if not os.access(path, os.R_OK):
+        return f"cannot read input file {path}: permission denied"
+    return None
+
+
 class FileSource:
     """Replays a WAV file as if it were the microphone: in real time, or as fast as possible.
 
@@ -285,8 +313,9 @@ class FileSource:
         self, sink: Sink, *, on_end: Callable[[], None], blocking_sink: Sink | None = None
     ) -> None:
         """Start replaying; fast replay writes through `blocking_sink` (waits for the reader)."""
-        if not self.path.is_file():
-            raise AudioSourceError(f"input file not found: {self.path}")
+        problem = input_problem(self.path)
+        if problem:
+            raise AudioSourceError(problem)
         try:
             samples = read_int16(self.path)
         except AudioFileError as exc:

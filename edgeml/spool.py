@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -51,6 +52,9 @@ log = logging.getLogger("edgeml.spool")
 
 _ITEM = re.compile(r"^(\d{10})\.json$")
 _WAV = re.compile(r"^(\d{10})\.wav$")
+_TMP = re.compile(r"^\.\d{10}\.(wav|json)\.tmp$")  # what atomic_write leaves if cut short
+MARKER = ".edgeml-spool"  # made by the spool in its folder: the folder is the spool's
+_OWN = re.compile(r"^(\d{10}\.(wav|json)|\.\d{10}\.(wav|json)\.tmp|\.lock|rejected)$")
 MAX_REJECTED = 100
 MAX_RECORD_BYTES = 64 * 1024  # a record is a few hundred bytes; anything larger is damage
 MAX_ITEM_SECONDS = 600.0  # a recording is at most minutes; a longer WAV in the spool is damage
@@ -140,12 +144,57 @@ def _check_types(obj) -> None:
             raise ValueError(f"field {f.name!r} should be {kind.__name__}, got {value!r:.40}")
 
 
+def _prune(rejected: Path, keep: str) -> None:
+    """At most MAX_REJECTED items in rejected/, the OLDEST (by mtime) going first and `keep`,
+    the one just set aside, never. Names do not say age: `damaged-*` sorted after the dated
+    names, and pruning by name deleted each new rejection at once."""
+    groups: dict[str, float] = {}
+    for path in rejected.iterdir():
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stem != keep:
+                groups[path.stem] = max(groups.get(path.stem, 0.0), path.stat().st_mtime)
+    excess = len(groups) + 1 - MAX_REJECTED
+    for stem in sorted(groups, key=groups.__getitem__)[: max(0, excess)]:
+        for path in rejected.glob(f"{glob.escape(stem)}.*"):
+            if path.stem == stem:
+                path.unlink(missing_ok=True)
+
+
 class SpoolFull(RuntimeError):
     """The spool holds `max_bytes` already; the new recording was NOT stored."""
 
 
 class SpoolUnwritable(SpoolFull):
     """The disk refused the new recording (full, read-only, gone); it was NOT stored."""
+
+
+class SpoolNotOurs(ValueError):
+    """The folder holds files the spool did not make: it would send, move or delete them."""
+
+
+def claim(directory: Path) -> None:
+    """Make `directory` the spool's, or raise SpoolNotOurs. The spool sends and deletes what
+    it finds, so it takes only an empty folder, one it marked (MARKER), or one an earlier
+    version made (its lock file and nothing but its own names); never the root. A user's
+    folder (a `1733555555.wav`, a `.thesis.tmp`, a JSON) was sent, deleted and moved."""
+    if directory.resolve() == Path(directory.anchor or "/"):
+        raise SpoolNotOurs(f"--spool-dir {directory} is the root folder: choose a folder of "
+                           "its own for the spool, e.g. ~/.local/state/edgeml/spool")  # fmt: skip
+    if (directory / MARKER).is_file():
+        return
+    names = os.listdir(directory)
+    legacy = ".lock" in names and all(_OWN.match(name) for name in names)
+    if names and not legacy:
+        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+        raise SpoolNotOurs(
+            f"--spool-dir {directory} holds files the spool did not make ({shown}); the spool "
+            "sends and deletes what its folder holds, so it takes only an empty folder or its "
+            "own: choose an empty or new folder"
+        )
+    try:
+        atomic_write(directory / MARKER, b"edgeml spool: files here are sent and deleted\n")
+    except OSError as exc:  # a read-only disk: what it holds is still ours to send
+        log.error("cannot mark spool folder %s as the spool's: %s", directory, exc)
 
 
 class SpoolLocked(RuntimeError):
@@ -211,6 +260,7 @@ class Spool:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OSError(f"cannot create spool folder {self.dir}: {exc.strerror}") from exc
+        claim(self.dir)  # before the lock file: a user's folder gets nothing of ours
         try:
             self._lockfile = os.open(self.dir / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         except OSError:  # a read-only disk: the folder itself carries the lock
@@ -237,7 +287,7 @@ class Spool:
         """Sort out what a crash mid-write or mid-remove left (see the module docstring)."""
         for path in list(self.dir.iterdir()):
             try:
-                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                if _TMP.match(path.name):
                     path.unlink(missing_ok=True)
                 elif _WAV.match(path.name) and not path.with_suffix(".json").exists():
                     self._recover(path)
@@ -397,6 +447,8 @@ class Spool:
         with contextlib.suppress(OSError):
             fcntl.flock(lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with contextlib.suppress(OSError):
+            atomic_write(self.dir / MARKER, b"edgeml spool: files here are sent and deleted\n")
+        with contextlib.suppress(OSError):
             os.close(self._lockfile)
         self._lockfile = lockfile
         log.warning("spool folder %s was deleted while the app ran: made again", self.dir)
@@ -437,8 +489,5 @@ class Spool:
             atomic_write(rejected / f"{stem}.json", item.record.to_json())
             item.meta_path.unlink(missing_ok=True)
             _fsync_dir(self.dir)
-            kept = sorted(rejected.glob("*.json"))
-            for old in kept[:-MAX_REJECTED]:
-                old.unlink(missing_ok=True)
-                old.with_suffix(".wav").unlink(missing_ok=True)
+            _prune(rejected, keep=stem)
             return target

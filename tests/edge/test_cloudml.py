@@ -9,10 +9,16 @@ import time
 import numpy as np
 import pytest
 
-from devkit.fault_server import FaultServer
+from devkit.fault_server import FaultServer, answer_text
 from devkit.local_service import free_port
 from devkit.speech import audio_id
-from edgeml.cloudml import AudioRejected, AuthRejected, CloudML, EndpointUnavailable
+from edgeml.cloudml import (
+    AudioRejected,
+    AuthRejected,
+    CloudML,
+    EndpointMisconfigured,
+    EndpointUnavailable,
+)
 
 
 def _audio(first: int = 7, seconds: float = 1.0) -> np.ndarray:
@@ -151,3 +157,15 @@ def test_bad_settings_are_refused():
 
 def test_tls_verification_is_on():
     assert CloudML("https://example.invalid/score").session.verify is True
+
+
+@pytest.mark.parametrize(
+    "result", [[{"text": "HI"}], ["HI"], {"text": "HI"}, 7, None, True], ids=repr
+)
+def test_a_200_whose_result_is_not_a_string_is_misconfigured(fault_server: FaultServer, result):
+    """Issue 23 row 9: `[{"text": "HI"}]` was printed as the transcript `{'text': 'HI'}` and the
+    recording removed. Only a string is a transcript; the rest is a wrong endpoint (kept)."""
+    fault_server.faults.append(answer_text(result))
+    with pytest.raises(EndpointMisconfigured, match="without a transcript.*not a string") as err:
+        _client(fault_server.url).transcribe(_audio())
+    assert err.value.status == 200 and not err.value.retryable

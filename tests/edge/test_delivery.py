@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
@@ -238,3 +239,78 @@ def test_damaged_item_is_set_aside_not_blocking_the_queue(tmp_path):
     assert int(spool.oldest().samples()[0]) == 2
     assert len(spool) == 1 and len(list((tmp_path / "rejected").iterdir())) == 2
     spool.close()
+
+
+def test_an_outcome_that_cannot_be_recorded_is_reported_as_that(tmp_path, fault_server):
+    """Row 13: when --jsonl refuses the line, a waiter (--once) heard nothing and ended a minute
+    later with "no answer from the endpoint". It hears the disk's error; the item stays."""
+    from edgeml.delivery import Status
+    from edgeml.output import OutputError
+
+    def refuse(_outcome: Outcome) -> None:
+        raise OutputError("cannot append to /x/out.jsonl: No space left on device")
+
+    spool = Spool(tmp_path)
+    delivery = Delivery(CloudML(fault_server.url, retries=0), spool, refuse, min_backoff=0.1)
+    delivery.start()
+    try:
+        seq = delivery.submit(_recording(1))
+        outcome = delivery.wait_for(seq, timeout=15)
+    finally:
+        delivery.stop(timeout=5)
+        spool.close()
+    assert outcome is not None and outcome.status is Status.NOT_RECORDED and outcome.kept
+    assert "No space left on device" in str(outcome.error)
+    assert len(Spool(tmp_path)) == 1
+
+
+def test_a_new_rejection_is_kept_and_the_oldest_pruned(tmp_path):
+    """Row 5: with 100 `damaged-*` items in rejected/, pruning by name deleted each new
+    rejection at once (`damaged-*` sorts last). Pruned by age, never the one just set aside."""
+    import os
+
+    spool = Spool(tmp_path)
+    rejected = tmp_path / "rejected"
+    rejected.mkdir()
+    for n in range(100):
+        old = rejected / f"damaged-20200101-000000-{n:06x}-{n:010d}.json"
+        old.write_text("{}")
+        os.utime(old, (1_600_000_000 + n, 1_600_000_000 + n))
+    item = spool.add(_recording(1))
+    target = spool.reject(item, "endpoint rejected the recording (400)")
+    spool.close()
+    assert target.exists() and target.with_suffix(".json").exists()
+    names = {p.stem for p in rejected.iterdir()}
+    assert len(names) == 100 and "damaged-20200101-000000-000000-0000000000" not in names
+    assert "damaged-20200101-000000-000001-0000000001" in names
+
+
+def test_the_spool_takes_only_a_folder_of_its_own(tmp_path):
+    """Row 6: --spool-dir at a folder of the user's files sent and deleted `1733555555.wav`-like
+    names, deleted `.thesis.tmp` and moved a JSON; `/` was accepted. Now such a folder is
+    refused, untouched; an empty one is marked and reopened; an older spool is adopted."""
+    from edgeml.spool import MARKER, SpoolNotOurs
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    files = {"0000000001.wav": b"RIFF", "0000000001.json": b"{}", ".thesis.tmp": b"draft",
+             "notes.json": b"{}"}  # fmt: skip
+    for name, data in files.items():
+        (mine / name).write_bytes(data)
+    with pytest.raises(SpoolNotOurs, match="holds files the spool did not make"):
+        Spool(mine)
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == files
+    with pytest.raises(SpoolNotOurs, match="is the root folder"):
+        Spool("/")
+
+    fresh = Spool(tmp_path / "fresh")
+    fresh.add(_recording(1))
+    fresh.close()
+    (tmp_path / "fresh" / ".editor.tmp").write_bytes(b"x")  # not a name the spool makes
+    assert len(Spool(tmp_path / "fresh")) == 1 and (tmp_path / "fresh" / ".editor.tmp").exists()
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(tmp_path / "fresh", legacy)
+    (legacy / MARKER).unlink()
+    (legacy / ".editor.tmp").unlink()
+    assert len(Spool(legacy)) == 1 and (legacy / MARKER).is_file()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from edge_helpers import start_main
+from edge_helpers import TIME_SCALE, start_main, wait_for_line
 
 from devkit import fault_server as faults
 from devkit.fault_server import FaultServer
@@ -389,3 +389,88 @@ def test_a_spool_folder_deleted_while_running_is_made_again(tmp_path, fault_serv
     finally:
         delivery.stop(timeout=5)
         delivery.spool.close()
+
+
+def test_a_long_last_record_is_found_by_id_after_a_kill(tmp_path):
+    """Row 4: killed between the --jsonl write and the spool removal with a last record over
+    256 KB, the re-sent recording was written (and printed) again: only the last 256 KB was
+    read back and the long line was cut. Every line's head is read for its id now."""
+    from edgeml.cloudml import Transcript
+    from edgeml.spool import SpoolRecord
+
+    jsonl = tmp_path / "t.jsonl"
+    records = [SpoolRecord(seq=n, id=uuid.uuid4().hex, created="t", created_ts=0.0,
+                           audio_seconds=1.0) for n in (1, 2)]  # fmt: skip
+    texts = ["SHORT", "LONG " * 80_000]  # 400 KB of transcript
+    for record, text in zip(records, texts, strict=True):
+        Output(OutputConfig(jsonl=jsonl))(
+            Outcome(1, Status.DELIVERED, record, Transcript(text, 1.0, 5.0))
+        )
+    assert jsonl.stat().st_size > 256 * 1024
+    again = Output(OutputConfig(jsonl=jsonl))  # the next start
+    for record, text in zip(records, texts, strict=True):
+        again(Outcome(1, Status.DELIVERED, record, Transcript(text, 1.0, 5.0)))
+    ids = [json.loads(line)["id"] for line in jsonl.read_text().splitlines()]
+    assert ids == [r.id for r in records]
+
+
+def _stopped_in(proc, seconds: float = 30.0) -> tuple[float, str]:
+    """SIGTERM `proc`; how long it took to end, and its stderr (read after it ended)."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=seconds * TIME_SCALE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    took = time.monotonic() - t0
+    return took, proc.stderr.read()
+
+
+def test_sigterm_with_stdout_a_pipe_nobody_reads_stops_at_once(tmp_path, fault_server, eim_dir):
+    """Row 12: a transcript print blocked on a full pipe held the sender, and the stop waited
+    10.3 s for it. stdout is written only when it has room, and a stop ends the wait."""
+    spool = Spool(tmp_path / "spool")
+    for n in (1, 2, 3):
+        spool.add(_recording(n))
+    spool.close()
+    fault_server.suffix = lambda _samples: " WORD" * 40_000  # 200 KB lines: the pipe fills
+    proc = start_main(["--model", write_rogue_eim(eim_dir / "quiet.eim"), "--input",
+                       _silence(tmp_path / "silence.wav", 60), "--input-speed", "realtime",
+                       "--endpoint", fault_server.url, "--spool-dir", tmp_path / "spool"])  # fmt: skip
+    try:
+        assert _wait(lambda: len(fault_server.delivered) >= 1, 30 * TIME_SCALE)
+        time.sleep(1.0)  # the sender is stuck behind the full pipe
+        took, err = _stopped_in(proc)
+    finally:
+        proc.stdout.close()
+    assert proc.returncode == 0, err[-2000:]
+    assert took < 5.0 * TIME_SCALE, f"stopped in {took:.1f} s"  # generous: it was 10.3 s
+    assert "Traceback" not in err
+    kept = Spool(tmp_path / "spool")
+    assert 1 in [item.seq for item in kept.items()]  # its print was cut: the next run prints it
+    kept.close()
+
+
+def test_sigterm_while_waiting_for_a_slow_answer_at_the_end_of_input(tmp_path, fault_server,
+                                                                     eim_dir):  # fmt: skip
+    """SIGTERM while the app waited, at the end of --input, for a slow endpoint took 34 s: the
+    drain and the request in flight were waited out. Now both are cut; the recording stays."""
+    spool = Spool(tmp_path / "spool")
+    spool.add(_recording(1))
+    spool.close()
+    fault_server.faults.append(("slow", 60.0))
+    proc = start_main(["--model", write_rogue_eim(eim_dir / "quiet.eim"), "--input",
+                       _silence(tmp_path / "silence.wav", 1), "--input-speed", "fast",
+                       "--endpoint", fault_server.url, "--spool-dir", tmp_path / "spool",
+                       "--timeout", "60"])  # fmt: skip
+    try:
+        assert wait_for_line(proc.stderr, "waiting for 1 recording(s) to be delivered", 30)
+        time.sleep(2.0)  # the request is in flight (the server records it when it answers)
+        took, err = _stopped_in(proc)
+    finally:
+        proc.stdout.close()
+    assert proc.returncode == 0, err[-2000:]
+    assert took < 5.0 * TIME_SCALE, f"stopped in {took:.1f} s"  # generous: it was 34 s
+    assert len(Spool(tmp_path / "spool")) == 1 and "Traceback" not in err

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from edge_helpers import run_main, start_main, wait_for_line
+from edge_helpers import TIME_SCALE, run_main, start_main, wait_for_line
 
-from devkit.fault_server import FaultServer
+from devkit.fault_server import FaultServer, answer_text, page
 from devkit.scripted_eim import write_eim
 from devkit.speech import audio_id, compose, quiet, speak, write_wav
 from edgeml.settings import OPTIONS
@@ -254,3 +254,108 @@ def test_a_keyword_at_the_first_moment_of_live_audio_is_heard(
     loaded = next(i for i, x in enumerate(lines) if "neural VAD" in x and "loaded" in x)
     opened = next(i for i, x in enumerate(lines) if "replaying" in x)
     assert loaded < opened, "the source was opened before the VAD was loaded"
+
+
+# ------------------------------------------------------------------ issue 23, odd answers
+def _once(model, server_url, spool, wav, *extra):
+    return run_main(_args(model, server_url, spool, "--input", wav, "--once", "--speculate", "0",
+                          *extra))  # fmt: skip
+
+
+def test_once_prints_a_transcript_with_a_lone_surrogate_replaced(
+    keyword_eim, spoken_file, fault_server, tmp_path
+):
+    """Row 3: 200 {"result": "HELLO \\ud800 WORLD"} printed nothing and exited 0 (stdout could
+    not encode it). What cannot be encoded is replaced; exit 0 means it is on stdout."""
+    fault_server.faults.append(answer_text("HELLO \ud800 WORLD"))
+    jsonl = tmp_path / "out.jsonl"
+    result = _once(keyword_eim, fault_server.url, tmp_path / "spool", spoken_file.path,
+                   "--jsonl", jsonl)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["HELLO ? WORLD"]
+    assert json.loads(jsonl.read_text())["heard"] == "HELLO \ud800 WORLD"
+
+
+def test_once_with_stdout_closed_does_not_exit_0(keyword_eim, spoken_file, fault_server, tmp_path):
+    """Exit 0 = printed: a transcript that could not reach stdout (nobody reads the pipe any
+    more) is exit 1 with a message."""
+    proc = start_main(_args(keyword_eim, fault_server.url, tmp_path / "spool", "--input",
+                            spoken_file.path, "--once"))  # fmt: skip
+    proc.stdout.close()  # the reader is gone before the transcript comes
+    try:
+        _, err = proc.communicate(timeout=60 * TIME_SCALE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err
+    assert "could not be printed to stdout" in err and "Traceback" not in err
+
+
+def test_once_with_an_empty_transcript_exits_3_and_says_so(
+    keyword_eim, spoken_file, fault_server, tmp_path
+):
+    """Row 10: 200 {"result": ""} exited 0 with nothing printed. It is 3, as for a recording
+    without speech: the endpoint heard no words. stdout stays transcripts only."""
+    fault_server.faults.append(answer_text(""))
+    result = _once(keyword_eim, fault_server.url, tmp_path / "spool", spoken_file.path)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    assert "the endpoint heard no words in the recording (empty transcript)" in result.stderr
+    assert list((tmp_path / "spool").glob("*.wav")) == []  # answered: not sent again
+
+
+def test_control_characters_in_endpoint_errors_are_escaped_on_stderr(
+    keyword_eim, spoken_file, fault_server, tmp_path
+):
+    """Row 8: an error body with ESC, BEL and a newline reached stderr raw: escape sequences
+    for the terminal and a forged log line."""
+    evil = "boom\x1b[2J\x07\n2026-01-01 00:00:00 INFO edgeml: all fine"
+    fault_server.faults.append(page(500, json.dumps({"error": "e", "message": evil}).encode()))
+    result = _once(keyword_eim, fault_server.url, tmp_path / "spool", spoken_file.path,
+                   "--retries", "0")  # fmt: skip
+    assert result.returncode == 5, result.stderr
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "boom\\x1b[2J\\x07\\x0a2026-01-01" in result.stderr
+    assert not any(line.startswith("2026-01-01") for line in result.stderr.splitlines())
+
+
+def test_a_spool_dir_of_the_users_own_files_is_refused_untouched(tmp_path):
+    """Row 6: the app sent, deleted and moved a user's files in --spool-dir, and took `/`."""
+    (tmp_path / "1733555555.wav").write_bytes(b"RIFF")
+    (tmp_path / ".thesis.tmp").write_text("draft")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for folder in (tmp_path, "/"):
+        result = run_main(["--model", tmp_path / "none.eim", "--spool-dir", folder, "--once"])
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"--spool-dir {folder} " in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_sigterm_mid_sentence_keeps_the_speech_so_far_in_the_spool(keyword_eim, keyword_audio,
+                                                                   tmp_path):  # fmt: skip
+    """Row 11: SIGTERM 1.5 s into the sentence discarded the speech so far without a log line.
+    A stopped app loses nothing the user recorded: it is kept in the spool, and said so."""
+    sentence = speak("please remember to buy milk and bread and eggs and butter on the way home")
+    wav = write_wav(
+        tmp_path / "long.wav",
+        compose(quiet(0.5), keyword_audio, quiet(0.2), sentence, quiet(20.0))[0],
+    )
+    spool = tmp_path / "spool"
+    down = FaultServer()  # never started: nothing is delivered, the spool shows what was kept
+    proc = start_main(["--model", keyword_eim, "--endpoint", down.url, "--spool-dir", spool,
+                       "--input", wav, "--retries", "0", "--speculate", "0"])  # fmt: skip
+    seen: list[str] = []
+    try:
+        assert wait_for_line(proc.stderr, "keyword 'listen' heard", timeout=30, seen=seen), seen
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30 * TIME_SCALE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped while recording: the" in err and "kept in" in err
+    (kept,) = [json.loads(p.read_text()) for p in spool.glob("*.json")]
+    assert kept["info"]["end_reason"] == "stopped" and kept["audio_seconds"] >= 1.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,54 @@ def test_turn_hint_flags_and_a_long_pause_that_does_not_fit(capsys):
     parse_args(
         ["--silence-seconds", "1.0", "--long-pause-seconds", "0.8", "--turn-hints", "0"], env={}
     )
+
+
+def _refused(args: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        parse_args(args, env={})
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_an_input_that_is_not_a_regular_file_is_named_for_what_it_is(tmp_path, capsys):
+    """Row 14: a folder, a FIFO and /dev/null were all "input file not found" (and a FIFO
+    would block the reader): exit 2 with what the path is."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert f"--input: input {tmp_path} is a folder, not a WAV file" in _refused(
+        ["--input", str(tmp_path)], capsys
+    )
+    assert "is a named pipe (FIFO), not a WAV file" in _refused(["--input", str(fifo)], capsys)
+    assert "/dev/null is a character device" in _refused(["--input", "/dev/null"], capsys)
+    assert "input file not found" in _refused(["--input", str(tmp_path / "no.wav")], capsys)
+
+
+def test_a_jsonl_that_cannot_take_records_is_refused_at_start(tmp_path, capsys):
+    """Row 13: --jsonl a folder, /dev/full or under a regular file printed the transcript and
+    ended a minute later as "no answer from the endpoint" (exit 5). Now: exit 2 at start."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("mine")
+    assert f"--jsonl {tmp_path} is a folder" in _refused(["--jsonl", str(tmp_path)], capsys)
+    assert "is not a regular file" in _refused(["--jsonl", "/dev/full"], capsys)
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)  # nobody reads it: opening it for writing used to hang the start
+    assert "is not a regular file" in _refused(["--jsonl", str(fifo)], capsys)
+    assert f"{plain} is a file, not a folder" in _refused(
+        ["--jsonl", str(plain / "out.jsonl")], capsys
+    )
+    good = tmp_path / "new" / "out.jsonl"
+    assert parse_args(["--jsonl", str(good)], env={}).output.jsonl == good
+    assert plain.read_text() == "mine"
+
+
+def test_log_messages_carry_no_raw_control_characters():
+    """Row 8, for every logger: a message with outside text (an error body, a file name) shows
+    ESC, BEL, CR and newline as escapes; a traceback after it stays as it is."""
+    import logging
+
+    from edgeml.settings import SafeFormatter
+
+    record = logging.LogRecord("edgeml", logging.ERROR, __file__, 1, "endpoint said %s", (
+        "x\x1b[2J\x07\r\nINFO forged",), None)  # fmt: skip
+    line = SafeFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "ERROR endpoint said x\\x1b[2J\\x07\\x0d\\x0aINFO forged"
