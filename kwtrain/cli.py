@@ -192,29 +192,29 @@ def run_train(t: TrainArgs) -> dict:
     return summary
 
 
-def run_export(model_path: Path, out: Path) -> Path:
+def run_export(model_path: Path, out: Path, python: str | None = None) -> Path:
     from kwtrain.export import export_eim
     from kwtrain.runtime import KeywordModel
 
     if not model_path.is_file():
         raise CliError(f"{model_path}: no such model file (train writes <out>/model.npz)")
     if model_path.suffix == ".eim":
-        return _relaunch(model_path, out)
+        return _relaunch(model_path, out, python)
     if embcli.is_embedding_model(model_path):
         return embcli.export(model_path, out)
     try:
         model = KeywordModel.load(model_path)
     except (ValueError, KeyError, OSError) as exc:
         raise CliError(f"{model_path}: not a kwtrain model ({exc})") from exc
-    return export_eim(model, out)
+    return export_eim(model, out, python)
 
 
-def _relaunch(eim: Path, out: Path) -> Path:
+def _relaunch(eim: Path, out: Path, python: str | None = None) -> Path:
     """`kwtrain export --model old.eim`: the same model behind the current launcher."""
     from kwtrain.export import relaunch
 
     try:
-        return relaunch(eim, out)
+        return relaunch(eim, out, python)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from exc
 
@@ -276,7 +276,7 @@ def cmd_train(a: argparse.Namespace) -> dict:
 
 
 def cmd_export(a: argparse.Namespace) -> dict:
-    path = run_export(a.model, a.out)
+    path = run_export(a.model, a.out, "" if a.portable else None)
     return {"eim": str(path), "bytes": path.stat().st_size}
 
 
@@ -412,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="model.npz written by train, or a kwtrain .eim (rewritten with today's launcher)",
     )
     p.add_argument("--out", type=Path, required=True, help="the .eim file to write")
+    p.add_argument(
+        "--portable",
+        action="store_true",
+        help="record no interpreter of this machine (for a model shipped to other machines)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="sliding-window detection and false alarms of a .eim")

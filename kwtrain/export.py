@@ -107,8 +107,16 @@ def export_eim(model: KeywordModel, out: Path, python: str | None = None) -> Pat
 
 def launcher(python: str | None = None) -> bytes:
     """The shell lines before the archive; `python` (default: this interpreter) is the one
-    tried after the enclosing venv. Quoted for the shell, so any path is taken literally."""
-    return LAUNCHER.format(python=shlex.quote(python or sys.executable)).encode()
+    tried after the enclosing venv. Quoted for the shell, so any path is taken literally.
+    "" records none: a model shipped to other machines (edgeml/models/listen.eim) must not
+    name a path of the machine that built it; the app runs it with its own Python first on
+    PATH."""
+    template = LAUNCHER
+    if python == "":
+        template = "".join(line for line in LAUNCHER.splitlines(True) if "{python}" not in line)
+    return template.format(
+        python=shlex.quote(sys.executable if python is None else python)
+    ).encode()
 
 
 def write_eim(archive: bytes, out: Path, max_bytes: int, python: str | None = None) -> Path:

@@ -110,3 +110,17 @@ def test_export_refuses_a_model_over_one_megabyte(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="over the 1000000 limit"):
         export_eim(random_model(channels=(256, 512)), tmp_path / "big.eim")
     assert not (tmp_path / "big.eim").exists()
+
+
+def test_a_portable_launcher_names_no_interpreter_of_this_machine():
+    """edgeml/models/listen.eim ships to other machines: no path of the one that built it."""
+    import sys
+
+    from kwtrain.export import launcher
+
+    assert sys.executable.encode() in launcher()
+    portable = launcher("")
+    assert sys.executable.encode() not in portable and b'exec "${py:-python3}"' in portable
+    from devkit.paths import REPO
+
+    assert sys.executable.encode() not in (REPO / "edgeml/models/listen.eim").read_bytes()[:2000]
