@@ -33,7 +33,7 @@ from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: 
 from scoring import swagger  # noqa: E402
 from scoring.admission import RequestSettings  # noqa: E402
 from scoring.errors import RequestError  # noqa: E402
-from scoring.server import RequestReadTimeout  # noqa: E402
+from scoring.server import RequestReadTimeout, current_worker, worker_report  # noqa: E402
 from scoring.service import ScoringService  # noqa: E402
 from scoring.settings import ServiceSettings  # noqa: E402
 
@@ -45,8 +45,12 @@ def _configure_logging() -> None:
     """Our INFO lines in the server log (stdout), formatted like azmlinfsrv's own lines.
 
     Own handler, no propagation: the root logger under azmlinfsrv may carry a bare default
-    format, and Azure ML collects the container's stdout either way.
+    format, and Azure ML collects the container's stdout either way. Enabled again each time:
+    azmlinfsrv's logging set-up (dictConfig) in the worker disables every logger that existed
+    before it, this one included, and its lines (the worker report, "Internal error while
+    scoring") were silently dropped.
     """
+    logger.disabled = False
     if logger.handlers:
         return
     handler = logging.StreamHandler(sys.stdout)
@@ -62,6 +66,7 @@ def init() -> None:
     """Load and warm up the model once per worker process."""
     global _service
     _configure_logging()
+    logger.log(*worker_report(current_worker()))
     settings = ServiceSettings.from_env()
     _service = ScoringService.load(settings, RequestSettings.from_env())
     swagger.register(run, settings.max_audio_seconds)
