@@ -190,3 +190,42 @@ def test_a_long_json_list_parsed_in_chunks_is_exact_across_chunk_edges(monkeypat
     body = json.dumps({"data": [0.1] * 3000 + [float("nan")] + [0.1] * 10}).encode()
     with pytest.raises(RequestError, match="first at index 3000"):
         decode("application/json", body)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ("[+.5, 01, 1., .5e-1]", "'+.5' at index 0"),  # issue 23 row 15: was a 200
+        ("[0.5, 01]", "'01' at index 1"),
+        ("[0.5, -01]", "'-01' at index 1"),
+        ("[0.25, 1.]", "'1.' at index 1"),
+        ("[0.25, .5e-1]", "'.5e-1' at index 1"),
+        ("[0.25, -.5]", "'-.5' at index 1"),
+        ("[0.25, 1e]", "'1e' at index 1"),
+        ("[0.25, 1e+]", "'1e+' at index 1"),
+        ("[0.25, 2-1]", "'2-1' at index 1"),
+    ],
+)
+def test_numbers_json_does_not_allow_are_a_400_naming_them(data, named):
+    with pytest.raises(RequestError) as caught:
+        decode("application/json", f'{{"data": {data}}}'.encode())
+    assert (caught.value.status, caught.value.code) == (400, "invalid_json")
+    assert named in caught.value.message and "not a JSON number" in caught.value.message
+
+
+def test_every_json_number_form_is_still_read():
+    forms = "0, -0, 0.5, -0.25, 1e-1, 2.5E-1, 1E+0, 1e-05, -0.0, 0.125e0, 5e-01, 10e-02"
+    body = f'{{"data": [{forms}{", 0.0" * 2000}]}}'.encode()  # 0.1 s at least
+    samples = decode("application/json", body).samples
+    assert samples.dtype == np.float32 and len(samples) == 2012
+    expected = [0, 0, 0.5, -0.25, 0.1, 0.25, 1, 1e-5, 0, 0.125, 0.5, 0.1]
+    assert np.array_equal(samples[:12], np.array(expected, dtype=np.float32))
+
+
+def test_a_bad_number_in_a_later_chunk_is_found_with_its_index(monkeypatch):
+    import scoring.bodies as bodies
+
+    monkeypatch.setattr(bodies, "JSON_CHUNK_BYTES", 64)
+    values = ["0.001"] * 500 + ["01"] + ["0.001"] * 100
+    with pytest.raises(RequestError, match="'01' at index 500"):
+        decode("application/json", f'{{"data": [{", ".join(values)}]}}'.encode())
