@@ -32,7 +32,7 @@ from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: 
 
 from scoring import swagger  # noqa: E402
 from scoring.admission import RequestSettings  # noqa: E402
-from scoring.errors import RequestError  # noqa: E402
+from scoring.errors import RequestError, install_json_http_errors  # noqa: E402
 from scoring.server import RequestReadTimeout, current_worker, worker_report  # noqa: E402
 from scoring.service import ScoringService  # noqa: E402
 from scoring.settings import ServiceSettings  # noqa: E402
@@ -67,6 +67,7 @@ def init() -> None:
     global _service
     _configure_logging()
     logger.log(*worker_report(current_worker()))
+    install_json_http_errors()
     settings = ServiceSettings.from_env()
     _service = ScoringService.load(settings, RequestSettings.from_env())
     swagger.register(run, settings.max_audio_seconds)

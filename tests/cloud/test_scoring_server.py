@@ -225,6 +225,27 @@ def test_get_is_a_json_405(scoring_server):
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_methods_score_does_not_route_get_the_json_405(scoring_server, method):
+    """These never reach run(): azmlinfsrv answered {"message": ...} without the error code."""
+    response = requests.request(method, scoring_server.score_url, data=b"x", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Content-Type"].startswith("application/json")
+    answer = response.json()
+    assert answer["error"] == "method_not_allowed"
+    assert answer["message"].startswith(f"{method} is not supported on /score: use ")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_an_unknown_path_gets_the_json_404(scoring_server):
+    response = requests.get(scoring_server.base_url + "/nowhere", timeout=10)
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "not_found",
+        "message": "there is no /nowhere: POST the audio to /score",
+    }
+
+
 def test_server_keeps_serving_after_bad_input(scoring_server):
     """Runs after the table (file order): the same worker still answers, no stack trace logged."""
     for _name, content_type, body, _status, _code in BAD_INPUTS[:10]:
