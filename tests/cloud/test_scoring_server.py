@@ -47,6 +47,34 @@ def test_health_and_swagger_describe_request_and_answer(scoring_server):
     assert "/score" in v2["paths"] and v3["openapi"].startswith("3.")
 
 
+AUDIO_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "application/octet-stream"}
+
+
+@pytest.mark.parametrize("version", ["3", "3.1"])
+def test_swagger_3_describes_every_body_and_the_errors(scoring_server, version):
+    """Issue 23 row 16: only application/json was described."""
+    url = f"{scoring_server.base_url}/swagger.json?version={version}"
+    spec = requests.get(url, timeout=10).json()
+    post = spec["paths"]["/score"]["post"]
+    content = post["requestBody"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/ServiceInput"}
+    assert set(content) >= AUDIO_TYPES
+    for media in AUDIO_TYPES:
+        assert content[media]["schema"]["format"] == "binary"
+    assert "16-bit little-endian mono PCM at 16 kHz" in str(content["application/octet-stream"])
+    assert {"400", "413", "415", "503"} <= set(post["responses"])
+    error = spec["components"]["schemas"]["ScoringError"]
+    assert error["required"] == ["error", "message"]
+
+
+def test_swagger_2_lists_every_body_type(scoring_server):
+    spec = requests.get(scoring_server.base_url + "/swagger.json", timeout=10).json()
+    post = spec["paths"]["/score"]["post"]
+    assert {"application/json"} | AUDIO_TYPES <= set(post["consumes"])
+    assert "audio/flac" in post["parameters"][0]["description"]
+    assert post["responses"]["415"]["schema"] == {"$ref": "#/definitions/ScoringError"}
+
+
 def _bodies(seconds: float = 3.0):
     """(name, content type, body, the 16 kHz float32 audio the service must transcribe)."""
     pcm = to_int16(noise_signal(seconds, seed=21))
