@@ -52,7 +52,13 @@ _WAV_TAG_NAMES = {
 # Writers that stream to a pipe cannot know the length and put a placeholder in the header.
 _STREAMING_DATA_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
 JSON_CHUNK_BYTES = 4 << 20  # of a JSON sample list parsed at a time
-BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 1.5 MB of float32 per channel at most
+# Decoded at a time: BLOCK_BYTES of float32 frames, whatever the channel count. A block counted
+# in frames (65536) was 268 MB for a 1024-channel WAV, and its checks took as much again: one
+# 134 MB 8-bit body cost +721 MB (issue 23 row 1). In bytes the block is 1 MB for any layout.
+BLOCK_BYTES = 1 << 20
+# More channels than any microphone array or studio format sends in one file (MADI: 64,
+# Dante: 128 per device); beyond it the body is refused, naming the count.
+MAX_CHANNELS = 128
 
 
 @dataclass(frozen=True)
@@ -504,6 +510,7 @@ def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple
                     f"the {fmt} file is encoded as {f.subtype}, not PCM",
                 )
             rate = _check_rate(f.samplerate)
+            _check_channels(f.channels, fmt)
             if fmt == "FLAC" and _flac_length_unknown(body):
                 raise RequestError(
                     400,
@@ -531,13 +538,14 @@ def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple
 
 
 def _decode_blocks(f: sf.SoundFile, rate: int, fmt: str, settings: ServiceSettings):
-    """(16 kHz mono float32, frames read) from an open file, BLOCK_FRAMES at a time."""
+    """(16 kHz mono float32, frames read) from an open file, BLOCK_BYTES of frames at a time."""
     limit = int(settings.max_audio_seconds * rate)  # WAV: the data chunk may say less or more
     stream = None if rate == TARGET_RATE else soxr.ResampleStream(
         rate, TARGET_RATE, 1, dtype="float32", quality="HQ"
     )  # fmt: skip
     parts, frames = [], 0
-    while len(block := f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)):
+    block_frames = max(1, BLOCK_BYTES // (4 * max(1, f.channels)))
+    while len(block := f.read(block_frames, dtype="float32", always_2d=True)):
         if frames + len(block) > limit:  # a length the header did not say (a streamed FLAC)
             _check_duration(frames + len(block), rate, settings)
         _check_sample_values(block, fmt, offset=frames)  # before the downmix averages it away
@@ -548,6 +556,16 @@ def _decode_blocks(f: sf.SoundFile, rate: int, fmt: str, settings: ServiceSettin
         parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     return np.ascontiguousarray(samples, dtype=np.float32), frames
+
+
+def _check_channels(channels: int, fmt: str) -> None:
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise RequestError(
+            400,
+            "too_many_channels",
+            f"the {fmt} file has {channels} channels; the service takes 1 to {MAX_CHANNELS} "
+            "(it downmixes them to mono): send mono or stereo",
+        )
 
 
 def _flac_length_unknown(body: bytes) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 
 import numpy as np
 import pytest
+import soundfile as sf
 import soxr
 
 from devkit.scoring_client import (
@@ -229,3 +231,37 @@ def test_a_bad_number_in_a_later_chunk_is_found_with_its_index(monkeypatch):
     values = ["0.001"] * 500 + ["01"] + ["0.001"] * 100
     with pytest.raises(RequestError, match="'01' at index 500"):
         decode("application/json", f'{{"data": [{", ".join(values)}]}}'.encode())
+
+
+def _many_channel_wav(channels: int, seconds: float, rate: int = 16000) -> bytes:
+    """8-bit PCM WAV, quiet noise on every channel (the issue's 1024-channel body, smaller)."""
+    buffer = io.BytesIO()
+    frames = int(seconds * rate)
+    noise = np.random.default_rng(3).integers(-2, 3, (frames, channels)).astype(np.int16) << 8
+    sf.write(buffer, noise, rate, subtype="PCM_U8", format="WAV")
+    return buffer.getvalue()
+
+
+def test_an_absurd_channel_count_is_a_400_naming_it():
+    with pytest.raises(RequestError) as caught:
+        decode("audio/wav", _many_channel_wav(1024, 0.2))
+    assert (caught.value.status, caught.value.code) == (400, "too_many_channels")
+    assert "1024 channels" in caught.value.message
+
+
+def test_decoding_memory_follows_the_16k_mono_result_not_the_channel_count():
+    """Issue 23 row 1: blocks were counted in frames, so 65536 frames of 1024 channels were 268
+    MB of float32 (and as much again for the checks): +721 MB for one 134 MB body. Here 128
+    channels, 8 s (16 MB of 8-bit samples): the old blocks peaked at about 70 MB of numpy."""
+    import tracemalloc
+
+    body = _many_channel_wav(128, 8.0)
+    result_bytes = 8 * 16000 * 4
+    tracemalloc.start()
+    try:
+        audio = decode("audio/wav", body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(audio.samples) == 8 * 16000
+    assert peak < 2 * result_bytes + 8 * (1 << 20), f"peak {peak / 1e6:.1f} MB"
