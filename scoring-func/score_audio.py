@@ -33,7 +33,12 @@ from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: 
 from scoring import swagger  # noqa: E402
 from scoring.admission import RequestSettings  # noqa: E402
 from scoring.errors import RequestError, install_json_http_errors  # noqa: E402
-from scoring.server import RequestReadTimeout, current_worker, worker_report  # noqa: E402
+from scoring.server import (  # noqa: E402
+    RequestReadTimeout,
+    client_gone_probe,
+    current_worker,
+    worker_report,
+)
 from scoring.service import ScoringService  # noqa: E402
 from scoring.settings import ServiceSettings  # noqa: E402
 
@@ -117,6 +122,7 @@ def run(request: AMLRequest) -> AMLResponse:
             request.content_length,
             lambda limit, charge: _read_body(request, limit, charge),
             request.headers.get("Authorization"),
+            client_gone_probe(request.environ.get("gunicorn.socket")),
         )
     except TimeoutError:
         raise  # azmlinfsrv's SCORING_TIMEOUT_MS alarm: let the server answer it

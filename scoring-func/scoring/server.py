@@ -98,6 +98,25 @@ def worker_report(worker) -> tuple[int, str]:
     )
 
 
+def client_gone_probe(sock: socket.socket | None):
+    """A check of whether the client behind `sock` has closed its connection, for the model
+    queue (scoring.admission). A peek that does not wait: end of stream (b"") or a reset means
+    gone; no data yet, or a pipelined request's bytes, mean still there. Where the socket is
+    not known (another server) or cannot be peeked (TLS), the client counts as present."""
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        return None
+
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:  # reset, or closed on our side already
+            return True
+
+    return gone
+
+
 class RequestReadTimeout(Exception):  # noqa: N818 - not an OSError: gthread logs those loudly
     """A request's headers or body did not arrive within its deadline."""
 
