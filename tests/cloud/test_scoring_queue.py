@@ -131,3 +131,24 @@ def test_the_probe_tells_a_closed_connection_from_a_quiet_one():
         theirs.close()
         assert gone() is True
     assert client_gone_probe(None) is None
+
+
+def test_a_client_that_sent_its_request_and_left_is_not_transcribed(scoring_server):
+    """The real azmlinfsrv and worker: the probe reads gunicorn's socket for the request."""
+    import re
+
+    body = _wav(3.0)
+    host, port = re.match(r"http://([^:/]+):(\d+)", scoring_server.base_url).groups()
+    head = (
+        f"POST /score HTTP/1.1\r\nHost: {host}\r\nContent-Type: audio/wav\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    before = scoring_server.log()
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        # Corked: the request's last bytes leave with the FIN, so the server has the close in
+        # hand by the time it has the whole body (as for a client past its timeout, later).
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        client.sendall(head + body)
+    _until(lambda: "client_gone" in scoring_server.log()[len(before) :], "the drop logged")
+    after = scoring_server.log()[len(before) :]
+    assert "Transcribed" not in after and "Traceback" not in after
