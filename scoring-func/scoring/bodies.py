@@ -467,6 +467,8 @@ def _check_riff(body: bytes) -> None:
         start = offset + 8
         if chunk_id == b"fmt " and start + 2 <= len(body):
             (fmt_tag,) = struct.unpack_from("<H", body, start)
+            if start + 4 <= len(body):  # named here: libsndfile opens 1024 channels at most
+                _check_channels(struct.unpack_from("<H", body, start + 2)[0], "WAV")
             if fmt_tag == 0xFFFE and start + 26 <= len(body):
                 (fmt_tag,) = struct.unpack_from("<H", body, start + 24)  # SubFormat GUID
         elif chunk_id == b"data":
@@ -562,7 +564,7 @@ def _check_channels(channels: int, fmt: str) -> None:
     if not 1 <= channels <= MAX_CHANNELS:
         raise RequestError(
             400,
-            "too_many_channels",
+            "too_many_channels" if channels else "no_channels",
             f"the {fmt} file has {channels} channels; the service takes 1 to {MAX_CHANNELS} "
             "(it downmixes them to mono): send mono or stereo",
         )
