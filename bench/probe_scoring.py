@@ -475,6 +475,8 @@ _body("WAV with 4096 channels", _channels_wav(4096, 0.05), "audio/wav", "4xx")
 # _read_body); what decoding adds must stay within 30 MB, as its 16 kHz mono result does.
 _memory("100 MB 8-bit WAV with 128 channels", lambda: _channels_wav(128, 48.0), "audio/wav",
         2.0, 30.0)  # fmt: skip
+_memory("130 MB 8-bit WAV with 1000 channels", lambda: _channels_wav(1000, 8.1), "audio/wav",
+        2.0, 30.0)  # fmt: skip
 _memory("120 MB 8-bit WAV with 2000 channels", lambda: _channels_wav(2000, 3.7), "audio/wav",
         2.0, 30.0)  # fmt: skip
 
