@@ -10,7 +10,8 @@ A cache that was damaged after it was written (a disk error, a shared volume ano
 to half-way, a hand edit) is rebuilt, never fatal and never used: each entry has a seal beside it
 (`<name>.sha256`: the SHA-256 of every file in it), checked before reuse. OpenVINO read a blob
 with flipped bytes without a word and the Whisper encoder then heard nothing at all, so the
-runtimes' own checks are not enough. Hashing costs about 0.3 s per GB at each start.
+runtimes' own checks are not enough. Hashing runs at about 590 MB/s here (0.06 s for the
+Whisper tiny encoder's 33 MB blob, about 0.65 s for wav2vec2-base's 377 MB IR) at each start.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def is_intact(target: Path) -> bool:
         return target.exists() and recorded == content_digest(target)
     except OSError:
         return False
+
+
+def recorded_digest(target: Path) -> str | None:
+    """The digest `target`'s seal records (checked by build_once before reuse), or None."""
+    try:
+        return _seal_path(target).read_text()[:80].strip() or None
+    except OSError:
+        return None
 
 
 def discard(target: Path, why: str) -> None:

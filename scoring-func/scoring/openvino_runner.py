@@ -35,6 +35,7 @@ from scoring.modelcache import (
     exclusive,
     is_intact,
     model_fingerprint,
+    recorded_digest,
     seal,
 )
 
@@ -108,8 +109,9 @@ def compiled_cache_folder(xml: Path, config: dict, cache_dir: Path) -> Path:
         cpu.model,
         " ".join(sorted(cpu.flags)),
         repr(sorted((k, str(v)) for k, v in config.items())),
-        content_digest(xml),
-        content_digest(xml.with_suffix(".bin")),
+        # the IR folder's seal, verified when build_once handed the folder out; else hashed
+        recorded_digest(xml.parent)
+        or content_digest(xml) + content_digest(xml.with_suffix(".bin")),
     ):
         digest.update(part.encode() + b"\0")
     precision = str(config["INFERENCE_PRECISION_HINT"])
