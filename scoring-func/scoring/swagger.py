@@ -151,11 +151,14 @@ def describe_bodies(spec: dict) -> None:
 
 def install_body_descriptions() -> None:
     """Make azmlinfsrv's swagger builders run describe_bodies after their own definitions."""
-    try:
-        from azureml_inference_server_http.server.swagger import Swagger
-    except ImportError:  # another server version layout: the swagger keeps its JSON body only
+    import sys
+
+    # Only where azmlinfsrv has loaded it already: importing it loads azmlinfsrv's config, whose
+    # logging set-up disables every logger that exists (ours, in a test calling init()).
+    module = sys.modules.get("azureml_inference_server_http.server.swagger")
+    if module is None or not hasattr(module, "Swagger"):
         return
-    for builder in Swagger._builder_classes:
+    for builder in module.Swagger._builder_classes:
         original = builder.__dict__.get("_update_definitions")
         if original is None or getattr(original, "describes_bodies", False):
             continue
