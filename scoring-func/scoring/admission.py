@@ -23,7 +23,8 @@ that had left, the clip answered after about 70 s). So:
   rest and the queued ones, estimated from their audio length and the real-time factor this
   worker measured) plus its own would end past the deadline;
 - its wait is bounded by the deadline less its own expected time (and SCORING_QUEUE_SECONDS
-  when that is set lower);
+  when that is set lower); a request longer than the deadline on its own is served only when
+  the model is free;
 - while it waits, and once more before the model starts on it, the client's connection is
   checked: a client that has closed it is dropped without transcribing its audio.
 """
@@ -31,7 +32,6 @@ that had left, the clip answered after about 70 s). So:
 from __future__ import annotations
 
 import hmac
-import logging
 import os
 import threading
 import time
@@ -46,7 +46,6 @@ RETRY_AFTER_SECONDS = 2
 # deadline unless SCORING_CLIENT_SECONDS says otherwise.
 CLIENT_SECONDS = 30.0
 POLL_SECONDS = 0.25  # how often a waiting request looks at its client's connection
-logger = logging.getLogger("scoring.admission")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="score"'}
 
 
@@ -200,7 +199,7 @@ class Admission:
                     self._waiting -= 1
             if not acquired:
                 raise busy(
-                    f"the model stayed busy for {self.settings.longest_wait - own:g} s; an "
+                    f"the model stayed busy for {self.settings.longest_wait - own:.1f} s; an "
                     "answer after that would come past the clients' deadline"
                 )
         try:
