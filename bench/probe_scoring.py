@@ -481,23 +481,6 @@ _memory("120 MB 8-bit WAV with 2000 channels", lambda: _channels_wav(2000, 3.7),
         1.0, 30.0)  # fmt: skip
 
 
-@case("block", "a client that sends its request and leaves", "not transcribed (client_gone)")
-def departed_client(ctx):
-    server = ctx.server()
-    body = _wav(3.0)
-    before = len(server.log())
-    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as s:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)  # the last bytes go with the FIN
-        s.sendall(_post_head(len(body)) + body)
-    deadline = time.monotonic() + 30
-    while "client_gone" not in server.log()[before:] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    after = server.log()[before:]
-    return "client_gone" in after and "Transcribed" not in after, (
-        "dropped" if "client_gone" in after else "transcribed for nobody"
-    )
-
-
 @case("input", "GET /swagger.json?version=3.1", "describes the WAV, FLAC and PCM bodies")
 def swagger_bodies(ctx):
     server = ctx.server()

@@ -26,7 +26,10 @@ that had left, the clip answered after about 70 s). So:
   when that is set lower); a request longer than the deadline on its own is served only when
   the model is free;
 - while it waits, and once more before the model starts on it, the client's connection is
-  checked: a client that has closed it is dropped without transcribing its audio.
+  checked: a client that has closed it since its request arrived is dropped without
+  transcribing its audio. A connection already at its end when the request arrives is a
+  client that half-closed after sending (allowed by HTTP, and its answer still arrives): the
+  server cannot tell that from one that left, so such a request is served as before.
 """
 
 from __future__ import annotations
@@ -186,7 +189,7 @@ class Admission:
     ) -> Iterator[None]:
         """Wait for the model: refused when the answer would come after the clients' deadline,
         dropped when the client has gone (see the module's docstring)."""
-        gone = client_gone or (lambda: False)
+        gone = _left_since_arrival(client_gone)
         own = audio_seconds * self._rtf
         ticket = object()
         if not self._gate.acquire(blocking=False):
@@ -255,6 +258,14 @@ class Admission:
         if audio_seconds >= 0.5:
             with self._lock:
                 self._rtf = 0.7 * self._rtf + 0.3 * (elapsed / audio_seconds)
+
+
+def _left_since_arrival(client_gone: Callable[[], bool] | None) -> Callable[[], bool]:
+    """`client_gone`, counted only once the connection ends after the request arrived (see the
+    module's docstring: a half-close right after the request looks the same as leaving)."""
+    if client_gone is None or client_gone():
+        return lambda: False
+    return client_gone
 
 
 def client_gone_error() -> RequestError:
