@@ -9,6 +9,7 @@ test lets it go, so the queue's states are reached by events, not by timing.
 from __future__ import annotations
 
 import queue
+import re
 import socket
 import threading
 import time
@@ -146,7 +147,6 @@ def test_the_probe_tells_a_closed_connection_from_a_quiet_one():
 def test_a_half_closed_client_still_gets_its_answer_from_the_real_server(scoring_server):
     """The real azmlinfsrv and worker: the probe reads gunicorn's socket for the request, and a
     request whose client half-closed right after sending it is still answered."""
-    import re
 
     body = _wav(3.0)
     host, port = re.match(r"http://([^:/]+):(\d+)", scoring_server.base_url).groups()
@@ -161,3 +161,41 @@ def test_a_half_closed_client_still_gets_its_answer_from_the_real_server(scoring
         while part := client.recv(65536):
             reply += part
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+
+
+def test_a_client_that_leaves_while_queued_is_not_transcribed_by_the_real_server(
+    whisper_dir, speech_dir
+):
+    """The real azmlinfsrv and worker with Whisper tiny: a long real-speech request holds the
+    model; a second client sends its request, leaves while it waits, and is dropped."""
+    import psutil
+    import requests
+
+    from devkit.benchtools import speech
+    from devkit.local_service import run_scoring_server
+
+    audio, _ = speech(60.0)  # the utt clips: about 53 s, repeated to 118 s (seconds of work)
+    long_body = wav_bytes(to_int16(np.resize(audio, 118 * 16000)))
+    env = {"SCORING_CLIENT_SECONDS": "600", "SCORING_THREADS": "2"}  # the wait is allowed
+    with (
+        run_scoring_server(whisper_dir, env=env, offline=True) as server,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        worker = max(psutil.Process(server.process.pid).children(recursive=True),
+                     key=lambda p: p.memory_info().rss)  # fmt: skip
+        cpu = sum(worker.cpu_times()[:2])
+        first = pool.submit(requests.post, server.score_url, data=long_body,
+                            headers={"Content-Type": "audio/wav"}, timeout=600)  # fmt: skip
+        _until(lambda: sum(worker.cpu_times()[:2]) > cpu + 1.0, "the long request transcribing")
+        host, port = re.match(r"http://([^:/]+):(\d+)", server.base_url).groups()
+        body = _wav(3.0)
+        head = (
+            f"POST /score HTTP/1.1\r\nHost: {host}\r\nContent-Type: audio/wav\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(head + body)
+            time.sleep(0.5)  # its request is read and queued behind the long one meanwhile
+        assert first.result(timeout=600).status_code == 200
+        _until(lambda: "client_gone" in server.log(), "the departed client dropped")
+        assert server.log().count("Transcribed") == 1  # the long request only
