@@ -48,11 +48,19 @@ lint: setup  ## ruff
 # ---------------------------------------------------------------- cloud: scoring service
 # Settings are environment variables (see README "Cloud: the scoring service"); on make's
 # command line they reach the server too: make serve MODEL_NAME_OR_PATH=/path/to/model
+# The service's bounded threaded worker (scoring-func/scoring/server.py GUNICORN_CMD_ARGS): with
+# azmlinfsrv's default sync worker one idle connection blocks every request. A GUNICORN_CMD_ARGS
+# of your own (environment or make's command line) wins.
+SCORING_GUNICORN_ARGS := --worker-class scoring.server.BoundedThreadWorker --threads 64
+GUNICORN_CMD_ARGS ?= $(SCORING_GUNICORN_ARGS)
+
 serve: setup  ## serve scoring-func/score_audio.py locally on http://$(HOST):$(PORT)/score
-	$(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
+	GUNICORN_CMD_ARGS="$(GUNICORN_CMD_ARGS)" \
+	  $(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
 
 serve-whisper: setup  ## serve the offline Whisper tiny.en (no Hub needed) on port $(PORT)
 	MODEL_NAME_OR_PATH="$$($(PY) -m scoring.models --offline-whisper-path)" \
+	  GUNICORN_CMD_ARGS="$(GUNICORN_CMD_ARGS)" \
 	  $(VENV)/bin/azmlinfsrv --entry_script scoring-func/score_audio.py --port $(PORT)
 
 test-cloud: setup  ## only the scoring service tests (tests/cloud)

@@ -378,15 +378,15 @@ def key_non_ascii(ctx):
 
 
 # ============================================================================ memory
-def _memory(name: str, make, ctype: str, factor: float = 3.0):
-    @case("memory", name, f"worker memory grows by at most {factor:g}x the body + 100 MB")
+def _memory(name: str, make, ctype: str, factor: float = 3.0, extra_mb: float = 100.0):
+    @case("memory", name, f"worker memory grows by at most {factor:g}x the body + {extra_mb:g} MB")
     def memory_case(ctx):
         server = ctx.server()
         body = make()
         with peak_rss(worker_process(server)) as peak:
             r = requests.post(server.score_url, data=body, headers={"Content-Type": ctype},
                               timeout=300)  # fmt: skip
-        bound = factor * len(body) / 1e6 + 100
+        bound = factor * len(body) / 1e6 + extra_mb
         return r.status_code < 500 and peak["mb"] <= bound, (
             f"{r.status_code}, body {len(body) / 1e6:.1f} MB, peak +{peak['mb']:.0f} MB "
             f"(bound {bound:.0f} MB)"
@@ -427,3 +427,64 @@ _memory("a 250 KB FLAC that decodes to 110 s x 4 ch x 384 kHz", _flac_bomb, "aud
 _memory("84 MB JSON at 384 kHz (110 s)", _json_384k, "application/json")
 _memory("127 MB 8-bit 3-channel WAV at 384 kHz", _wav_u8_3ch, "audio/wav")
 _memory("JSON with a 40 MB string in another field", _json_big_string, "application/json")
+
+
+# ============================================================================ round 3 (issue 23)
+# Held-out variants of this round's kinds: other JSON numbers JSON forbids, other methods and
+# paths azmlinfsrv routes itself, other channel counts, a client that leaves, the swagger.
+def _json_list(*first: str) -> bytes:
+    return ('{"data": [' + ", ".join(first) + ", 0.1" * 4000 + "]}").encode()
+
+
+_body("JSON sample +1 (a plus sign)", _json_list("+1"), "application/json", "4xx")
+_body("JSON sample 007 (leading zeros)", _json_list("0.1", "007"), "application/json", "4xx")
+_body("JSON sample -.25 (no integer part)", _json_list("-.25"), "application/json", "4xx")
+_body("JSON sample 2.e-3 (no fraction digits)", _json_list("2.e-3"), "application/json", "4xx")
+_body("JSON sample 1E+ (no exponent digits)", _json_list("0.5", "1E+"), "application/json", "4xx")
+_body("JSON samples 0, -0.0, 1E-3, 5e-01 (all valid)", _json_list("0", "-0.0", "1E-3", "5e-01"),
+      "application/json", "ok")  # fmt: skip
+
+
+def _method(method: str, path: str, status: int):
+    @case("input", f"{method} {path}", f"the contract's JSON {status} (error + message)")
+    def method_case(ctx):
+        server = ctx.server()
+        r = requests.request(method, server.base_url + path, data=b"abc", timeout=20)
+        is_json = r.headers.get("Content-Type", "").startswith("application/json")
+        code = r.json().get("error") if is_json else None
+        return r.status_code == status and code is not None, f"{r.status_code} {code}"
+
+    return method_case
+
+
+_method("PATCH", "/score", 405)
+_method("DELETE", "/score?x=1", 405)
+_method("PUT", "/", 405)
+_method("POST", "/scores", 404)
+
+
+def _channels_wav(channels: int, seconds: float, rate: int = 16000) -> bytes:
+    """8-bit silence (0x80) in `channels` channels; written by hand: libsndfile writes 1024 at
+    most, and a client need not use libsndfile."""
+    data = b"\x80" * (int(seconds * rate) * channels)
+    return _riff([(b"fmt ", _fmt(channels, rate, 8)), (b"data", data)])
+
+
+_body("WAV with 4096 channels", _channels_wav(4096, 0.05), "audio/wav", "4xx")
+# The body once (read into one buffer, decoded in place), and what decoding adds within 30 MB,
+# as its 16 kHz mono result does. Main: +722 MB for the 1000-channel body, +200 for 128.
+_memory("100 MB 8-bit WAV with 128 channels", lambda: _channels_wav(128, 48.0), "audio/wav",
+        1.0, 30.0)  # fmt: skip
+_memory("130 MB 8-bit WAV with 1000 channels", lambda: _channels_wav(1000, 8.1), "audio/wav",
+        1.0, 30.0)  # fmt: skip
+_memory("120 MB 8-bit WAV with 2000 channels", lambda: _channels_wav(2000, 3.7), "audio/wav",
+        1.0, 30.0)  # fmt: skip
+
+
+@case("input", "GET /swagger.json?version=3.1", "describes the WAV, FLAC and PCM bodies")
+def swagger_bodies(ctx):
+    server = ctx.server()
+    spec = requests.get(server.base_url + "/swagger.json?version=3.1", timeout=20).json()
+    content = spec["paths"]["/score"]["post"]["requestBody"]["content"]
+    wanted = {"audio/wav", "audio/flac", "application/octet-stream", "application/json"}
+    return wanted <= set(content), ", ".join(sorted(content))

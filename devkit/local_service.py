@@ -96,6 +96,7 @@ def run_scoring_server(
     startup_timeout: float = 180.0,
     log_to: Path | None = None,
     gunicorn_args: str | None = None,
+    via_make: bool = False,
 ) -> Iterator[Server]:
     """Serve `entry_script` with azmlinfsrv; yield once it is healthy, stop it afterwards.
 
@@ -105,11 +106,13 @@ def run_scoring_server(
     `gunicorn_args` is GUNICORN_CMD_ARGS; by default the deployment's worker settings
     (scoring/server.py, imported here so that this module loads without gunicorn, as in
     .venv-deploy); "" runs azmlinfsrv's own default (one sync worker), the benchmarks' baseline.
+    `via_make` starts it the way the README does, `make serve` (its prerequisite `setup` taken
+    as done), with whatever worker the Makefile decides unless `gunicorn_args` is given.
     """
     port = port if port and port_is_free(port) else free_port()
     full_env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     full_env.update(WORKER_COUNT=str(worker_count), PYTHONUNBUFFERED="1")
-    if gunicorn_args is None:
+    if gunicorn_args is None and not via_make:
         from scoring.server import GUNICORN_CMD_ARGS as gunicorn_args
     if gunicorn_args:
         full_env["GUNICORN_CMD_ARGS"] = gunicorn_args
@@ -124,9 +127,18 @@ def run_scoring_server(
         log_to = Path(name)
     log_to.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(AZMLINFSRV), "--entry_script", str(entry_script), "--port", str(port)]
+    if via_make:
+        venv = Path(sys.executable).parent.parent
+        cmd = ["make", "--no-print-directory", "-o", "setup", "serve", f"PORT={port}"]
+        cmd.append(f"VENV={venv}")
     with open(log_to, "wb") as log_file:
         proc = subprocess.Popen(
-            cmd, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=SCORE_SCRIPT.parent.parent if via_make else None,
         )
     server = Server(base_url=f"http://127.0.0.1:{port}", process=proc, log_path=log_to)
     try:

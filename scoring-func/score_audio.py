@@ -32,8 +32,13 @@ from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: 
 
 from scoring import swagger  # noqa: E402
 from scoring.admission import RequestSettings  # noqa: E402
-from scoring.errors import RequestError  # noqa: E402
-from scoring.server import RequestReadTimeout  # noqa: E402
+from scoring.errors import RequestError, install_json_http_errors  # noqa: E402
+from scoring.server import (  # noqa: E402
+    RequestReadTimeout,
+    client_gone_probe,
+    current_worker,
+    worker_report,
+)
 from scoring.service import ScoringService  # noqa: E402
 from scoring.settings import ServiceSettings  # noqa: E402
 
@@ -45,8 +50,15 @@ def _configure_logging() -> None:
     """Our INFO lines in the server log (stdout), formatted like azmlinfsrv's own lines.
 
     Own handler, no propagation: the root logger under azmlinfsrv may carry a bare default
-    format, and Azure ML collects the container's stdout either way.
+    format, and Azure ML collects the container's stdout either way. Enabled again each time:
+    azmlinfsrv's logging set-up (dictConfig) in the worker disables every logger that existed
+    before it: `scoring` and `scoring.server` (made when gunicorn's master imported the worker
+    class), whose lines ("Internal error while scoring", the worker's closed connections)
+    were silently dropped.
     """
+    for name, each in list(logging.root.manager.loggerDict.items()):
+        if isinstance(each, logging.Logger) and (name == "scoring" or name.startswith("scoring.")):
+            each.disabled = False
     if logger.handlers:
         return
     handler = logging.StreamHandler(sys.stdout)
@@ -62,19 +74,26 @@ def init() -> None:
     """Load and warm up the model once per worker process."""
     global _service
     _configure_logging()
+    logger.log(*worker_report(current_worker()))
+    install_json_http_errors()
     settings = ServiceSettings.from_env()
     _service = ScoringService.load(settings, RequestSettings.from_env())
     swagger.register(run, settings.max_audio_seconds)
 
 
-def _read_body(request: AMLRequest, limit: int, charge) -> bytes:
+def _read_body(request: AMLRequest, limit: int, charge) -> bytearray:
     """The body, read at most `limit` + 1 bytes far (one byte over -> 413), whether or not it
     has a Content-Length (a chunked upload has none to check beforehand).
 
+    Read into one bytearray, sized up front when the Content-Length is known: 1 MB parts
+    joined at the end held the body twice for a moment (+259 MB for a 130 MB WAV); the
+    decoders read the bytearray in place (scoring.bodies.BufferReader).
     Its arrival is bounded by the worker's deadline (scoring/server.py: 408); a body that cannot
     be read (malformed chunked framing, a client gone mid-upload) is the client's 400.
     """
-    parts, size = [], 0
+    known = request.content_length
+    body = bytearray(min(known, limit + 1)) if known is not None and known >= 0 else bytearray()
+    size = 0
     try:
         stream = request.stream
         while size <= limit:
@@ -82,7 +101,7 @@ def _read_body(request: AMLRequest, limit: int, charge) -> bytes:
             if not part:
                 break
             charge(len(part))
-            parts.append(part)
+            body[size : size + len(part)] = part  # in place while it fits, else it grows
             size += len(part)
     except RequestError:
         raise
@@ -92,7 +111,8 @@ def _read_body(request: AMLRequest, limit: int, charge) -> bytes:
         raise RequestError(
             400, "unreadable_body", f"the request body cannot be read: {type(exc).__name__}"
         ) from None
-    return b"".join(parts)
+    del body[size:]  # a body shorter than its Content-Length: what arrived
+    return body
 
 
 @rawhttp
@@ -111,6 +131,7 @@ def run(request: AMLRequest) -> AMLResponse:
             request.content_length,
             lambda limit, charge: _read_body(request, limit, charge),
             request.headers.get("Authorization"),
+            client_gone_probe(request.environ.get("gunicorn.socket")),
         )
     except TimeoutError:
         raise  # azmlinfsrv's SCORING_TIMEOUT_MS alarm: let the server answer it

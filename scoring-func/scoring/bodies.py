@@ -52,7 +52,13 @@ _WAV_TAG_NAMES = {
 # Writers that stream to a pipe cannot know the length and put a placeholder in the header.
 _STREAMING_DATA_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
 JSON_CHUNK_BYTES = 4 << 20  # of a JSON sample list parsed at a time
-BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 1.5 MB of float32 per channel at most
+# Decoded at a time: BLOCK_BYTES of float32 frames, whatever the channel count. A block counted
+# in frames (65536) was 268 MB for a 1024-channel WAV, and its checks took as much again: one
+# 134 MB 8-bit body cost +721 MB (issue 23 row 1). In bytes the block is 1 MB for any layout.
+BLOCK_BYTES = 1 << 20
+# More channels than any microphone array or studio format sends in one file (MADI: 64,
+# Dante: 128 per device); beyond it the body is refused, naming the count.
+MAX_CHANNELS = 128
 
 
 @dataclass(frozen=True)
@@ -308,6 +314,7 @@ def _json_samples(body: bytes, start: int, end: int, count: int, rate: int) -> n
     while pos < end:
         cut = body.find(b",", min(pos + JSON_CHUNK_BYTES, end), end)
         cut = end if cut < 0 else cut
+        _check_number_grammar(body, pos, cut, filled)
         values = _parse_numbers(body[pos:cut], body.count(b",", pos, cut) + 1)
         _check_json_values(values, integers, filled)
         peak, top = max(peak, float(np.abs(values).max())), max(top, float(values.max()))
@@ -333,17 +340,54 @@ def _json_samples(body: bytes, start: int, end: int, count: int, rate: int) -> n
     )
 
 
-def _parse_numbers(text: bytes, count: int) -> np.ndarray:
+def _parse_numbers(text: bytes | bytearray, count: int) -> np.ndarray:
     """`count` comma-separated numbers as float64, or the 400 for a list that is not that."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # older numpy warns when it stops early
         try:
-            values = np.fromstring(text, dtype=np.float64, sep=",")
+            values = np.fromstring(bytes(text), dtype=np.float64, sep=",")  # a chunk: 4 MB
         except ValueError:  # numpy 2.4 raises where it used to stop early
             values = None
     if values is None or len(values) != count:
         raise _invalid('"data" is not a list of numbers separated by commas')
     return values
+
+
+def _is_digit(x: np.ndarray) -> np.ndarray:
+    return (x >= 0x30) & (x <= 0x39)
+
+
+def _is_exp(x: np.ndarray) -> np.ndarray:
+    return (x == 0x65) | (x == 0x45)  # e E
+
+
+def _check_number_grammar(body: bytes, start: int, end: int, offset: int) -> None:
+    """400 unless every number in body[start:end] is a JSON number (RFC 8259 section 6).
+
+    numpy's parser is C's strtod: it also reads `+.5`, `01`, `1.` and `.5e-1`, which JSON does
+    not allow (issue 23: such a body got a 200). Checked on the bytes with numpy, each byte
+    against its neighbours (about 7 ms per MB; a regular expression took 50-75 ms per MB).
+    The characters are already known to be digits, signs, dots, exponents, commas, spaces."""
+    b = np.frombuffer(b",," + body[start:end] + b",", dtype=np.uint8)
+    before2, prev, cur, nxt = b[:-3], b[1:-2], b[2:-1], b[3:]
+    sign = (cur == 0x2B) | (cur == 0x2D)
+    bad = (cur == 0x2B) & ~_is_exp(prev)  # "+" only in an exponent
+    bad |= sign & ~_is_digit(nxt)  # a sign is followed by a digit
+    bad |= (cur == 0x2D) & (_is_digit(prev) | (prev == 0x2E))  # "-" inside a number
+    bad |= (cur == 0x2E) & ~(_is_digit(prev) & _is_digit(nxt))  # "." between digits
+    bad |= _is_exp(cur) & ~(_is_digit(prev) & (_is_digit(nxt) | (nxt == 0x2B) | (nxt == 0x2D)))
+    inside = _is_digit(prev) | (prev == 0x2E) | _is_exp(prev) | (prev == 0x2B)
+    first = ~inside & ((prev != 0x2D) | ~_is_exp(before2))  # a number's first digit
+    bad |= first & (cur == 0x30) & _is_digit(nxt)  # no leading zeros ("01")
+    if not bad.any():
+        return
+    at = int(np.argmax(bad))
+    left = body.rfind(b",", start, start + at) + 1 or start
+    right = body.find(b",", start + at, end)
+    token = body[max(left, start) : end if right < 0 else right].strip()[:24]
+    index = offset + body.count(b",", start, start + at)
+    raise _invalid(f'"data" holds {token.decode("ascii", "replace")!r} at index {index}, '
+                   "which is not a JSON number")  # fmt: skip
 
 
 def _check_json_values(values: np.ndarray, integers: bool, offset: int) -> None:
@@ -407,7 +451,7 @@ def _sniff_hint(body: bytes) -> str:
         return " (it looks like WAV: send Content-Type: audio/wav)"
     if body[:1] in (b"{", b"["):
         return " (it looks like JSON: send Content-Type: application/json)"
-    return f" (it starts with {body[:8]!r})"
+    return f" (it starts with {bytes(body[:8])!r})"
 
 
 def _check_riff(body: bytes) -> None:
@@ -423,6 +467,8 @@ def _check_riff(body: bytes) -> None:
         start = offset + 8
         if chunk_id == b"fmt " and start + 2 <= len(body):
             (fmt_tag,) = struct.unpack_from("<H", body, start)
+            if start + 4 <= len(body):  # named here: libsndfile opens 1024 channels at most
+                _check_channels(struct.unpack_from("<H", body, start + 2)[0], "WAV")
             if fmt_tag == 0xFFFE and start + 26 <= len(body):
                 (fmt_tag,) = struct.unpack_from("<H", body, start + 24)  # SubFormat GUID
         elif chunk_id == b"data":
@@ -458,7 +504,7 @@ def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple
     count (a 250 KB FLAC of 4-channel 384 kHz silence is 676 MB as float32 frames at once).
     Returns samples at TARGET_RATE, already checked, and the file's own rate."""
     try:
-        with sf.SoundFile(io.BytesIO(body)) as f:
+        with sf.SoundFile(BufferReader(body)) as f:
             if f.subtype not in PCM_SUBTYPES:
                 raise RequestError(
                     415,
@@ -466,6 +512,7 @@ def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple
                     f"the {fmt} file is encoded as {f.subtype}, not PCM",
                 )
             rate = _check_rate(f.samplerate)
+            _check_channels(f.channels, fmt)
             if fmt == "FLAC" and _flac_length_unknown(body):
                 raise RequestError(
                     400,
@@ -493,13 +540,14 @@ def _decode_soundfile(body: bytes, fmt: str, settings: ServiceSettings) -> tuple
 
 
 def _decode_blocks(f: sf.SoundFile, rate: int, fmt: str, settings: ServiceSettings):
-    """(16 kHz mono float32, frames read) from an open file, BLOCK_FRAMES at a time."""
+    """(16 kHz mono float32, frames read) from an open file, BLOCK_BYTES of frames at a time."""
     limit = int(settings.max_audio_seconds * rate)  # WAV: the data chunk may say less or more
     stream = None if rate == TARGET_RATE else soxr.ResampleStream(
         rate, TARGET_RATE, 1, dtype="float32", quality="HQ"
     )  # fmt: skip
     parts, frames = [], 0
-    while len(block := f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)):
+    block_frames = max(1, BLOCK_BYTES // (4 * max(1, f.channels)))
+    while len(block := f.read(block_frames, dtype="float32", always_2d=True)):
         if frames + len(block) > limit:  # a length the header did not say (a streamed FLAC)
             _check_duration(frames + len(block), rate, settings)
         _check_sample_values(block, fmt, offset=frames)  # before the downmix averages it away
@@ -510,6 +558,51 @@ def _decode_blocks(f: sf.SoundFile, rate: int, fmt: str, settings: ServiceSettin
         parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     return np.ascontiguousarray(samples, dtype=np.float32), frames
+
+
+def _check_channels(channels: int, fmt: str) -> None:
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise RequestError(
+            400,
+            "too_many_channels" if channels else "no_channels",
+            f"the {fmt} file has {channels} channels; the service takes 1 to {MAX_CHANNELS} "
+            "(it downmixes them to mono): send mono or stereo",
+        )
+
+
+class BufferReader(io.RawIOBase):
+    """A seekable reader over a body in memory without a copy of it: the body arrives as a
+    bytearray (score_audio._read_body fills one, so the read costs the body once, not twice)
+    and io.BytesIO copies anything but bytes. libsndfile reads through readinto()."""
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        super().__init__()
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        n = max(0, min(len(target), len(self._view) - self._pos))
+        target[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._view.release()
+        super().close()
 
 
 def _flac_length_unknown(body: bytes) -> bool:

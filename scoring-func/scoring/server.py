@@ -30,8 +30,13 @@ the model (scoring/service.py), so threads add connections, not memory or CPU co
 What stays bounded: up to `--threads` requests can be mid-upload at once without delaying anyone
 (64 by default); more slow clients than that wait for a thread, each thread freed within the
 deadlines above. It is still the real azmlinfsrv serving score_audio.py: gunicorn reads
-GUNICORN_CMD_ARGS from the environment, which the deployment sets (cloudml/*/deployment.yml) and
-devkit.local_service passes on; `GUNICORN_CMD_ARGS` below is the one value both use.
+GUNICORN_CMD_ARGS from the environment, which the project sets wherever its files decide: the
+image (cloudml/environment/Dockerfile), the deployments (cloudml/*/deployment.yml), `make serve`
+and devkit.local_service; `GUNICORN_CMD_ARGS` below is the one value all of them use. A plain
+`azmlinfsrv --entry_script ...` without it runs gunicorn's sync worker, where one idle connection
+blocks the health probe: the entry script cannot change the worker (gunicorn's master chose it
+before the script loads), so init() logs which worker it runs in, with a warning on the sync one
+(worker_report).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import os
 import selectors
 import socket
 import ssl
+import sys
 import time
 from collections import deque
 from functools import partial
@@ -59,6 +65,56 @@ GUNICORN_CMD_ARGS = f"--worker-class {WORKER_CLASS} --threads {THREADS}"
 HEADER_SECONDS_ENV, HEADER_SECONDS = "SCORING_HEADER_SECONDS", 10.0
 BODY_SECONDS_ENV, BODY_SECONDS = "SCORING_BODY_SECONDS", 30.0
 LINGER_SECONDS, LINGER_MAX_BYTES = 2.0, 65536  # gunicorn's own close_graceful() bounds
+
+
+def current_worker():
+    """The gunicorn worker object this code runs in, found on the call stack (init() runs inside
+    the worker's init_process, via azmlinfsrv's app setup); None when not under one (--preload,
+    the Flask dev server, a test calling init() directly)."""
+    from gunicorn.workers.base import Worker
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, Worker):
+            return candidate
+        frame = frame.f_back
+    return None
+
+
+def worker_report(worker) -> tuple[int, str]:
+    """(log level, line) saying which worker serves the requests, a warning unless it is ours."""
+    if worker is None:
+        return logging.INFO, "Not inside a gunicorn worker (preloaded or another server)"
+    name = f"{type(worker).__module__}.{type(worker).__qualname__}"
+    threads = getattr(worker.cfg, "threads", 1)
+    if isinstance(worker, BoundedThreadWorker):
+        return logging.INFO, f"Serving in gunicorn worker {name} ({threads} threads)"
+    return logging.WARNING, (
+        f"Serving in gunicorn worker {name}, not {WORKER_CLASS}: one idle or slow connection "
+        "holds this worker and every other request waits, the health probe included. Set "
+        f'GUNICORN_CMD_ARGS="{GUNICORN_CMD_ARGS}" (the image, the deployment YAML and '
+        "`make serve` set it)"
+    )
+
+
+def client_gone_probe(sock: socket.socket | None):
+    """A check of whether the client behind `sock` has closed its connection, for the model
+    queue (scoring.admission). A peek that does not wait: end of stream (b"") or a reset means
+    gone; no data yet, or a pipelined request's bytes, mean still there. Where the socket is
+    not known (another server) or cannot be peeked (TLS), the client counts as present."""
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        return None
+
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:  # reset, or closed on our side already
+            return True
+
+    return gone
 
 
 class RequestReadTimeout(Exception):  # noqa: N818 - not an OSError: gthread logs those loudly

@@ -93,6 +93,7 @@ class ScoringService:
         content_length: int | None,
         read_body: Callable[..., bytes],
         authorization: str | None = None,
+        client_gone: Callable[[], bool] | None = None,
     ) -> Answer:
         """One HTTP request -> Answer; client mistakes become 4xx JSON, never an exception.
 
@@ -100,6 +101,7 @@ class ScoringService:
         longer, calling `charge(n)` for each n bytes read (the body budget; it raises 503); it
         raises RequestError (408, 400) when the body does not arrive or cannot be read.
         Order: cheap checks, then the body budget, the body, its decoding, then the model gate.
+        `client_gone()` says whether the client has closed its connection (the gate drops it).
         """
         try:
             if method != "POST":
@@ -120,7 +122,7 @@ class ScoringService:
                     body = read_body(limit, charge)
                 audio = decode_body(content_type, body, self.settings)
                 del body
-                with self.admission.model():
+                with self.admission.model(audio.seconds, client_gone):
                     return Answer(200, self.transcribe(audio))
         except RequestError as err:
             logger.info("Rejected request: %d %s: %s", err.status, err.code, err.message)

@@ -9,13 +9,36 @@ on Azure, not this script's folder), and `@input_schema` cannot be combined with
 schemas for run() directly in inference-schema's registry: azmlinfsrv checks "@rawhttp and
 @input_schema" when it loads the script, before init(), and reads the registry for the swagger
 after init(). tests/cloud check the served swagger, so a change of that order shows up there.
+
+The template's /score operation names application/json alone; the audio bodies (WAV, FLAC, raw
+PCM) were missing from it (issue 23 row 16). azmlinfsrv builds each version's document after
+init() through its builders' `_update_definitions(spec, input, output)`, so init() wraps that
+method (`describe_bodies` runs after it): every body type the service takes, with its schema
+(binary for audio), and the contract's error answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from scoring.bodies import FLAC_TYPES, JSON_TYPES, RAW_TYPES, WAV_TYPES
 from scoring.settings import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TARGET_RATE
+
+AUDIO_BODIES = {
+    **dict.fromkeys(sorted(WAV_TYPES), "A WAV file: any linear PCM or float WAV, any channel "
+                    "count up to the limit and rate (downmixed and resampled to 16 kHz mono)."),
+    **dict.fromkeys(sorted(FLAC_TYPES), "A FLAC file (downmixed and resampled likewise)."),
+    **dict.fromkeys(sorted(RAW_TYPES), "Raw 16-bit little-endian mono PCM at 16 kHz, no header."),
+}  # fmt: skip
+ERRORS = {
+    "400": "The body is not audio the service can read (the message says what is wrong).",
+    "401": "SCORING_KEY is set and the request lacks the key.",
+    "405": "Only POST transcribes.",
+    "408": "The request's headers or body did not arrive in time.",
+    "413": "The audio or the body is longer than the service takes.",
+    "415": "The Content-Type is missing or not one of the types above.",
+    "503": "The service is busy (see Retry-After) or not ready.",
+}
 
 
 def input_schema(max_audio_seconds: float) -> dict:
@@ -81,3 +104,68 @@ def register(run: Callable, max_audio_seconds: float) -> None:
         INPUT_SCHEMA_ATTR: input_schema(max_audio_seconds),
         OUTPUT_SCHEMA_ATTR: output_schema(),
     }
+    install_body_descriptions()
+
+
+def error_schema() -> dict:
+    return {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string", "description": "A short code, e.g. invalid_json."},
+            "message": {"type": "string", "description": "What is wrong, for people."},
+        },
+        "example": {"error": "unsupported_media_type", "message": "Content-Type text/plain ..."},
+    }
+
+
+def describe_bodies(spec: dict) -> None:
+    """Add the audio bodies and the error answers to one generated swagger (2 or 3.x)."""
+    paths = [p for p in spec.get("paths", {}) if p.endswith("/score")]
+    if not paths:
+        return
+    post = spec["paths"][paths[0]]["post"]
+    v3 = "openapi" in spec
+    ref = "#/components/schemas/ScoringError" if v3 else "#/definitions/ScoringError"
+    schemas = spec["components"]["schemas"] if v3 else spec["definitions"]
+    schemas["ScoringError"] = error_schema()
+    if v3:
+        content = post["requestBody"]["content"]
+        for media, text in AUDIO_BODIES.items():
+            content[media] = {"schema": {"type": "string", "format": "binary", "description": text}}
+        post["requestBody"]["required"] = True
+    else:
+        post["consumes"] = sorted(JSON_TYPES) + list(AUDIO_BODIES)
+        post["parameters"][0]["description"] = (
+            "JSON samples (the schema), or the audio itself as the body: "
+            + " ".join(f"{media}: {text}" for media, text in AUDIO_BODIES.items())
+        )
+    for status, text in ERRORS.items():
+        answer = {"description": text}
+        if v3:
+            answer["content"] = {"application/json": {"schema": {"$ref": ref}}}
+        else:
+            answer["schema"] = {"$ref": ref}
+        post["responses"].setdefault(status, answer)
+
+
+def install_body_descriptions() -> None:
+    """Make azmlinfsrv's swagger builders run describe_bodies after their own definitions."""
+    import sys
+
+    # Only where azmlinfsrv has loaded it already: importing it loads azmlinfsrv's config, whose
+    # logging set-up disables every logger that exists (ours, in a test calling init()).
+    module = sys.modules.get("azureml_inference_server_http.server.swagger")
+    if module is None or not hasattr(module, "Swagger"):
+        return
+    for builder in module.Swagger._builder_classes:
+        original = builder.__dict__.get("_update_definitions")
+        if original is None or getattr(original, "describes_bodies", False):
+            continue
+
+        def update(self, spec, input_schema, output_schema, _original=original) -> None:
+            _original(self, spec, input_schema, output_schema)
+            describe_bodies(spec)
+
+        update.describes_bodies = True
+        builder._update_definitions = update

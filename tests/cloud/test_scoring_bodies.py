@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 
 import numpy as np
 import pytest
+import soundfile as sf
 import soxr
 
 from devkit.scoring_client import (
@@ -190,3 +192,83 @@ def test_a_long_json_list_parsed_in_chunks_is_exact_across_chunk_edges(monkeypat
     body = json.dumps({"data": [0.1] * 3000 + [float("nan")] + [0.1] * 10}).encode()
     with pytest.raises(RequestError, match="first at index 3000"):
         decode("application/json", body)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ("[+.5, 01, 1., .5e-1]", "'+.5' at index 0"),  # issue 23 row 15: was a 200
+        ("[0.5, 01]", "'01' at index 1"),
+        ("[0.5, -01]", "'-01' at index 1"),
+        ("[0.25, 1.]", "'1.' at index 1"),
+        ("[0.25, .5e-1]", "'.5e-1' at index 1"),
+        ("[0.25, -.5]", "'-.5' at index 1"),
+        ("[0.25, 1e]", "'1e' at index 1"),
+        ("[0.25, 1e+]", "'1e+' at index 1"),
+        ("[0.25, 2-1]", "'2-1' at index 1"),
+    ],
+)
+def test_numbers_json_does_not_allow_are_a_400_naming_them(data, named):
+    with pytest.raises(RequestError) as caught:
+        decode("application/json", f'{{"data": {data}}}'.encode())
+    assert (caught.value.status, caught.value.code) == (400, "invalid_json")
+    assert named in caught.value.message and "not a JSON number" in caught.value.message
+
+
+def test_every_json_number_form_is_still_read():
+    forms = "0, -0, 0.5, -0.25, 1e-1, 2.5E-1, 1E+0, 1e-05, -0.0, 0.125e0, 5e-01, 10e-02"
+    body = f'{{"data": [{forms}{", 0.0" * 2000}]}}'.encode()  # 0.1 s at least
+    samples = decode("application/json", body).samples
+    assert samples.dtype == np.float32 and len(samples) == 2012
+    expected = [0, 0, 0.5, -0.25, 0.1, 0.25, 1, 1e-5, 0, 0.125, 0.5, 0.1]
+    assert np.array_equal(samples[:12], np.array(expected, dtype=np.float32))
+
+
+def test_a_bad_number_in_a_later_chunk_is_found_with_its_index(monkeypatch):
+    import scoring.bodies as bodies
+
+    monkeypatch.setattr(bodies, "JSON_CHUNK_BYTES", 64)
+    values = ["0.001"] * 500 + ["01"] + ["0.001"] * 100
+    with pytest.raises(RequestError, match="'01' at index 500"):
+        decode("application/json", f'{{"data": [{", ".join(values)}]}}'.encode())
+
+
+def _many_channel_wav(channels: int, seconds: float, rate: int = 16000) -> bytes:
+    """8-bit PCM WAV, quiet noise on every channel (the issue's 1024-channel body, smaller)."""
+    buffer = io.BytesIO()
+    frames = int(seconds * rate)
+    noise = np.random.default_rng(3).integers(-2, 3, (frames, channels)).astype(np.int16) << 8
+    sf.write(buffer, noise, rate, subtype="PCM_U8", format="WAV")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("channels", [0, 1024, 4096, 65535])
+def test_an_absurd_channel_count_is_a_400_naming_it(channels):
+    """Written by hand past 1024 channels (libsndfile neither writes nor opens more)."""
+    data = b"\x80" * (channels * 100)
+    fmt = struct.pack("<HHIIHH", 1, channels, 16000, 16000 * channels, channels, 8)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data))
+    body = b"RIFF" + struct.pack("<I", 4 + len(chunks) + len(data)) + b"WAVE" + chunks + data
+    with pytest.raises(RequestError) as caught:
+        decode("audio/wav", body)
+    code = "too_many_channels" if channels else "no_channels"
+    assert (caught.value.status, caught.value.code) == (400, code)
+    assert f"has {channels} channels" in caught.value.message
+
+
+def test_decoding_memory_follows_the_16k_mono_result_not_the_channel_count():
+    """Issue 23 row 1: blocks were counted in frames, so 65536 frames of 1024 channels were 268
+    MB of float32 (and as much again for the checks): +721 MB for one 134 MB body. Here 128
+    channels, 8 s (16 MB of 8-bit samples): the old blocks peaked at about 70 MB of numpy."""
+    import tracemalloc
+
+    body = _many_channel_wav(128, 8.0)
+    result_bytes = 8 * 16000 * 4
+    tracemalloc.start()
+    try:
+        audio = decode("audio/wav", body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(audio.samples) == 8 * 16000
+    assert peak < 2 * result_bytes + 8 * (1 << 20), f"peak {peak / 1e6:.1f} MB"

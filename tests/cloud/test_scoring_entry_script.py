@@ -91,6 +91,53 @@ def test_chunked_body_is_read_no_further_than_the_limit():
     assert len(score_audio._read_body(request, 1000, lambda n: None)) == 1001
 
 
+class _Parts:
+    """A request stream that hands the body out in 1 MB parts, as gunicorn's does."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = min(self.left, 1 << 20 if n < 0 else n)
+        self.left -= n
+        return b"\x80" * n
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+def test_a_body_is_held_once_while_it_is_read(with_length):
+    """The 1 MB parts were joined at the end: the body twice at once (+259 MB for a 130 MB
+    WAV on the real server). Now one bytearray, sized from the Content-Length when known."""
+    import tracemalloc
+
+    score_audio = load_score_audio()
+    size = 32 << 20
+    environ = EnvironBuilder(method="POST", headers={"Content-Type": "audio/wav"}).get_environ()
+    environ["CONTENT_LENGTH"] = str(size) if with_length else ""
+    environ.update({"wsgi.input": _Parts(size), "wsgi.input_terminated": not with_length})
+    request = Request(environ)
+    tracemalloc.start()
+    try:
+        body = score_audio._read_body(request, 64 << 20, lambda n: None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(body) == size and body[:1] == b"\x80"
+    assert peak < 1.3 * size, f"peak {peak / size:.2f}x the body"
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400():
+    """The buffer is sized from the Content-Length: a body that stops short is not padded."""
+    from scoring.errors import RequestError
+
+    score_audio = load_score_audio()
+    environ = EnvironBuilder(method="POST", headers={"Content-Type": "audio/wav"}).get_environ()
+    environ["CONTENT_LENGTH"] = "5000"
+    environ["wsgi.input"] = _Parts(1200)
+    with pytest.raises(RequestError) as caught:
+        score_audio._read_body(Request(environ), 10_000, lambda n: None)
+    assert (caught.value.status, caught.value.code) == (400, "unreadable_body")
+
+
 def test_body_over_the_limit_is_413(score_audio):
     service = score_audio._service
     limit = service.settings.max_body_bytes
@@ -98,3 +145,16 @@ def test_body_over_the_limit_is_413(score_audio):
     assert answer.status == 413 and answer.body["error"] == "body_too_large"
     answer = service.handle("POST", "audio/wav", limit + 1, lambda n, _c: b"")
     assert answer.status == 413 and answer.body["error"] == "body_too_large"
+
+
+def test_init_enables_the_service_loggers_azmlinfsrv_disabled():
+    """azmlinfsrv's dictConfig in the worker disables loggers that existed before it: the
+    `scoring` logger's "Internal error while scoring" and the worker's own lines were lost."""
+    import logging
+
+    score_audio = load_score_audio()
+    for name in ("scoring", "scoring.server", "scoring.service"):
+        logging.getLogger(name).disabled = True
+    score_audio._configure_logging()
+    assert not any(logging.getLogger(n).disabled for n in ("scoring", "scoring.server"))
+    assert not logging.getLogger("scoring.service").disabled

@@ -47,6 +47,34 @@ def test_health_and_swagger_describe_request_and_answer(scoring_server):
     assert "/score" in v2["paths"] and v3["openapi"].startswith("3.")
 
 
+AUDIO_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "application/octet-stream"}
+
+
+@pytest.mark.parametrize("version", ["3", "3.1"])
+def test_swagger_3_describes_every_body_and_the_errors(scoring_server, version):
+    """Issue 23 row 16: only application/json was described."""
+    url = f"{scoring_server.base_url}/swagger.json?version={version}"
+    spec = requests.get(url, timeout=10).json()
+    post = spec["paths"]["/score"]["post"]
+    content = post["requestBody"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/ServiceInput"}
+    assert set(content) >= AUDIO_TYPES
+    for media in AUDIO_TYPES:
+        assert content[media]["schema"]["format"] == "binary"
+    assert "16-bit little-endian mono PCM at 16 kHz" in str(content["application/octet-stream"])
+    assert {"400", "413", "415", "503"} <= set(post["responses"])
+    error = spec["components"]["schemas"]["ScoringError"]
+    assert error["required"] == ["error", "message"]
+
+
+def test_swagger_2_lists_every_body_type(scoring_server):
+    spec = requests.get(scoring_server.base_url + "/swagger.json", timeout=10).json()
+    post = spec["paths"]["/score"]["post"]
+    assert {"application/json"} | AUDIO_TYPES <= set(post["consumes"])
+    assert "audio/flac" in post["parameters"][0]["description"]
+    assert post["responses"]["415"]["schema"] == {"$ref": "#/definitions/ScoringError"}
+
+
 def _bodies(seconds: float = 3.0):
     """(name, content type, body, the 16 kHz float32 audio the service must transcribe)."""
     pcm = to_int16(noise_signal(seconds, seed=21))
@@ -223,6 +251,27 @@ def test_bad_input_gets_a_json_4xx_naming_the_problem(
 def test_get_is_a_json_405(scoring_server):
     response = requests.get(scoring_server.score_url, timeout=10)
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_methods_score_does_not_route_get_the_json_405(scoring_server, method):
+    """These never reach run(): azmlinfsrv answered {"message": ...} without the error code."""
+    response = requests.request(method, scoring_server.score_url, data=b"x", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Content-Type"].startswith("application/json")
+    answer = response.json()
+    assert answer["error"] == "method_not_allowed"
+    assert answer["message"].startswith(f"{method} is not supported on /score: use ")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_an_unknown_path_gets_the_json_404(scoring_server):
+    response = requests.get(scoring_server.base_url + "/nowhere", timeout=10)
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "not_found",
+        "message": "there is no /nowhere: POST the audio to /score",
+    }
 
 
 def test_server_keeps_serving_after_bad_input(scoring_server):
