@@ -159,6 +159,9 @@ def test_an_interrupted_build_is_not_trained_on_and_the_rerun_makes_the_set_agai
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a terminal sends it: a test run started in the background by a shell
+        # without job control inherits SIGINT ignored, and Python then keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         started = _wait_for(lambda: any((out / "data" / "listen").glob("*.wav")), 120)
