@@ -67,10 +67,12 @@ def test_noise_sits_at_the_stated_snr():
     ],
 )
 def test_first_word_kept(reference, heard, kept):
+    pytest.importorskip("jiwer")  # a development package: not on the device (the arm64 check)
     assert chain.first_word_kept(reference, heard) is kept
 
 
 def test_keyword_text_and_wer():
+    pytest.importorskip("jiwer")
     ref = "what time is it"
     assert chain.keyword_in_text("alexa", "ALEXA WHAT TIME IS IT", ref)
     assert chain.keyword_in_text("alexa", "LEXA WHAT TIME IS IT", ref)
