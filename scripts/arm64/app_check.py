@@ -126,9 +126,9 @@ def main() -> int:
             # the recording holds the keyword when the sentence ran on (recorder.py); the app
             # prints the answer without it (keywordtext.py), so that is what it must print
             result["printed_from_answer"] = strip_keyword(direct, args.keyword)
-            checks["transcript_is_the_services_answer"] = bool(lines) and lines[0] == result[
-                "printed_from_answer"
-            ]
+            checks["transcript_is_the_services_answer"] = (
+                bool(lines) and lines[0] == result["printed_from_answer"]
+            )
         else:
             checks["transcript_is_the_services_answer"] = False
 
