@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeml.keywordtext import edit_distance
 from kwtrain import synth, vocab
 
 BACKGROUND_GROUPS = ("speech_long", "music_tv", "noise_bed", "kw_neg", "utt", "noise")
@@ -73,7 +74,7 @@ def confusables(keyword: str, rng: np.random.Generator, n_words: int = 40) -> li
     scored = []
     for w in words:
         p = synth.phonemes(w).replace("'", "").replace(",", "")
-        scored.append((_edit(p, target) / max(len(target), len(p)), w))
+        scored.append((edit_distance(p, target) / max(len(target), len(p)), w))
     scored.sort()
     out = [w for _, w in scored[:n_words]]
     parts = kw.split()
@@ -97,16 +98,6 @@ def confusables(keyword: str, rng: np.random.Generator, n_words: int = 40) -> li
 
 
 _PHON_OK = re.compile(r"[aeiouAEIOU@3V]")
-
-
-def _edit(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def other_words(keyword: str) -> list[str]:
