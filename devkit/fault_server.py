@@ -37,6 +37,7 @@ class Request:
     content_type: str
     authorization: str | None
     at: float
+    prefix: str | None = None  # the X-Transcript-Prefix header it carried
 
 
 @dataclass
@@ -203,6 +204,7 @@ class FaultServer:
             content_type=ctype,
             authorization=h.headers.get("Authorization"),
             at=time.monotonic(),
+            prefix=h.headers.get("X-Transcript-Prefix"),
         )
 
 
@@ -281,6 +283,17 @@ def echo_authorization(status: int = 500):
         body = json.dumps({"error": "e", "message": f"bad header {auth!r}"}).encode()
         _head(h, status, {"Content-Type": "application/json", "Content-Length": str(len(body))})
         h.wfile.write(body)
+
+    return fault
+
+
+def json_error(status: int, code: str, message: str = "injected"):
+    """The contract's JSON error with this status and code (e.g. 400 invalid_prefix)."""
+
+    def fault(h, _samples) -> None:
+        data = json.dumps({"error": code, "message": message}).encode()
+        _head(h, status, {"Content-Type": "application/json", "Content-Length": str(len(data))})
+        h.wfile.write(data)
 
     return fault
 

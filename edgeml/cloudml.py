@@ -20,6 +20,10 @@ redirects are never followed (a POST turned into a GET, or https sent to http, w
 recording or the key), and a wrong endpoint (404, 405, 3xx, a 200 without a transcript) is
 `EndpointMisconfigured`: the recording is kept, not shelved as rejected. Every message is
 scrubbed of the key before it leaves this module.
+
+A recording that keeps the keyword names it in PREFIX_HEADER (keywordtext.transcript_prefix): a
+Whisper service decodes the sentence after it and answers without it. The header is a hint: a
+service that refuses it (400 invalid_prefix) is asked again without it, never losing the audio.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ log = logging.getLogger("edgeml.cloud")
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:5001/score"
 FORMATS = ("wav", "json")
+PREFIX_HEADER = "X-Transcript-Prefix"  # scoring-func/scoring/prefix.py reads the same header
 MAX_ANSWER_BYTES = 1 << 20  # a transcript answer is a few hundred bytes; 1 MiB is surely wrong
 
 
@@ -110,6 +115,7 @@ class Transcript:
     inference_ms: float | None = None
     model: str | None = None
     engine: str | None = None
+    prefix: str | None = None  # the service decoded after these words and left them out
 
 
 class _Retry(Retry):
@@ -282,10 +288,14 @@ class CloudML:
         not wait for a slow endpoint; the recording stays in the spool for the next run."""
         self._watchdog.abort()
 
-    def transcribe(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
-        """POST one recording; return its transcript or raise a CloudError (key scrubbed)."""
+    def transcribe(
+        self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE, prefix: str | None = None
+    ) -> Transcript:
+        """POST one recording; return its transcript or raise a CloudError (key scrubbed).
+        `prefix`: the words the recording begins with (the keyword), sent as PREFIX_HEADER; a
+        service that takes it answers without them (Transcript.prefix says so)."""
         try:
-            return self._transcribe(samples, sample_rate)
+            return self._transcribe(samples, sample_rate, prefix)
         except CloudError as err:
             # `from None`: the chained library exception may quote the Authorization header
             raise type(err)(
@@ -299,17 +309,20 @@ class CloudML:
         finally:
             self._watchdog.disarm()
 
-    def _transcribe(self, samples: np.ndarray, sample_rate: int) -> Transcript:
+    def _transcribe(self, samples: np.ndarray, sample_rate: int, prefix: str | None) -> Transcript:
         if self.body_format == "wav":
             body, content_type = wav_bytes(samples, sample_rate), "audio/wav"
         else:
             body, content_type = encode_json(samples, sample_rate), "application/json"
+        headers = {"Content-Type": content_type}
+        if prefix:
+            headers[PREFIX_HEADER] = prefix
         t0 = time.monotonic()
         with self._mapped_errors():
             resp = self.session.post(
                 self.endpoint,
                 data=body,
-                headers={"Content-Type": content_type},
+                headers=headers,
                 timeout=self.timeout,
                 stream=True,  # read below, bounded in size
                 allow_redirects=False,  # a redirect is a configuration fault, never followed
@@ -318,6 +331,10 @@ class CloudML:
                 answer = self._read_answer(resp)
             if self._watchdog.fired:  # cut mid-headers, http.client may see a short answer
                 raise EndpointUnavailable(self._cut_short())
+        if prefix and resp.status_code == 400 and b'"invalid_prefix"' in answer[:2048]:
+            # the prefix is a hint: a service that refuses this one transcribes without it
+            log.warning("the endpoint refused the transcript prefix; sending without it")
+            return self._transcribe(samples, sample_rate, None)
         round_trip_ms = (time.monotonic() - t0) * 1000.0
         return self._parse(resp, answer, len(samples) / sample_rate, round_trip_ms)
 
@@ -425,6 +442,7 @@ class CloudML:
                 inference_ms=_number(payload.get("inference_ms"), None),
                 model=_text(payload.get("model")),
                 engine=_text(payload.get("engine")),
+                prefix=_text(payload.get("prefix")),
             )
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise EndpointMisconfigured(

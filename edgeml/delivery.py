@@ -42,12 +42,20 @@ from edgeml.cloudml import (
     EndpointMisconfigured,
     Transcript,
 )
+from edgeml.keywordtext import transcript_prefix
 from edgeml.spool import RecordingInfo, Spool, SpoolItem, SpoolRecord
 
 log = logging.getLogger("edgeml.delivery")
 
 MAX_RETRY_AFTER = 3600.0  # a Retry-After beyond an hour is a mistake; wait an hour at most
 MAX_REMEMBERED = 1000
+
+
+def spoken_prefix(info: RecordingInfo | None) -> str | None:
+    """The transcript prefix a recording is sent with: its keyword, when its audio keeps it."""
+    if info is None or not info.keyword_in_audio:
+        return None
+    return transcript_prefix(info.keyword)
 
 
 class Status(str, Enum):
@@ -267,7 +275,7 @@ class Delivery:
         if self._stop.is_set():  # stopping: not started now, it stays for the next run
             return
         try:
-            transcript = self.client.transcribe(samples)
+            transcript = self.client.transcribe(samples, prefix=spoken_prefix(item.record.info))
         except AudioRejected as err:
             outcome = Outcome(item.seq, Status.REJECTED, item.record, error=err, backlog=backlog)
             self._complete(item, outcome)

@@ -12,6 +12,10 @@ few words only (fillers such as "okay" or the end of someone's previous sentence
 first), and for a keyword of several words also for its last words alone (a model that heard
 "mirror" of "smart mirror"). Nothing is removed when nothing matches: a transcript never loses a
 word that is not the keyword's.
+
+The letter match is the fallback. Where the service can decode after known words (Whisper), the
+device names the keyword in the request (`transcript_prefix`) and the answer comes back without
+it: a keyword heard as other words ("WHY ARE YOU, JER?" for "voyager") is then gone too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ MAX_LEAD_WORDS = 2  # words before the keyword that may be dropped with it ("oka
 MAX_DISTANCE = 0.4  # edit distance / keyword letters for a match at the very start
 MAX_DISTANCE_LATER = 0.25  # stricter when words before it would be dropped too
 _LETTERS = re.compile(r"[^0-9a-z]+")
+_PLAIN_WORDS = re.compile(r"[A-Za-z0-9']+( [A-Za-z0-9']+)*")
+MAX_PREFIX_CHARS = 60  # the service takes 64 (scoring-func/scoring/prefix.py)
 _LEADING_PUNCTUATION = re.compile(r"^[\s,.;:!?\-–—…\"'»«]+")
 
 
@@ -43,6 +49,17 @@ def letters(text: str) -> str:
 def spoken_form(label: str) -> str:
     """A model's label as words: Edge Impulse labels are often "hello_world" or "hey-edge"."""
     return " ".join(re.split(r"[\s_\-]+", label.strip()))
+
+
+def transcript_prefix(label: str | None) -> str | None:
+    """The words a recording that keeps the keyword begins with, as the service's
+    X-Transcript-Prefix header takes them ("smart_mirror" -> "Smart mirror,"): Whisper decodes
+    the sentence after them and leaves them out of the answer (scoring-func/scoring/prefix.py).
+    None when the label has no plain word to send (the letter match above still applies)."""
+    words = spoken_form(label or "")
+    if not _PLAIN_WORDS.fullmatch(words) or len(words) > MAX_PREFIX_CHARS:
+        return None  # other scripts, symbols, a damaged record: nothing is better than a guess
+    return f"{words[:1].upper()}{words[1:]},"
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -51,6 +51,7 @@ from edgeml.cloudml import CloudML, escape_controls
 from edgeml.delivery import Delivery, Outcome, Status
 from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
 from edgeml.keys import KeyProblem, hide_from_children, install_log_scrubber
+from edgeml.keywordtext import transcript_prefix
 from edgeml.output import Output, printed_text
 from edgeml.recorder import Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
@@ -201,7 +202,7 @@ class App:
                 recording = self.recorder.record(
                     detection.end_index,
                     detection.keyword_end,
-                    on_pause=self.speculator.offer if self.speculator else None,
+                    on_pause=self._pause_handler(),
                     keyword_window=detection.window_samples,
                 )
                 self._recording_after = None
@@ -232,6 +233,16 @@ class App:
                 self._stop.wait(min(30.0, 0.5 * 2**failures))
                 resume_at = None
         return Exit.INTERRUPTED if self.s.once else Exit.OK
+
+    def _pause_handler(self):
+        """The recorder's on_pause: the recording so far offered to the speculator with the
+        transcript prefix its final request will carry (delivery.spoken_prefix)."""
+        if self.speculator is None:
+            return None
+        speculator, prefix = self.speculator, transcript_prefix(self.spotter.label)
+        return lambda samples, keyword_in_audio: speculator.offer(
+            samples, prefix if keyword_in_audio else None
+        )
 
     def _keep_partial(self) -> None:
         """Stopped mid-recording: what was said after the keyword so far goes to the spool, to

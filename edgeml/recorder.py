@@ -102,7 +102,8 @@ class RecorderConfig:
     turn: TurnConfig = field(default_factory=TurnConfig)  # the transcript hint (turn.py)
 
 
-PauseHandler = Callable[[np.ndarray], TurnHint | None]  # on_pause: the audio so far -> its hint
+# on_pause(the audio so far, whether it begins with the keyword) -> its turn hint
+PauseHandler = Callable[[np.ndarray, bool], TurnHint | None]
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,9 @@ class Recorder:
         the keyword is complete (Detection.keyword_end; default: the detection point),
         `keyword_window` the length of the model's window in samples (the keyword lies inside
         the window that fired; default: KEYWORD_WINDOW).
-        `on_pause(samples)` is called with the recording so far at each pause of trail_seconds
-        (neural VAD only); what it returns, if anything, is the turn hint for that pause.
+        `on_pause(samples, keyword_in_audio)` is called with the recording so far at each
+        pause of trail_seconds (neural VAD only), and whether it begins with the keyword's
+        audio; what it returns, if anything, is the turn hint for that pause.
         Raises what Audio.read raises (Stopped, AudioStalled, Overrun),
         except InputEnded, which ends the recording (reason END_OF_INPUT).
         """
@@ -430,7 +432,10 @@ class _VoiceRecording:
         if self.on_pause is None:
             return None
         try:
-            hint = self.on_pause(self._samples(first, end_chunk, self._keep_keyword(ep)))
+            kept = self._keep_keyword(ep)
+            hint = self.on_pause(
+                self._samples(first, end_chunk, kept), kept and len(self.prefix) > 0
+            )
         except Exception:  # noqa: BLE001 - a speculation must never break a recording
             log.exception("the pause handler failed; recording goes on")
             return None

@@ -59,8 +59,11 @@ class SpeculationConfig:
     keep: int = 4  # speculative answers held at most
 
 
-def digest(samples: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(samples, dtype=np.int16).tobytes()).hexdigest()
+def digest(samples: np.ndarray, prefix: str | None = None) -> str:
+    """The key of one request: its samples and the transcript prefix it is sent with."""
+    h = hashlib.sha256(np.ascontiguousarray(samples, dtype=np.int16).tobytes())
+    h.update(b"\0" + (prefix or "").encode())
+    return h.hexdigest()
 
 
 _IN_FLIGHT = object()
@@ -73,7 +76,7 @@ class Speculator:
         self.client = client
         self.config = config or SpeculationConfig()
         self._cond = threading.Condition()
-        self._pending: tuple[str, np.ndarray] | None = None
+        self._pending: tuple[str, np.ndarray, str | None] | None = None
         self._answers: OrderedDict[str, object] = OrderedDict()  # digest -> answer
         self._stop = False
         self.sent = 0
@@ -81,13 +84,14 @@ class Speculator:
         self._thread = threading.Thread(target=self._run, name="speculative", daemon=True)
         self._thread.start()
 
-    def offer(self, samples: np.ndarray) -> Callable[[], Verdict]:
-        """The recording so far, at a pause (Recorder's on_pause). Returns at once, with the
-        turn hint for these samples (asked again while the pause lasts; never blocks)."""
-        key = digest(samples)
+    def offer(self, samples: np.ndarray, prefix: str | None = None) -> Callable[[], Verdict]:
+        """The recording so far, at a pause (Recorder's on_pause), and the transcript prefix
+        the final request will carry. Returns at once, with the turn hint for these samples
+        (asked again while the pause lasts; never blocks)."""
+        key = digest(samples, prefix)
         with self._cond:
             if key not in self._answers and not (self._pending and self._pending[0] == key):
-                self._pending = (key, np.array(samples, dtype=np.int16))  # replaces an unsent one
+                self._pending = (key, np.array(samples, dtype=np.int16), prefix)  # replaces one
                 self._cond.notify_all()
         return lambda: self.verdict(key)
 
@@ -104,10 +108,10 @@ class Speculator:
             return verdict_of_text(answer.text)
         return Verdict.UNKNOWN
 
-    def take(self, samples: np.ndarray) -> Transcript | None:
-        """The answer for exactly `samples` (waiting up to wait_seconds if it is in flight),
-        or None. An answer is handed out once."""
-        key = digest(samples)
+    def take(self, samples: np.ndarray, prefix: str | None = None) -> Transcript | None:
+        """The answer for exactly `samples` sent with `prefix` (waiting up to wait_seconds if
+        it is in flight), or None. An answer is handed out once."""
+        key = digest(samples, prefix)
         deadline = time.monotonic() + self.config.wait_seconds
         with self._cond:
             while True:
@@ -139,21 +143,21 @@ class Speculator:
                     self._cond.wait(1.0)
                 if self._stop:
                     return
-                key, samples = self._pending
+                key, samples, prefix = self._pending
                 self._pending = None
                 self._answers[key] = _IN_FLIGHT
                 while len(self._answers) > self.config.keep:
                     self._answers.popitem(last=False)
-            answer = self._ask(samples)
+            answer = self._ask(samples, prefix)
             with self._cond:
                 if key in self._answers:
                     self._answers[key] = answer
                 self._cond.notify_all()
 
-    def _ask(self, samples: np.ndarray) -> Transcript | None:
+    def _ask(self, samples: np.ndarray, prefix: str | None) -> Transcript | None:
         self.sent += 1
         try:
-            return self.client.transcribe(samples)
+            return self.client.transcribe(samples, prefix=prefix)
         except CloudError as exc:
             log.debug("speculative request failed (%s); the normal one will be made", exc)
         except Exception:  # noqa: BLE001 - a guess must never take the app down
@@ -168,12 +172,14 @@ class SpeculativeClient:
         self.client = client
         self.speculator = speculator
 
-    def transcribe(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
+    def transcribe(
+        self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE, prefix: str | None = None
+    ) -> Transcript:
         if sample_rate == SAMPLE_RATE:
-            answer = self.speculator.take(samples)
+            answer = self.speculator.take(samples, prefix)
             if answer is not None:
                 return answer
-        return self.client.transcribe(samples, sample_rate)
+        return self.client.transcribe(samples, sample_rate, prefix)
 
     def close(self) -> None:
         self.speculator.close()

@@ -33,6 +33,7 @@ from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: 
 from scoring import swagger  # noqa: E402
 from scoring.admission import RequestSettings  # noqa: E402
 from scoring.errors import RequestError, install_json_http_errors  # noqa: E402
+from scoring.prefix import PREFIX_HEADER  # noqa: E402
 from scoring.server import (  # noqa: E402
     RequestReadTimeout,
     client_gone_probe,
@@ -132,6 +133,7 @@ def run(request: AMLRequest) -> AMLResponse:
             lambda limit, charge: _read_body(request, limit, charge),
             request.headers.get("Authorization"),
             client_gone_probe(request.environ.get("gunicorn.socket")),
+            request.headers.get(PREFIX_HEADER),
         )
     except TimeoutError:
         raise  # azmlinfsrv's SCORING_TIMEOUT_MS alarm: let the server answer it

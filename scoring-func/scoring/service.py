@@ -15,6 +15,7 @@ from scoring.admission import Admission, RequestSettings, check_key
 from scoring.bodies import DecodedAudio, check_body_size, decode_body
 from scoring.errors import RequestError
 from scoring.models import ENGINE_CTC, ModelSource, resolve_model
+from scoring.prefix import check_prefix, without_prefix
 from scoring.settings import ServiceSettings
 
 logger = logging.getLogger("scoring.service")
@@ -94,6 +95,7 @@ class ScoringService:
         read_body: Callable[..., bytes],
         authorization: str | None = None,
         client_gone: Callable[[], bool] | None = None,
+        prefix: str | None = None,
     ) -> Answer:
         """One HTTP request -> Answer; client mistakes become 4xx JSON, never an exception.
 
@@ -102,6 +104,7 @@ class ScoringService:
         raises RequestError (408, 400) when the body does not arrive or cannot be read.
         Order: cheap checks, then the body budget, the body, its decoding, then the model gate.
         `client_gone()` says whether the client has closed its connection (the gate drops it).
+        `prefix`: the X-Transcript-Prefix header, the words the audio begins with (prefix.py).
         """
         try:
             if method != "POST":
@@ -113,6 +116,7 @@ class ScoringService:
                 )
             check_key(self.requests.key, authorization)
             check_body_size(content_length, self.settings)
+            spoken = check_prefix(prefix)
             limit = self.settings.max_body_bytes
             with self.admission.body() as charge:
                 if content_length is not None:
@@ -123,14 +127,22 @@ class ScoringService:
                 audio = decode_body(content_type, body, self.settings)
                 del body
                 with self.admission.model(audio.seconds, client_gone):
-                    return Answer(200, self.transcribe(audio))
+                    return Answer(200, self.transcribe(audio, spoken))
         except RequestError as err:
             logger.info("Rejected request: %d %s: %s", err.status, err.code, err.message)
             return Answer(err.status, err.as_json(), err.headers)
 
-    def transcribe(self, audio: DecodedAudio) -> dict:
+    def transcribe(self, audio: DecodedAudio, prefix: str | None = None) -> dict:
+        """The answer for one decoded clip. With a `prefix` the engine can take (Whisper), the
+        text is decoded after it and returned without it, and the answer names it; an engine
+        that cannot (CTC) transcribes the audio as it is and the answer has no "prefix"."""
         started = time.perf_counter()
-        text = self.engine.transcribe(audio.samples)
+        applied = None
+        if prefix and getattr(self.engine, "takes_prefix", False):
+            text, found = without_prefix(self.engine.transcribe(audio.samples, prefix), prefix)
+            applied = prefix if found else None
+        else:
+            text = self.engine.transcribe(audio.samples)
         inference_ms = (time.perf_counter() - started) * 1000
         logger.info(
             "Transcribed %.2f s of %s audio (%d Hz) in %.0f ms (RTF %.3f)",
@@ -140,10 +152,13 @@ class ScoringService:
             inference_ms,
             inference_ms / 1000 / max(audio.seconds, 1e-9),
         )
-        return {
+        answer = {
             "result": text,
             "audio_seconds": round(audio.seconds, 3),
             "inference_ms": round(inference_ms, 1),
             "model": self.source.name,
             "engine": self.engine.engine,
         }
+        if applied:
+            answer["prefix"] = applied  # the words taken off the start of "result"
+        return answer

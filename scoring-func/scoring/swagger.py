@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from scoring.bodies import FLAC_TYPES, JSON_TYPES, RAW_TYPES, WAV_TYPES
+from scoring.prefix import MAX_PREFIX_CHARS, PREFIX_HEADER
 from scoring.settings import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TARGET_RATE
 
 AUDIO_BODIES = {
@@ -30,6 +31,12 @@ AUDIO_BODIES = {
     **dict.fromkeys(sorted(FLAC_TYPES), "A FLAC file (downmixed and resampled likewise)."),
     **dict.fromkeys(sorted(RAW_TYPES), "Raw 16-bit little-endian mono PCM at 16 kHz, no header."),
 }  # fmt: skip
+PREFIX_DESCRIPTION = (
+    f"Optional: the words the audio begins with (the keyword, e.g. 'Alexa,'; at most "
+    f"{MAX_PREFIX_CHARS} characters of letters, digits, spaces and ' , . ! ? -). Whisper decodes "
+    "after them and 'result' leaves them out; the answer's 'prefix' names them. Engines that "
+    "cannot take one (CTC) ignore it and the answer has no 'prefix'."
+)
 ERRORS = {
     "400": "The body is not audio the service can read (the message says what is wrong).",
     "401": "SCORING_KEY is set and the request lacks the key.",
@@ -83,6 +90,11 @@ def output_schema() -> dict:
             "inference_ms": {"type": "number", "description": "Model time in milliseconds."},
             "model": {"type": "string", "description": "Name of the model that answered."},
             "engine": {"type": "string", "enum": ["ctc", "whisper"]},
+            "prefix": {
+                "type": "string",
+                "description": f"Present when the {PREFIX_HEADER} words were decoded after and "
+                "taken off the start of 'result'.",
+            },
         },
         "example": {
             "result": "HELLO WORLD",
@@ -140,6 +152,13 @@ def describe_bodies(spec: dict) -> None:
             "JSON samples (the schema), or the audio itself as the body: "
             + " ".join(f"{media}: {text}" for media, text in AUDIO_BODIES.items())
         )
+    header = {"name": PREFIX_HEADER, "in": "header", "required": False}
+    header.update(
+        {"schema": {"type": "string"}, "description": PREFIX_DESCRIPTION}
+        if v3
+        else {"type": "string", "description": PREFIX_DESCRIPTION}
+    )
+    post.setdefault("parameters", []).append(header)
     for status, text in ERRORS.items():
         answer = {"description": text}
         if v3:

@@ -31,6 +31,7 @@ class WhisperEngine:
     """Loads once, then `transcribe(samples)` for 16 kHz mono float32 audio."""
 
     engine = ENGINE_WHISPER
+    takes_prefix = True  # decodes after the words the audio is known to begin with (prefix.py)
 
     def __init__(self, source: ModelSource, settings: ServiceSettings) -> None:
         if settings.quantize != "none":
@@ -63,13 +64,17 @@ class WhisperEngine:
             f"({self.encoder_reason})"
         )
 
-    def transcribe(self, samples: np.ndarray) -> str:
+    def transcribe(self, samples: np.ndarray, prefix: str | None = None) -> str:
+        """The text, upper-cased. `prefix`: words the audio begins with (the keyword); the
+        first window's transcript is forced to start with them, and the text returned does
+        too (scoring.prefix takes them off)."""
         # The temperature fallback samples; a fixed seed makes the same audio give the same
         # text every time (a retried request, or faster-whisper run directly with the seed).
         ctranslate2.set_random_seed(SAMPLING_SEED)
-        segments, _info = self.model.transcribe(
-            samples, **request_options(self.options, self.settings, len(samples))
-        )
+        options = request_options(self.options, self.settings, len(samples))
+        if prefix:
+            options["prefix"] = prefix
+        segments, _info = self.model.transcribe(samples, **options)
         return " ".join(segment.text.strip() for segment in segments).strip().upper()
 
     def warm_up(self) -> None:

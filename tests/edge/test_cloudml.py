@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from devkit.fault_server import FaultServer, answer_text
+from devkit.fault_server import FaultServer, answer_text, json_error
 from devkit.local_service import free_port
 from devkit.speech import audio_id
 from edgeml.cloudml import (
@@ -169,3 +169,26 @@ def test_a_200_whose_result_is_not_a_string_is_misconfigured(fault_server: Fault
     with pytest.raises(EndpointMisconfigured, match="without a transcript.*not a string") as err:
         _client(fault_server.url).transcribe(_audio())
     assert err.value.status == 200 and not err.value.retryable
+
+
+def test_a_recording_that_keeps_the_keyword_names_it_in_the_prefix_header(fault_server):
+    audio = _audio(11)
+    _client(fault_server.url).transcribe(audio, prefix="Smart mirror,")
+    _client(fault_server.url).transcribe(audio)
+    assert [r.prefix for r in fault_server.requests] == ["Smart mirror,", None]
+
+
+def test_a_refused_prefix_is_dropped_and_the_recording_still_transcribed(fault_server):
+    """The prefix is a hint: a 400 invalid_prefix is asked again without it, never shelved."""
+    audio = _audio(12)
+    fault_server.faults.append(json_error(400, "invalid_prefix", "the header holds no word"))
+    result = _client(fault_server.url).transcribe(audio, prefix="Alexa,")
+    assert result.text == f"REC 12 {audio_id(audio)}" and result.prefix is None
+    assert [r.prefix for r in fault_server.requests] == ["Alexa,", None]
+
+
+def test_other_400s_with_a_prefix_are_still_rejections(fault_server):
+    fault_server.faults.append(json_error(400, "undecodable_audio"))
+    with pytest.raises(AudioRejected):
+        _client(fault_server.url).transcribe(_audio(13), prefix="Alexa,")
+    assert len(fault_server.requests) == 1

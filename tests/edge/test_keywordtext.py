@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from edgeml.keywordtext import edit_distance, find_keyword, spoken_form, strip_keyword
+from edgeml.keywordtext import (
+    edit_distance,
+    find_keyword,
+    spoken_form,
+    strip_keyword,
+    transcript_prefix,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,3 +60,33 @@ def test_spellings_and_distance():
     assert spoken_form("hey-edge_impulse") == "hey edge impulse"
     assert edit_distance("alexis", "alexa") == 2
     assert edit_distance("", "abc") == 3 and edit_distance("abc", "abc") == 0
+
+
+@pytest.mark.parametrize(
+    ("label", "prefix"),
+    [
+        ("alexa", "Alexa,"),
+        ("smart_mirror", "Smart mirror,"),
+        ("hello-world", "Hello world,"),
+        ("listen", "Listen,"),
+        ("", None),
+        (None, None),
+        ("___", None),
+        ("k\x1b[2Jx", None),  # a damaged spool record: only plain words are ever sent
+        ("été", None),
+        ("x" * 61, None),
+    ],
+)
+def test_the_transcript_prefix_is_the_label_as_plain_words(label, prefix):
+    assert transcript_prefix(label) == prefix
+
+
+def test_the_transcript_prefix_is_one_the_service_accepts():
+    """The device builds what scoring.prefix.check_prefix takes (the service refuses the rest)."""
+    check = pytest.importorskip("scoring.prefix")
+    from edgeml.cloudml import PREFIX_HEADER
+
+    assert PREFIX_HEADER == check.PREFIX_HEADER
+    for label in ("alexa", "smart_mirror", "o'clock", "x" * 200, "k\x1b[2Jx", "été"):
+        prefix = transcript_prefix(label)
+        assert prefix is None or check.check_prefix(prefix) == prefix

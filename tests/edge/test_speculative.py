@@ -54,6 +54,20 @@ def test_other_audio_is_sent_normally_and_an_answer_is_used_once(fault_server, c
     assert [r.audio_id for r in fault_server.requests].count(audio_id(guess)) == 2
 
 
+def test_an_answer_is_used_only_for_the_prefix_it_was_asked_with(fault_server, clients):
+    """The same samples sent with another transcript prefix (the keyword kept or not) are a
+    different request: the service's answer differs, so the held one is not handed out."""
+    speculator, client = clients
+    audio = _clip(5)
+    speculator.offer(audio, "Alexa,")
+    assert client.transcribe(audio.copy()).text.endswith(audio_id(audio))  # no prefix: asked
+    assert [r.prefix for r in fault_server.requests] == ["Alexa,", None]
+    assert speculator.used == 0
+    speculator.offer(audio, "Alexa,")
+    client.transcribe(audio.copy(), prefix="Alexa,")
+    assert speculator.used == 1 and len(fault_server.requests) == 2  # the held answer
+
+
 def test_a_failed_guess_falls_back_to_the_normal_request(fault_server, clients):
     speculator, client = clients
     fault_server.faults.append(500)
