@@ -308,8 +308,10 @@ def _json_record(outcome: Outcome) -> dict:
             model=t.model,
             engine=t.engine,
             text=printed_text(outcome),
-            heard=t.text,  # what the model heard, the keyword included
+            heard=t.text,  # the service's text, before the keyword's letter match
         )
+        if t.prefix:
+            record["prefix"] = t.prefix  # the service decoded after these words, left out
     else:
         record.update(error=str(outcome.error), text=None)
     if info is not None and info.saved_copy:

@@ -83,3 +83,29 @@ def test_transcript_starts_with_the_sentence_not_the_keyword(
         first = normalize(refs[name]).split()[0]
         assert words and words[0] == first, f"{which}: {result.stdout.strip()!r}"
         assert not set(words) & (set(keyword.split()) - set(normalize(refs[name]).split()))
+
+
+def test_a_keyword_run_into_the_sentence_is_named_to_the_service(
+    whisper, models, speech_dir, tmp_path
+):
+    """No pause after the keyword: the recording keeps it, the request names it
+    (X-Transcript-Prefix), and Whisper's answer comes back without it (`--jsonl`: `prefix`,
+    and `heard`, the service's own text, already lacks the keyword)."""
+    import json
+
+    eim, keyword = models["listen (scripted)"]
+    clip, _ = sf.read(speech_dir / SENTENCES[0], dtype="int16")
+    audio, _ = compose(quiet(1.0), speak(keyword), clip, quiet(2.0))
+    wav = write_wav(tmp_path / "runon.wav", audio)
+    jsonl = tmp_path / "out.jsonl"
+    result = run_main(
+        ["--model", eim, "--keyword", keyword, "--input", wav, "--endpoint", whisper.score_url,
+         "--once", "--input-speed", "fast", "--spool-dir", tmp_path / "spool", "--timeout",
+         "120", "--threshold", "0.8", "--jsonl", jsonl],
+        timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert record["prefix"] == "Listen,"
+    assert normalize(record["heard"]).split()[0] == "it"  # "it was my reports from the north"
+    assert normalize(result.stdout).split()[0] == "it"
