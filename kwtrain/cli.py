@@ -142,9 +142,23 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
 
 
 def cmd_build(a: argparse.Namespace) -> dict:
+    _say_what_to_expect(a.keyword)
     if a.frontend == "embedding":
         return embedding_cli.run_build(a)
     return mfcc_cli.run_build(a)
+
+
+def _say_what_to_expect(keyword: str) -> None:
+    """Before training: the keyword's syllables and what measured keywords of that length got
+    (`keywordlength.py`); a longer phrase suggested for a short one. Never stops the build."""
+    from kwtrain.keywordlength import expectation
+
+    try:
+        text = expectation(keyword)
+    except TTSUnavailable as exc:
+        text = f"syllables of {keyword!r} not counted: {exc}"
+    for line in text.splitlines():
+        print(f"kwtrain build: {line}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
