@@ -59,7 +59,7 @@ from devkit.paths import REPO
 from devkit.scoring_client import post, wav_bytes
 from devkit.speech import locate, write_wav
 from edgeml.audioformat import read_audio
-from kwtrain.embcli import slug
+from kwtrain.names import slug
 
 RESULTS = REPO / "bench" / "results"
 WORK = REPO / "build" / "bench" / "e2e"

@@ -43,7 +43,7 @@ from devkit.paths import REPO, speech_dir, venv_command
 from edgeml.audioformat import read_audio
 from kwtrain import negatives
 from kwtrain import streameval as se
-from kwtrain.embcli import slug
+from kwtrain.names import slug
 
 RESULTS = REPO / "bench" / "results"
 WORK = REPO / "build" / "bench"
@@ -154,7 +154,7 @@ class MfccStreamScorer:
 
 
 def in_process_scorer(eim: Path):
-    from kwtrain.embexport import is_embedding_eim, read_embedding_model
+    from kwtrain.embedding.export import is_embedding_eim, read_embedding_model
 
     if is_embedding_eim(eim):
         return se.EmbeddingStreamScorer(read_embedding_model(eim))

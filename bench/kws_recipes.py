@@ -39,8 +39,8 @@ from kws_real import (  # the sibling script: bench/ is on sys.path when this on
 from edgeml.audioformat import read_audio
 from kwtrain import streameval as se
 from kwtrain.calibration import expected_rate
-from kwtrain.embcli import slug
-from kwtrain.embtrain import EmbTrainSettings, build_embedding_model
+from kwtrain.embedding.train import EmbTrainSettings, build_embedding_model
+from kwtrain.names import slug
 
 BABBLE = (("noise", 0.4), ("music_tv", 0.2), ("speech_long", 0.15), ("babble", 0.25))
 RECIPES: dict[str, dict] = {

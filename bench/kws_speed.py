@@ -73,10 +73,10 @@ def stream_audio(seconds: float) -> np.ndarray:
 
 def mfcc_baseline_eim(folder: Path) -> Path:
     """An MFCC + CNN .eim of Studio's default shape (weights random: the cost is the same)."""
-    from kwtrain.export import export_eim
-    from kwtrain.features import MfccConfig
-    from kwtrain.network import NetSpec
-    from kwtrain.runtime import KeywordModel
+    from kwtrain.mfcc.export import export_eim
+    from kwtrain.mfcc.features import MfccConfig
+    from kwtrain.mfcc.network import NetSpec
+    from kwtrain.mfcc.runtime import KeywordModel
 
     rng = np.random.default_rng(0)
     spec = NetSpec(channels=(8, 16), num_labels=3)
@@ -160,21 +160,21 @@ def breakdown(eim: Path, audio: np.ndarray, runs: int) -> dict:
     """Per hop of the embedding model, in-process: what each step costs (CPU ms, medians)."""
     import onnxruntime as ort
 
-    from kwtrain.embedding import (
+    from kwtrain.embedding.export import read_embedding_model
+    from kwtrain.embedding.frontend import (
         A_SPAN,
         A_STEP,
-        EMB_FILE,
         EMB_FRAMES,
         FrontEnd,
         StreamingEmbedder,
-        model_files,
     )
-    from kwtrain.embexport import read_embedding_model
-    from kwtrain.embruntime import EmbeddingImpulse
+    from kwtrain.embedding.onnxfiles import EMB_FILE, model_files
+    from kwtrain.embedding.onnxparts import runtime_files
+    from kwtrain.embedding.runtime import EmbeddingImpulse
     from kwtrain.fastjson import ClassifyDecoder
 
     model = read_embedding_model(eim)
-    front = FrontEnd(threads=1)
+    front = FrontEnd(runtime_files(), threads=1)
     x = audio[:120000].astype(np.float32)
     mel = front.mel(x)
     seg = x[: HOP + 480]
@@ -191,7 +191,7 @@ def breakdown(eim: Path, audio: np.ndarray, runs: int) -> dict:
     sess = ort.InferenceSession(model_files()[EMB_FILE], providers=["CPUExecutionProvider"])
     so_in = sess.get_inputs()[0].name
     win = mel[:EMB_FRAMES][None, :, :, None]
-    imp = EmbeddingImpulse(model)
+    imp = EmbeddingImpulse(model, runtime_files())
     windows = [x[e - 36000 : e] for e in range(36000, len(x) + 1, HOP)]
     imp.score(windows[0])
     wi = iter(windows[1:] * (runs // max(1, len(windows) - 1) + 2))

@@ -36,10 +36,10 @@ from devkit.paths import REPO, speech_dir
 from kwtrain.bootstrap import BootstrapSettings, bootstrap
 from kwtrain.dataset import load_dataset
 from kwtrain.evaluate import SdkScorer, best_threshold, score_clips, summarize
-from kwtrain.export import export_eim
+from kwtrain.mfcc.export import export_eim
+from kwtrain.mfcc.runtime import KeywordModel
+from kwtrain.mfcc.train import TrainSettings, train
 from kwtrain.report import markdown_table
-from kwtrain.runtime import KeywordModel
-from kwtrain.train import TrainSettings, train
 
 KEYWORD = "stop"
 SPEAKER = re.compile(r"_([0-9a-f]{8})_nohash_")

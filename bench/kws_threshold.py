@@ -37,16 +37,17 @@ from kws_real import (  # the sibling script: bench/ is on sys.path when this on
 from edgeml.audioformat import read_audio
 from kwtrain import streameval as se
 from kwtrain.calibration import calibrate
-from kwtrain.embcli import slug
-from kwtrain.embedding import FrontEnd, model_files
-from kwtrain.embtrain import (
+from kwtrain.embedding.frontend import FrontEnd
+from kwtrain.embedding.head import EmbeddingModel
+from kwtrain.embedding.onnxparts import runtime_files
+from kwtrain.embedding.train import (
     EmbTrainSettings,
     calibration_hops,
     default_cache,
     generate,
     heldout_positive_peaks,
 )
-from kwtrain.head import EmbeddingModel
+from kwtrain.names import slug
 
 SHIPPED = "listen"  # the shipped edgeml/models/listen.eim: no real clips, false wakes only
 
@@ -54,7 +55,7 @@ SHIPPED = "listen"  # the shipped edgeml/models/listen.eim: no real clips, false
 def load_model(keyword: str) -> EmbeddingModel:
     if keyword == SHIPPED:
         from edgeml.edgeml import DEFAULT_MODEL
-        from kwtrain.embexport import read_embedding_model
+        from kwtrain.embedding.export import read_embedding_model
 
         return read_embedding_model(DEFAULT_MODEL)
     path = WORK / "new" / slug(keyword) / "model.npz"
@@ -65,7 +66,7 @@ def load_model(keyword: str) -> EmbeddingModel:
 
 def rules(model: EmbeddingModel, keyword: str, bg: dict) -> dict:
     """Both rules' calibration from the same hops and held-out positives."""
-    files = model_files()
+    files = runtime_files()
     clips = generate(EmbTrainSettings(keyword=keyword), files, bg, default_cache() / "clips")
     peaks = heldout_positive_peaks(model, clips)
     cal_files = [p for ps in bg["calibration"].values() for p in ps]

@@ -200,10 +200,10 @@ def _bare_python(ctx) -> Path:
 
 
 def _kwtrain_eim(ctx, python: str | None = None) -> Path:
-    from kwtrain.export import export_eim
-    from kwtrain.features import MfccConfig
-    from kwtrain.network import NetSpec
-    from kwtrain.runtime import KeywordModel
+    from kwtrain.mfcc.export import export_eim
+    from kwtrain.mfcc.features import MfccConfig
+    from kwtrain.mfcc.network import NetSpec
+    from kwtrain.mfcc.runtime import KeywordModel
 
     spec = NetSpec(channels=(4,), num_labels=2)
     rng = np.random.default_rng(7)

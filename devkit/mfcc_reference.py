@@ -1,8 +1,8 @@
-"""Edge Impulse's Python MFCC block written out loop by loop: the reference for kwtrain.features.
+"""Edge Impulse's Python MFCC block written out loop by loop: the reference for kwtrain.mfcc.features.
 
 It follows edgeimpulse/processing-blocks `mfcc/dsp.py` (implementation version 4) and its speechpy
 fork step by step, with scipy's FFT and DCT and plain loops, so it shares no code with
-`kwtrain.features` (vectorised numpy for the device). The tests compare the two; the keyword
+`kwtrain.mfcc.features` (vectorised numpy for the device). The tests compare the two; the keyword
 benchmark times both.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import scipy.fft
 import scipy.fftpack
 
-from kwtrain.features import MfccConfig
+from kwtrain.mfcc.features import MfccConfig
 
 
 def reference_mfcc(signal: np.ndarray, cfg: MfccConfig, normalize: bool = True) -> np.ndarray:

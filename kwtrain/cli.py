@@ -22,196 +22,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kwtrain import embcli
+from kwtrain.clierror import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MISSING_TOOL, CliError, env
 from kwtrain.dataset import DatasetError
-from kwtrain.embedding import FrontEndUnavailable
+from kwtrain.embedding import cli as embedding_cli
+from kwtrain.embedding.onnxfiles import FrontEndUnavailable
+from kwtrain.mfcc import cli as mfcc_cli
 from kwtrain.names import BadName, keyword_arg, label_arg
 from kwtrain.tts import TTSUnavailable
 
-EXIT_BAD_INPUT = 2
-EXIT_MISSING_TOOL = 3
-EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
-
-
-class CliError(Exception):
-    """A user error the command line reports in one line, with a non-zero exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def _channels(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers like 8,16, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("channels must be positive, e.g. 8,16")
-    return values
-
-
-def _unit_interval(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-@dataclass(frozen=True)
-class TrainArgs:
-    """What `train` and `build` need, from flags falling back to KWTRAIN_* variables."""
-
-    data: Path
-    out: Path
-    keyword: str
-    epochs: int
-    seed: int
-    threads: int
-    channels: tuple[int, ...]
-    test_fraction: float
-    holdout: tuple[str, ...]
-    name: str
-    eim: Path | None
-
-
-def _add_train_options(p: argparse.ArgumentParser, *, data_required: bool) -> None:
-    p.add_argument(
-        "--keyword",
-        type=keyword_arg,
-        default=_env("KWTRAIN_KEYWORD", "listen"),
-        help="label of the keyword class (default: listen; env KWTRAIN_KEYWORD)",
-    )
-    if data_required:
-        p.add_argument("--data", type=Path, required=True, help="dataset folder (EI layout)")
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="output folder for model.npz, report.json, report.png",
-    )
-    p.add_argument("--epochs", type=int, default=int(_env("KWTRAIN_EPOCHS", "40")))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=int(_env("KWTRAIN_THREADS", "2")),
-        help="torch threads (default 2; env KWTRAIN_THREADS)",
-    )
-    p.add_argument(
-        "--channels",
-        type=_channels,
-        default=(8, 16),
-        help="conv channels per layer (default 8,16: Studio's network)",
-    )
-    p.add_argument(
-        "--test-fraction",
-        type=_unit_interval,
-        default=0.2,
-        help="share of groups (voices/speakers) held out (default 0.2)",
-    )
-    p.add_argument(
-        "--holdout",
-        action="append",
-        default=[],
-        metavar="GROUP",
-        help="always hold out this group (voice variant or speaker); repeatable",
-    )
-    p.add_argument("--name", default="", help="project name shown by --print-info")
-    p.add_argument("--eim", type=Path, default=None, help="also export the model to this .eim")
-
-
-def _train_args(a: argparse.Namespace, data: Path) -> TrainArgs:
-    if a.epochs < 1:
-        raise CliError("--epochs must be at least 1")
-    return TrainArgs(
-        data=data,
-        out=a.out,
-        keyword=a.keyword,
-        epochs=a.epochs,
-        seed=a.seed,
-        threads=max(1, a.threads),
-        channels=a.channels,
-        test_fraction=a.test_fraction,
-        holdout=tuple(a.holdout),
-        name=a.name,
-        eim=a.eim,
-    )
-
-
-def run_train(t: TrainArgs) -> dict:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise CliError(
-            "training needs torch (the dev environment has it: make setup)", EXIT_MISSING_TOOL
-        ) from None
-    from kwtrain.dataset import load_dataset
-    from kwtrain.train import TrainSettings, train
-
-    dataset = load_dataset(
-        t.data,
-        keyword=t.keyword,
-        test_fraction=t.test_fraction,
-        seed=t.seed,
-        holdout_groups=t.holdout,
-    )
-    print(f"dataset {t.data}: {json.dumps(dataset.counts())}", file=sys.stderr)
-    settings = TrainSettings(
-        keyword=t.keyword,
-        epochs=t.epochs,
-        seed=t.seed,
-        threads=t.threads,
-        channels=t.channels,
-        name=t.name,
-    )
-    report = train(dataset, t.out, settings)
-    summary = {
-        "model": str(t.out / "model.npz"),
-        "report": str(t.out / "report.json"),
-        "test_accuracy": report.get("test_accuracy"),
-        "at_threshold_0.85": next(
-            (r for r in report.get("threshold_table", []) if r["threshold"] == 0.85), None
-        ),
-    }
-    if t.eim:
-        summary["eim"] = str(run_export(t.out / "model.npz", t.eim))
-        # the report travels with the model: <name>.report.json / .png next to <name>.eim
-        for ext in ("json", "png"):
-            shutil.copyfile(t.out / f"report.{ext}", t.eim.with_name(f"{t.eim.stem}.report.{ext}"))
-    return summary
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_MISSING_TOOL", "CliError", "main"]
 
 
 def run_export(model_path: Path, out: Path, python: str | None = None) -> Path:
-    from kwtrain.export import export_eim
-    from kwtrain.runtime import KeywordModel
-
+    """`kwtrain export`: a model.npz of either front end, or an .eim to put behind today's
+    launcher."""
     if not model_path.is_file():
         raise CliError(f"{model_path}: no such model file (train writes <out>/model.npz)")
     if model_path.suffix == ".eim":
         return _relaunch(model_path, out, python)
-    if embcli.is_embedding_model(model_path):
-        return embcli.export(model_path, out)
-    try:
-        model = KeywordModel.load(model_path)
-    except (ValueError, KeyError, OSError) as exc:
-        raise CliError(f"{model_path}: not a kwtrain model ({exc})") from exc
-    return export_eim(model, out, python)
+    if embedding_cli.is_embedding_model(model_path):
+        return embedding_cli.export(model_path, out, python)
+    return mfcc_cli.export(model_path, out, python)
 
 
 def _relaunch(eim: Path, out: Path, python: str | None = None) -> Path:
     """`kwtrain export --model old.eim`: the same model behind the current launcher."""
-    from kwtrain.export import relaunch
+    from kwtrain.eimfile import relaunch
 
     try:
         return relaunch(eim, out, python)
@@ -272,7 +111,7 @@ def cmd_record(a: argparse.Namespace) -> dict:
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
-    return run_train(_train_args(a, a.data))
+    return mfcc_cli.run_train(mfcc_cli.train_args(a, a.data))
 
 
 def cmd_export(a: argparse.Namespace) -> dict:
@@ -303,42 +142,23 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
 
 
 def cmd_build(a: argparse.Namespace) -> dict:
-    from kwtrain.bootstrap import BootstrapSettings, bootstrap
-    from kwtrain.dataset import bootstrap_state
-
+    _say_what_to_expect(a.keyword)
     if a.frontend == "embedding":
-        from kwtrain.embcli import run_build
-
-        return run_build(a)
-
-    data = a.data or (a.out / "data")
-    state = bootstrap_state(data)
-    generated = state is not None or (data / "manifest.csv").is_file()
-    if a.fresh_data and data.exists():
-        if not generated:
-            raise CliError(f"--fresh-data: {data} was not made by bootstrap; not deleting it")
-        _discard(data)
-    elif state == "incomplete":
-        print(
-            f"kwtrain build: dataset {data} was left incomplete by an earlier run "
-            "(interrupted?): generating it again",
-            file=sys.stderr,
-        )
-        _discard(data)
-    if not data.exists():
-        bootstrap(data, replace(BootstrapSettings(), keyword=a.keyword, seed=a.seed))
-    t = _train_args(a, data)
-    if t.eim is None:
-        t = replace(t, eim=a.out / f"{embcli.slug(a.keyword)}.eim")
-    return run_train(t)
+        return embedding_cli.run_build(a)
+    return mfcc_cli.run_build(a)
 
 
-def _discard(data: Path) -> None:
-    """Delete a generated dataset: renamed first (atomic), so an interrupted delete never leaves
-    a half-deleted set under the name a later run would train on."""
-    trash = data.with_name(f".{data.name}.deleting-{os.getpid()}")
-    os.replace(data, trash)
-    shutil.rmtree(trash)
+def _say_what_to_expect(keyword: str) -> None:
+    """Before training: the keyword's syllables and what measured keywords of that length got
+    (`keywordlength.py`); a longer phrase suggested for a short one. Never stops the build."""
+    from kwtrain.keywordlength import expectation
+
+    try:
+        text = expectation(keyword)
+    except TTSUnavailable as exc:
+        text = f"syllables of {keyword!r} not counted: {exc}"
+    for line in text.splitlines():
+        print(f"kwtrain build: {line}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -348,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
 
     p = sub.add_parser("bootstrap", help="generate a dataset with espeak-ng and noise")
-    p.add_argument("--keyword", type=keyword_arg, default=_env("KWTRAIN_KEYWORD", "listen"))
+    p.add_argument("--keyword", type=keyword_arg, default=env("KWTRAIN_KEYWORD", "listen"))
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     p.add_argument("--keyword-per-voice", type=int, default=2)
     p.add_argument("--words-per-voice", type=int, default=3)
@@ -367,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="dataset folder")
     p.add_argument(
         "--device",
-        default=_env("AUDIO_DEVICE", ""),
+        default=env("AUDIO_DEVICE", ""),
         help="input device index or name part (default: system default)",
     )
     p.add_argument(
@@ -401,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train the network; write model.npz and the report")
-    _add_train_options(p, data_required=True)
+    mfcc_cli.add_train_options(p, data_required=True)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="package a model.npz as one executable .eim")
@@ -422,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="sliding-window detection and false alarms of a .eim")
     p.add_argument("--model", type=Path, required=True, help=".eim (or model.npz with --fast)")
     p.add_argument("--data", type=Path, required=True, help="clips in EI layout")
-    p.add_argument("--keyword", type=keyword_arg, default=_env("KWTRAIN_KEYWORD", "listen"))
+    p.add_argument("--keyword", type=keyword_arg, default=env("KWTRAIN_KEYWORD", "listen"))
     p.add_argument(
         "--fast",
         action="store_true",
@@ -432,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("build", help="bootstrap + train + export (no recordings needed)")
-    _add_train_options(p, data_required=False)
+    mfcc_cli.add_train_options(p, data_required=False)
     p.add_argument(
         "--data",
         type=Path,
@@ -440,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset folder (default <out>/data); generated when it does not exist",
     )
     p.add_argument("--fresh-data", action="store_true", help="regenerate the dataset")
-    embcli.add_options(p)
+    embedding_cli.add_options(p)
     p.set_defaults(func=cmd_build)
     return parser
 

@@ -22,8 +22,8 @@ from edgeml.audioformat import SAMPLE_RATE
 from kwtrain import noise
 from kwtrain.clips import to_int16_values, windows
 from kwtrain.dataset import read_clip
+from kwtrain.mfcc.runtime import KeywordImpulse, KeywordModel
 from kwtrain.report import threshold_table
-from kwtrain.runtime import KeywordImpulse, KeywordModel
 
 HOP_SECONDS = 0.25  # the SDK's AudioImpulseRunner: 4 windows per second
 PAD_SECONDS = 0.75
@@ -36,7 +36,7 @@ class InProcessScorer:
     """Scores with the model's numpy code, no subprocess (same maths as the .eim)."""
 
     def __init__(self, model: KeywordModel | Path, keyword: str | None = None) -> None:
-        from kwtrain.export import read_model
+        from kwtrain.mfcc.export import read_model
 
         if not isinstance(model, KeywordModel):
             path = Path(model)

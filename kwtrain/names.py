@@ -54,3 +54,9 @@ def label_arg(text: str) -> str:
         return check_keyword(text, "label")
     except BadName as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def slug(keyword: str) -> str:
+    """The keyword as a file-name part (`smart mirror` -> `smart_mirror`): the .eim's default
+    name and the benchmarks' folders."""
+    return re.sub(r"[^a-z0-9]+", "_", keyword.lower()).strip("_") or "keyword"

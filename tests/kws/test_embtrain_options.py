@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kwtrain.embtrain import KINDS, Beds, TrainData, hard_negatives, rms
-from kwtrain.head import HeadSpec, forward
+from kwtrain.embedding.head import HeadSpec, forward
+from kwtrain.embedding.train import KINDS, Beds, TrainData, hard_negatives, rms
 
 
 def _head(seed: int = 0) -> tuple[HeadSpec, dict]:

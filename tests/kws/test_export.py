@@ -13,9 +13,9 @@ import pytest
 from edge_impulse_linux.runner import ImpulseRunner
 from kws_helpers import LABELS, random_model, windows_of_speechlike
 
-from kwtrain.export import MAX_EIM_BYTES, export_eim, read_model
-from kwtrain.features import Mfcc
-from kwtrain.runtime import KeywordImpulse
+from kwtrain.mfcc.export import MAX_EIM_BYTES, export_eim, read_model
+from kwtrain.mfcc.features import Mfcc
+from kwtrain.mfcc.runtime import KeywordImpulse
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_print_info(eim: Path) -> None:
 @pytest.mark.parametrize("shm", [True, False], ids=["shm", "json"])
 def test_sdk_round_trip_matches_in_process_and_torch(eim: Path, shm: bool) -> None:
     torch = pytest.importorskip("torch")
-    from kwtrain.train import build_torch_net
+    from kwtrain.mfcc.train import build_torch_net
 
     model = random_model()
     wins = windows_of_speechlike(4, seed=1)
@@ -116,7 +116,7 @@ def test_a_portable_launcher_names_no_interpreter_of_this_machine():
     """edgeml/models/listen.eim ships to other machines: no path of the one that built it."""
     import sys
 
-    from kwtrain.export import launcher
+    from kwtrain.eimfile import launcher
 
     assert sys.executable.encode() in launcher()
     portable = launcher("")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from devkit.mfcc_reference import reference_cmvnw, reference_mfcc, speechlike
-from kwtrain.features import Mfcc, MfccConfig, cmvnw, mel_filterbank
+from kwtrain.mfcc.features import Mfcc, MfccConfig, cmvnw, mel_filterbank
 
 
 def test_default_configuration_is_studios_block() -> None:

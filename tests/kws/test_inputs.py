@@ -189,7 +189,7 @@ def test_an_interrupted_build_is_not_trained_on_and_the_rerun_makes_the_set_agai
     assert code == 0, err[-2000:]
     assert "left incomplete by an earlier run" in err
     assert bootstrap_state(out / "data") == "complete"
-    from kwtrain.export import read_model
+    from kwtrain.mfcc.export import read_model
 
     assert read_model(out / "listen.eim").labels == ["listen", "noise", "unknown"]
     assert not list(out.glob(".data.deleting-*"))

@@ -49,7 +49,7 @@ def scorer():
 
 
 def stated_threshold() -> float:
-    from kwtrain.embexport import read_embedding_model
+    from kwtrain.embedding.export import read_embedding_model
 
     return read_embedding_model(MODEL).threshold
 
@@ -75,7 +75,7 @@ def test_shipped_model_runs_the_current_runtime() -> None:
     features or the network must be followed by a re-export (`kwtrain export`, same weights)."""
     import zipfile
 
-    from kwtrain.embexport import RUNTIME_MODULES
+    from kwtrain.embedding.export import RUNTIME_MODULES
 
     with zipfile.ZipFile(MODEL) as eim:
         for name in RUNTIME_MODULES:

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from kws_helpers import random_model, windows_of_speechlike
 
-from kwtrain.features import Mfcc
-from kwtrain.network import forward
+from kwtrain.mfcc.features import Mfcc
+from kwtrain.mfcc.network import forward
 
 torch = pytest.importorskip("torch")
 
 
 @pytest.mark.parametrize("channels", [(8, 16), (5, 7, 9)])
 def test_numpy_forward_equals_torch(channels: tuple[int, ...]) -> None:
-    from kwtrain.train import build_torch_net
+    from kwtrain.mfcc.train import build_torch_net
 
     model = random_model(channels)
     net = build_torch_net(model.net).eval()
@@ -30,7 +30,7 @@ def test_numpy_forward_equals_torch(channels: tuple[int, ...]) -> None:
 
 
 def test_parameter_names_and_count_match_studios_network() -> None:
-    from kwtrain.train import build_torch_net
+    from kwtrain.mfcc.train import build_torch_net
 
     net = build_torch_net(random_model().net)
     shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}

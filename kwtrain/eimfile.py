@@ -1,11 +1,13 @@
-"""Export a trained model as ONE executable .eim file that needs only Python 3 and numpy.
+"""The .eim file both front ends write: a shell launcher, then a Python zip application.
 
-The .eim is a Python zip application (PEP 441) behind a short POSIX shell launcher: the zip
-archive holds the runner protocol (`eim_server`), the MFCC block (`features`), the network's
-numpy forward pass (`network`), the glue (`runtime`) and the weights (`model.npz`). Edge
-Impulse's SDK starts it as `model.eim <socket>` like any other .eim; `--print-info` and `stdin`
-work as with Edge Impulse's own runner. (Python finds a zip archive from its end, so whatever
-comes before it, a `#!` line or a launcher, is ignored when the file is run as Python.)
+The .eim is a Python zip application (PEP 441) behind a short POSIX shell launcher. Edge
+Impulse's SDK starts it as `model.eim <socket>` like any other .eim. (Python finds a zip archive
+from its end, so whatever comes before it, a `#!` line or a launcher, is ignored when the file
+is run as Python.) The archive holds a `kwtrain/` package laid out as this checkout is: the
+shared runner protocol (`kwtrain/eim_server.py`, `fastjson.py`, `modelfile.py`) and one front
+end's runtime modules and model under its subpackage (`kwtrain/mfcc/` or `kwtrain/embedding/`).
+Archives exported before the front ends had subpackages keep the model at `kwtrain/<file>`:
+`read_member` reads either layout.
 
 Which Python runs it is decided by the launcher, not by PATH: a `#!/usr/bin/env python3` line
 took the first python3 on PATH, and from a venv that is not activated (the SDK's own examples,
@@ -27,9 +29,8 @@ import shlex
 import stat
 import sys
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-
-from kwtrain.runtime import PACKAGED_MODEL, KeywordModel
 
 LAUNCHER = """#!/bin/sh
 # Edge Impulse .eim of a kwtrain keyword model: this launcher, then a Python zip archive.
@@ -46,63 +47,34 @@ if [ -z "$py" ] && [ -x {python} ]; then py={python}; fi
 exec "${{py:-python3}}" "$0" "$@"
 exit 127
 """
-MAX_EIM_BYTES = 1_000_000
-MAX_EMBEDDING_EIM_BYTES = 5_000_000  # embexport's limit (that module imports this one)
-RUNTIME_MODULES = (
-    "__init__.py",
-    "eim_server.py",
-    "fastjson.py",
-    "modelfile.py",
-    "features.py",
-    "network.py",
-    "runtime.py",
-)
-
-MAIN = '''"""Edge Impulse runner for a keyword model trained with kwtrain (numpy only)."""
-import sys
-
-if sys.version_info < (3, 9):
-    sys.stderr.write("this .eim needs Python 3.9 or newer, found %s\\n" % sys.version.split()[0])
-    sys.exit(3)
-try:
-    import numpy  # noqa: F401
-except ImportError:
-    sys.stderr.write(
-        "this .eim needs numpy, which the interpreter %s cannot import: set "
-        "KWTRAIN_EIM_PYTHON to the edge app's Python, or `pip install numpy`\\n" % sys.executable
-    )
-    sys.exit(3)
-
-from kwtrain.eim_server import main
-from kwtrain.runtime import load_packaged
-
-sys.exit(main(load_packaged))
-'''
+MAX_ANY_EIM_BYTES = 5_000_000  # the larger of the two exporters' limits (embedding.export)
+SRC = Path(__file__).resolve().parent  # the kwtrain package folder
 
 
-def build_archive(model: KeywordModel) -> bytes:
-    """The zip part of the .eim (without the shebang line)."""
-    src = Path(__file__).resolve().parent
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        zf.writestr(_entry("__main__.py"), MAIN)
-        for name in RUNTIME_MODULES:
-            zf.writestr(_entry(f"kwtrain/{name}"), (src / name).read_text(encoding="utf-8"))
-        zf.writestr(_entry(f"kwtrain/{PACKAGED_MODEL}"), model.to_bytes())
-    return buf.getvalue()
+def pack_modules(zf: zipfile.ZipFile, modules: Iterable[str]) -> None:
+    """Copy kwtrain's source files (paths relative to the package folder, `mfcc/runtime.py`)
+    into the archive under `kwtrain/`, so the .eim imports them as the checkout does."""
+    for name in modules:
+        zf.writestr(entry(f"kwtrain/{name}"), (SRC / name).read_text(encoding="utf-8"))
 
 
-def _entry(name: str) -> zipfile.ZipInfo:
+def read_member(eim: Path, *names: str) -> bytes:
+    """The first of `names` found in the .eim's archive (the current layout first, then the
+    layout of older exports); KeyError when none is there."""
+    with zipfile.ZipFile(eim) as zf:
+        present = set(zf.namelist())
+        for name in names:
+            if name in present:
+                return zf.read(name)
+    raise KeyError(f"{eim}: none of {', '.join(names)} in the archive")
+
+
+def entry(name: str) -> zipfile.ZipInfo:
     """A zip entry with a fixed timestamp, so the same model gives the same bytes."""
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     return info
-
-
-def export_eim(model: KeywordModel, out: Path, python: str | None = None) -> Path:
-    """Write `out` (executable), refusing to ship a file over 1 MB."""
-    return write_eim(build_archive(model), out, MAX_EIM_BYTES, python)
 
 
 def launcher(python: str | None = None) -> bytes:
@@ -138,7 +110,7 @@ def relaunch(eim: Path, out: Path, python: str | None = None) -> Path:
     """Write `out`: the zip archive of a kwtrain .eim (either kind) behind today's launcher, so
     a model exported with `#!/usr/bin/env python3` gets the launcher without retraining.
     ValueError for a file that is not a kwtrain .eim."""
-    data = Path(eim).read_bytes()[: MAX_EMBEDDING_EIM_BYTES + 64 * 1024]
+    data = Path(eim).read_bytes()[: MAX_ANY_EIM_BYTES + 64 * 1024]
     start = data.find(b"PK\x03\x04")
     archive = data[start:] if start >= 0 else b""
     try:
@@ -148,10 +120,4 @@ def relaunch(eim: Path, out: Path, python: str | None = None) -> Path:
         names = set()
     if "__main__.py" not in names or "kwtrain/eim_server.py" not in names:
         raise ValueError(f"{eim} is not a .eim exported by kwtrain")
-    return write_eim(archive, out, MAX_EMBEDDING_EIM_BYTES, python)
-
-
-def read_model(eim: Path) -> KeywordModel:
-    """The model packed in a kwtrain .eim (for `evaluate` and the tests)."""
-    with zipfile.ZipFile(eim) as zf:
-        return KeywordModel.from_bytes(zf.read(f"kwtrain/{PACKAGED_MODEL}"))
+    return write_eim(archive, out, MAX_ANY_EIM_BYTES, python)

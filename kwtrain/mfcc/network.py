@@ -7,7 +7,7 @@ The architecture is Edge Impulse Studio's default for keyword spotting on MFCC f
     Conv1D(16, kernel 3, same, ReLU) -> MaxPool1D(2, same) -> Dropout(0.25)
     Flatten (time-major, as Keras) -> Dense(labels, softmax)
 
-Training happens in torch (`kwtrain.train`); this module only needs the weights, stored under
+Training happens in torch (`kwtrain.mfcc.train`); this module only needs the weights, stored under
 torch's parameter names (`conv1.weight` (out, in, k), ...), so the device needs numpy only.
 Dropout is the identity at inference.
 """

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]  # the checkout, when run from one
+from kwtrain.names import slug
+
+REPO = Path(__file__).resolve().parents[2]  # the checkout, when run from one
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -70,13 +71,9 @@ def default_background() -> Path | None:
     return None
 
 
-def slug(keyword: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", keyword.lower()).strip("_") or "keyword"
-
-
 def run_build(a: argparse.Namespace) -> dict:
-    from kwtrain.embexport import export_embedding_eim
-    from kwtrain.embtrain import EmbTrainSettings, build_embedding_model
+    from kwtrain.embedding.export import export_embedding_eim
+    from kwtrain.embedding.train import EmbTrainSettings, build_embedding_model
 
     background = a.background or default_background()
     if background is None:
@@ -155,7 +152,7 @@ def write_png(report: dict, path: Path) -> Path:
 
 
 def is_embedding_model(path: Path) -> bool:
-    from kwtrain.head import EmbeddingModel
+    from kwtrain.embedding.head import EmbeddingModel
 
     try:
         EmbeddingModel.load(path)
@@ -164,9 +161,10 @@ def is_embedding_model(path: Path) -> bool:
         return False
 
 
-def export(path: Path, out: Path) -> Path:
-    """`kwtrain export` of an embedding model.npz (same weights and threshold)."""
-    from kwtrain.embexport import export_embedding_eim
-    from kwtrain.head import EmbeddingModel
+def export(path: Path, out: Path, python: str | None = None) -> Path:
+    """`kwtrain export` of an embedding model.npz (same weights and threshold); `python` as
+    for `eimfile.launcher` ("" with --portable)."""
+    from kwtrain.embedding.export import export_embedding_eim
+    from kwtrain.embedding.head import EmbeddingModel
 
-    return export_embedding_eim(EmbeddingModel.load(path), out)
+    return export_embedding_eim(EmbeddingModel.load(path), out, python)

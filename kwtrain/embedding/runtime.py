@@ -10,7 +10,7 @@ back than one window holds (k = 3: 480 ms before the newest position, whose cont
 fills the window), so the head scores of the last k positions are kept across windows that
 continue each other, on the embedder's grid; after a reset (a window that does not continue the
 previous one) a position with fewer than k - 1 predecessors seen scores nothing, as in the
-trainer's calibration (`embtrain.consecutive_min`).
+trainer's calibration (`embedding.train.consecutive_min`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from importlib import resources
 import numpy as np
 
 from kwtrain.eim_server import Classification, audio_model_parameters, project_info
-from kwtrain.embedding import RUNTIME_FILES, FrontEnd, StreamingEmbedder
-from kwtrain.head import EmbeddingModel
+from kwtrain.embedding.frontend import FrontEnd, StreamingEmbedder
+from kwtrain.embedding.head import EmbeddingModel
+from kwtrain.embedding.onnxfiles import RUNTIME_FILES
 
 PACKAGED_MODEL = "embedding_head.npz"
 HOP_SAMPLES = 4000  # the runner's 250 ms hop at 16 kHz
@@ -31,7 +32,8 @@ HOP_SAMPLES = 4000  # the runner's 250 ms hop at 16 kHz
 class EmbeddingImpulse:
     """The `eim_server.Impulse` of an embedding model."""
 
-    def __init__(self, model: EmbeddingModel, files: dict[str, bytes] | None = None) -> None:
+    def __init__(self, model: EmbeddingModel, files: dict[str, bytes]) -> None:
+        """`files`: the front end's three runtime files (onnxfiles.RUNTIME_FILES)."""
         self.model = model
         self.front = FrontEnd(files, threads=1)
         self.hop = HOP_SAMPLES * model.sample_rate // 16000
@@ -94,8 +96,9 @@ class EmbeddingImpulse:
 
 
 def load_packaged() -> EmbeddingImpulse:
-    """The impulse packed next to this module (inside an exported .eim archive)."""
-    pkg = resources.files("kwtrain")
+    """The impulse packed next to this module (inside an exported .eim archive, in
+    `kwtrain/embedding/`)."""
+    pkg = resources.files("kwtrain.embedding")
     model = EmbeddingModel.from_bytes(pkg.joinpath(PACKAGED_MODEL).read_bytes())
     files = {name: pkg.joinpath(name).read_bytes() for name in RUNTIME_FILES}
     return EmbeddingImpulse(model, files)

@@ -17,10 +17,10 @@ import numpy as np
 
 from kwtrain import modelfile
 from kwtrain.eim_server import Classification, audio_model_parameters, project_info
-from kwtrain.features import Mfcc, MfccConfig
-from kwtrain.network import NetSpec, forward
+from kwtrain.mfcc.features import Mfcc, MfccConfig
+from kwtrain.mfcc.network import NetSpec, forward
 
-PACKAGED_MODEL = "model.npz"  # name of the model inside the exported archive's kwtrain/ folder
+PACKAGED_MODEL = "model.npz"  # name of the model inside the exported archive's kwtrain/mfcc/
 
 
 @dataclass
@@ -109,6 +109,7 @@ class KeywordImpulse:
 
 
 def load_packaged() -> KeywordImpulse:
-    """The impulse packed next to this module (inside an exported .eim archive)."""
-    data = resources.files("kwtrain").joinpath(PACKAGED_MODEL).read_bytes()
+    """The impulse packed next to this module (inside an exported .eim archive, in
+    `kwtrain/mfcc/`)."""
+    data = resources.files("kwtrain.mfcc").joinpath(PACKAGED_MODEL).read_bytes()
     return KeywordImpulse(KeywordModel.from_bytes(data))

@@ -20,10 +20,10 @@ from tqdm import tqdm
 from kwtrain.augment import Augmenter, AugmentSettings
 from kwtrain.clips import active_bounds, windows
 from kwtrain.dataset import Dataset, read_clip
-from kwtrain.features import Mfcc, MfccConfig
-from kwtrain.network import NetSpec, forward
+from kwtrain.mfcc.features import Mfcc, MfccConfig
+from kwtrain.mfcc.network import NetSpec, forward
+from kwtrain.mfcc.runtime import KeywordModel
 from kwtrain.report import threshold_table, write_report
-from kwtrain.runtime import KeywordModel
 
 NOISE_LABEL = "noise"
 

@@ -36,7 +36,7 @@ from edgeml.audioformat import read_audio
 from kwtrain import negatives, synth, vocab
 from kwtrain.augment import room
 from kwtrain.dataset import DatasetError
-from kwtrain.embedding import (
+from kwtrain.embedding.frontend import (
     EMB_DIM,
     EMB_FRAMES,
     EMB_STRIDE,
@@ -44,9 +44,10 @@ from kwtrain.embedding import (
     MEL_HOP,
     MEL_SPAN,
     FrontEnd,
-    model_files,
 )
-from kwtrain.head import EmbeddingModel, HeadSpec, build_torch_head
+from kwtrain.embedding.head import EmbeddingModel, HeadSpec, build_torch_head
+from kwtrain.embedding.onnxfiles import LICENCE
+from kwtrain.embedding.onnxparts import runtime_files
 
 RATE = 16000
 HOP = RATE // 4  # the runner's 250 ms hop
@@ -702,7 +703,7 @@ def train_head(d: TrainData, s: EmbTrainSettings, log=print) -> tuple[HeadSpec, 
 
 def window_scores(d: TrainData, spec: HeadSpec, weights: dict, idx: np.ndarray) -> np.ndarray:
     """The numpy head's scores of the windows `idx` of the training data."""
-    from kwtrain.head import forward
+    from kwtrain.embedding.head import forward
 
     offs = np.arange(-(spec.context - 1), 1) * spec.step
     out = [forward(spec, weights, d.emb[d.last[idx[i : i + 8192], None] + offs[None, :]])
@@ -757,7 +758,7 @@ def build_embedding_model(
     t0 = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = model_files()
+    files = runtime_files()  # derived once here, not in every worker
     fe = FrontEnd(files, threads=1)
     cache = cache or default_cache() / "background"
     bg = (
@@ -811,7 +812,7 @@ def build_embedding_model(
         "real_positive_files": [str(p) for p in real_positives],
         "seconds": {"generate_embed": round(t_gen, 1), "train_head": round(t_train, 1),
                     "total": round(time.time() - t0, 1)},
-        "frontend_licence": __import__("kwtrain.embedding", fromlist=["LICENCE"]).LICENCE,
+        "frontend_licence": LICENCE,
     }  # fmt: skip
     model.info.update(
         {"calibration": cal, "clips": len(clips), "train_seconds": report["seconds"]["total"]}
