@@ -14,8 +14,10 @@ Commands, in the order of the write-up's Studio workflow:
     evaluate   run a .eim over clips with a sliding window: detection and false alarms
     build      bootstrap + train + export in one go (`make keyword-model` runs this)
 
+    fetch-background  download public real background audio into the cache (kwtrain/fetch.py)
+
 Exit status: 0 ok, 2 bad input (dataset, file, option), 3 missing tool (espeak-ng, torch),
-130 interrupted (Ctrl-C).
+4 download failed (offline, cut off, checksum), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from kwtrain.tts import TTSUnavailable
 
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_TOOL = 3
+EXIT_DOWNLOAD = 4  # fetch-background: offline, cut off, or a file that failed its checksum
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
 
 
@@ -259,6 +262,10 @@ def cmd_record(a: argparse.Namespace) -> dict:
     if a.seconds <= 0:
         raise CliError("--seconds must be positive")
     try:
+        if a.label == "background":  # the room, kept whole (kwtrain/background.py)
+            from kwtrain.record import record_room
+
+            return record_room(seconds=a.seconds, out=a.out, device=a.device)
         return record_take(
             label=a.label,
             seconds=a.seconds,
@@ -269,6 +276,15 @@ def cmd_record(a: argparse.Namespace) -> dict:
         )
     except RecordError as exc:
         raise CliError(f"recording failed: {exc}") from exc
+
+
+def cmd_fetch_background(a: argparse.Namespace) -> dict:
+    from kwtrain.fetch import FetchError, run_command
+
+    try:
+        return run_command(a)
+    except FetchError as exc:
+        raise CliError(str(exc), EXIT_DOWNLOAD) from exc
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
@@ -442,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh-data", action="store_true", help="regenerate the dataset")
     embcli.add_options(p)
     p.set_defaults(func=cmd_build)
+
+    from kwtrain.fetch import add_parser as add_fetch_parser
+
+    add_fetch_parser(sub).set_defaults(func=cmd_fetch_background)
     return parser
 
 

@@ -141,7 +141,7 @@ class Beds:
             for p in paths:
                 a = read_audio(p)[: int(max_seconds_per_file * RATE)]
                 if len(a) >= RATE:
-                    kind = "noise" if group in ("noise_bed", "noise") else group
+                    kind = "noise" if group in ("noise_bed", "noise", "background") else group
                     self.kinds.setdefault(kind, []).append(a)
         source = {"babble": "speech_long"}
         share = {k: v for k, v in mix if v > 0 and source.get(k, k) in self.kinds}
@@ -520,7 +520,8 @@ def generate(
     """Render, draw and embed every planned clip; each clip is cached under `cache` by what
     decides it (kind, voice and text, seed, the background files it may be mixed with)."""
     items = _plan(s, list(real_positives))
-    bed_files = {g: bg["train"].get(g, []) for g in ("noise_bed", "music_tv", "speech_long")}
+    bed_files = {g: bg["train"].get(g, []) for g in ("noise_bed", "music_tv", "speech_long",
+                                                       "background")}  # fmt: skip
     salt = repr(
         (sorted(p.name for ps in bed_files.values() for p in ps), s.p_bed, s.snr_db, PRE_SECONDS)
     ) + ("" if (s.clip_stride or s.stride) == EMB_STRIDE else f"|stride{s.clip_stride or s.stride}")
@@ -747,7 +748,7 @@ def _validate(net, emb, d: TrainData, va: np.ndarray, offs) -> dict:
 def build_embedding_model(
     s: EmbTrainSettings,
     out: Path,
-    background_dir: Path | None,
+    background_dir: Path | list[Path] | None,  # one folder, or several joined
     real_positives: list[Path] = (),
     cache: Path | None = None,
     log=None,
