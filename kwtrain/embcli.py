@@ -60,6 +60,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="calibrate the threshold for at most this many false wakes per hour (default 1)",
     )
+    p.add_argument(
+        "--threshold-rule",
+        choices=["capped", "bound"],
+        default=os.environ.get("KWTRAIN_THRESHOLD_RULE", "capped"),
+        help="capped: the tail model capped by the keyword's held-out positives (default); "
+        "bound: the 95 %% bound of the false-wake rate meets --max-fa-per-hour (needs hours of "
+        "calibration audio to leave the keyword detectable: kwtrain/calibration.py)",
+    )
     from kwtrain.background import add_build_options
 
     add_build_options(p)
@@ -96,6 +104,7 @@ def run_build(a: argparse.Namespace) -> dict:
     s = replace(
         s,
         max_fa_per_hour=a.max_fa_per_hour,
+        threshold_rule=a.threshold_rule,
         name=a.name or a.keyword,
         consecutive=max(1, a.consecutive),
         hard_negative_rounds=max(0, a.hard_negative_rounds),
