@@ -285,3 +285,51 @@ def test_a_build_uses_the_room_and_fetched_audio_and_says_what_it_calibrated_on(
     base = tmp_path / "shared"
     (base / "noise_bed").mkdir(parents=True)
     assert background.choose(base, data, False, cache, log=lambda m: None).roots == (base, data)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_build_without_shared_trains_on_the_room_and_fetched_audio(server, tmp_path, monkeypatch):
+    """`kwtrain build` on a machine without ../shared: a small model trained end to end on the
+    user's recorded room and on audio fetched (from the local server) into the cache; its
+    threshold is calibrated on them, and the report says on what and for how long."""
+    from functools import partial
+
+    from kwtrain import cli, embcli, embtrain
+    from kwtrain.embedding import FrontEndUnavailable, model_files
+    from kwtrain.synth import available_engines
+
+    try:
+        model_files()
+    except FrontEndUnavailable:
+        pytest.skip("front-end ONNX files missing")
+    if "espeak" not in available_engines():
+        pytest.skip("needs espeak-ng")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KWTRAIN_CACHE", str(cache))
+    monkeypatch.delenv(background.FETCH_ENV, raising=False)
+    monkeypatch.setattr(embcli, "default_background", lambda: None)  # no ../shared here
+    # a small training run (the build's own code, fewer clips and epochs)
+    small = partial(embtrain.EmbTrainSettings, positives=30, augment_per_positive=1,
+                    confusable_clips=20, word_clips=20, sentence_clips=5, epochs=2)  # fmt: skip
+    monkeypatch.setattr(embtrain, "EmbTrainSettings", small)
+    rng = np.random.default_rng(3)
+    room = rng.standard_normal(16000 * 300).astype(np.float32) * 0.03  # five minutes of "room"
+    file_room(room, tmp_path / "data" / "background", "room-test")
+    kitchen = {f"K/ch{i:02d}.wav": _wav(20.0, 10 + i) for i in range(8)}
+    fetch.fetch(cache=cache, catalogue=(_source(server, "kitchen.zip", _zip(kitchen)),),
+                log=lambda m: None)  # fmt: skip
+    args = cli.build_parser().parse_args([
+        "build", "--keyword", "stop", "--out", str(tmp_path / "out"),
+        "--data", str(tmp_path / "data"), "--eim", str(tmp_path / "stop.eim")])  # fmt: skip
+    out = embcli.run_build(args)
+    report = json.loads(Path(out["report"]).read_text())
+    assert any("your room" in s for s in report["background"])
+    assert any("fetched: kitchen" in s for s in report["background"])
+    assert set(report["calibrated_on"]) == {"background", "noise_bed"}
+    assert report["calibration"]["hours"] == pytest.approx(sum(report["calibrated_on"].values()),
+                                                           abs=0.01)  # fmt: skip
+    assert "note" not in report["calibration"]  # calibrated, not the fixed "no background" 0.9
+    assert report["calibration"]["rule"] == "capped"
+    assert "fa_per_hour_upper_95_tail" in report["calibration"]
+    assert Path(out["eim"]).is_file()
