@@ -28,7 +28,7 @@ the tail's own best estimate (sigma at its mean) exceeds RATE_FLOOR_FACTOR times
 
 A bound, not a point count (issue 21): a count of n false wakes in T hours says the rate is
 below `poisson_upper(n, T)` with 95 % confidence (exact, one-sided: chi2(0.95, 2n + 2) / 2T);
-0 in 0.3 h only says "below 10 per hour". So the stated threshold is the highest of
+0 in 0.3 h only says "below 10 per hour". Rule "bound" states the highest of
   - the tail model with the rate above u taken at its 95 % Poisson bound (not k / hours) and
     sigma at its upper value, and
   - where the calibration audio is long enough for a count to reach the target at all
@@ -42,10 +42,11 @@ both bounds at it (`fa_per_hour_upper_95_tail`, `fa_per_hour_upper_95_count`).
 Measured (bench/kws_negatives_long.py, six trained models, 0.68 h of calibration audio, 2.41 h
 of unseen test audio): the bound rule states 0.988-1.000 and misses 16-100 % of real people at
 10 dB (0 false wakes), where the capped rule's thresholds missed 3.6-20 % with 0-5 false wakes
-in 2.41 h. A tail model bounded twice over 0.68 h is too cautious to use; the count alone
-needs 3 h of calibration audio before any threshold can bound 1 per hour. So `kwtrain build`
-keeps rule "capped" by default (`--threshold-rule bound` for the other) until there are hours of
-calibration audio; docs/keyword-models.md has the table.
+in 2.41 h (the thresholds the models state, from 0.27 h). A tail model bounded twice over
+0.68 h is too cautious to use; the count alone needs 3 h of calibration audio before any
+threshold can bound 1 per hour. So `kwtrain build` keeps rule "capped" by default
+(`--threshold-rule bound` for the other) until there are hours of calibration audio;
+docs/benchmarks.md has the table.
 """
 
 from __future__ import annotations
