@@ -20,7 +20,7 @@ import threading
 import zipfile
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
@@ -254,7 +254,13 @@ def test_the_builtin_catalogue_states_licences_and_how_each_is_verified():
         if s.checksum:
             algo, hexd = s.checksum.split(":")
             assert len(hexd) == {"md5": 32, "sha256": 64}[algo]
-    assert all(s.max_size <= fetch.DEFAULT_MAX_BYTES for s in fetch.CATALOGUE if s.default)
+    assert all(s.max_size <= fetch.DEFAULT_MAX_BYTES for s in fetch.CATALOGUE)
+    libri = next(s for s in fetch.CATALOGUE if s.name == "librispeech_dev_clean")
+    names = [PurePosixPath(f"LibriSpeech/dev-clean/{i}/{j}/{i}-{j}-0001.flac")
+             for i in range(40) for j in range(50)]  # fmt: skip
+    kept = sum(fetch._wanted(n, libri) for n in names) / len(names)
+    assert 0.2 < kept < 0.3  # a quarter, spread by a hash of the name
+    assert not fetch._wanted(PurePosixPath("LibriSpeech/dev-clean/1/2/1-2.trans.txt"), libri)
 
 
 def test_a_build_uses_the_room_and_fetched_audio_and_says_what_it_calibrated_on(tmp_path):
