@@ -342,7 +342,7 @@ def fetch(
     names: list[str] | None = None,
     cache: Path | None = None,
     max_bytes: int | None = None,
-    catalogue: tuple[Source, ...] = CATALOGUE,
+    catalogue: tuple[Source, ...] | None = None,
     log=None,
 ) -> dict:
     """Download, verify and lay out the sources; returns what is where. A source already laid
@@ -352,7 +352,7 @@ def fetch(
     cache = cache or cache_dir()
     root = fetched_dir(cache)
     done = {}
-    for src in by_name(names, catalogue):
+    for src in by_name(names, CATALOGUE if catalogue is None else catalogue):
         if max_bytes is not None:
             src = replace(src, max_size=max_bytes)
         target = root / src.group

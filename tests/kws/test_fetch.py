@@ -339,3 +339,23 @@ def test_a_build_without_shared_trains_on_the_room_and_fetched_audio(server, tmp
     assert report["calibration"]["rule"] == "capped"
     assert "fa_per_hour_upper_95_tail" in report["calibration"]
     assert Path(out["eim"]).is_file()
+
+
+def test_a_build_allowed_to_fetch_but_offline_goes_on_and_says_what_to_do(tmp_path, monkeypatch):
+    from kwtrain import cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    offline = fetch.Source("demand_x", f"http://127.0.0.1:{port}/x.zip", "noise_bed", "-", "-")
+    monkeypatch.setattr(fetch, "CATALOGUE", (offline,))
+    logs: list[str] = []
+    got = background.choose(None, None, True, tmp_path / "cache", log=logs.append)
+    assert got.roots == () and "could not fetch" in logs[0] and "resume" in logs[0]
+    assert "kwtrain record --label background" in got.warning
+    monkeypatch.setenv(background.FETCH_ENV, "1")
+    args = cli.build_parser().parse_args(["build", "--keyword", "stop", "--out", str(tmp_path)])
+    assert args.fetch_background is True
+    monkeypatch.delenv(background.FETCH_ENV)
+    args = cli.build_parser().parse_args(["build", "--keyword", "stop", "--out", str(tmp_path)])
+    assert args.fetch_background is False and args.threshold_rule == "capped"
