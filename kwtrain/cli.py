@@ -377,7 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", help="record a take from the microphone into the dataset")
     p.add_argument(
-        "--label", type=label_arg, required=True, help="class of the take: the keyword, noise, ..."
+        "--label",
+        type=label_arg,
+        required=True,
+        help="class of the take: the keyword, noise, ...; background: the room itself, kept "
+        "whole as one-minute pieces for `kwtrain build --data DIR`",
     )
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--out", type=Path, required=True, help="dataset folder")
