@@ -14,8 +14,10 @@ Commands, in the order of the write-up's Studio workflow:
     evaluate   run a .eim over clips with a sliding window: detection and false alarms
     build      bootstrap + train + export in one go (`make keyword-model` runs this)
 
+    fetch-background  download public real background audio into the cache (kwtrain/fetch.py)
+
 Exit status: 0 ok, 2 bad input (dataset, file, option), 3 missing tool (espeak-ng, torch),
-130 interrupted (Ctrl-C).
+4 download failed (offline, cut off, checksum), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ import json
 import sys
 from pathlib import Path
 
-from kwtrain.clierror import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MISSING_TOOL, CliError, env
+from kwtrain.clierror import (
+    EXIT_BAD_INPUT,
+    EXIT_DOWNLOAD,
+    EXIT_INTERRUPTED,
+    EXIT_MISSING_TOOL,
+    CliError,
+    env,
+)
 from kwtrain.dataset import DatasetError
 from kwtrain.embedding import cli as embedding_cli
 from kwtrain.embedding.onnxfiles import FrontEndUnavailable
@@ -33,7 +42,14 @@ from kwtrain.mfcc import cli as mfcc_cli
 from kwtrain.names import BadName, keyword_arg, label_arg
 from kwtrain.tts import TTSUnavailable
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_MISSING_TOOL", "CliError", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_DOWNLOAD",
+    "EXIT_INTERRUPTED",
+    "EXIT_MISSING_TOOL",
+    "CliError",
+    "main",
+]
 
 
 def run_export(model_path: Path, out: Path, python: str | None = None) -> Path:
@@ -98,6 +114,10 @@ def cmd_record(a: argparse.Namespace) -> dict:
     if a.seconds <= 0:
         raise CliError("--seconds must be positive")
     try:
+        if a.label == "background":  # the room, kept whole (kwtrain/background.py)
+            from kwtrain.record import record_room
+
+            return record_room(seconds=a.seconds, out=a.out, device=a.device)
         return record_take(
             label=a.label,
             seconds=a.seconds,
@@ -108,6 +128,15 @@ def cmd_record(a: argparse.Namespace) -> dict:
         )
     except RecordError as exc:
         raise CliError(f"recording failed: {exc}") from exc
+
+
+def cmd_fetch_background(a: argparse.Namespace) -> dict:
+    from kwtrain.fetch import FetchError, run_command
+
+    try:
+        return run_command(a)
+    except FetchError as exc:
+        raise CliError(str(exc), EXIT_DOWNLOAD) from exc
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
@@ -181,7 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", help="record a take from the microphone into the dataset")
     p.add_argument(
-        "--label", type=label_arg, required=True, help="class of the take: the keyword, noise, ..."
+        "--label",
+        type=label_arg,
+        required=True,
+        help="class of the take: the keyword, noise, ...; background: the room itself, kept "
+        "whole as one-minute pieces for `kwtrain build --data DIR`",
     )
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--out", type=Path, required=True, help="dataset folder")
@@ -262,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh-data", action="store_true", help="regenerate the dataset")
     embedding_cli.add_options(p)
     p.set_defaults(func=cmd_build)
+
+    from kwtrain.fetch import add_parser as add_fetch_parser
+
+    add_fetch_parser(sub).set_defaults(func=cmd_fetch_background)
     return parser
 
 

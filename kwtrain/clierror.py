@@ -10,6 +10,7 @@ import os
 
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_TOOL = 3
+EXIT_DOWNLOAD = 4  # fetch-background: offline, cut off, or a file that failed its checksum
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
 
 

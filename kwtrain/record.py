@@ -4,6 +4,10 @@ What the write-up did in Studio's "Data acquisition" tab (say the keyword again 
 a few minutes, then split the take), on the device itself. The capture is the edge app's own
 (`edgeml.sources.MicSource`: device choice by index or name, 16 kHz or resampled, mono), so
 there is one capture path in the project. The take is split by `prepare.file_take`.
+
+The label `background` is the room itself (`record_room`): the take is kept whole, as one-minute
+WAV pieces under `out/background/`, which `kwtrain build --data out` uses as real background
+(kwtrain/background.py): 1 s samples would be shorter than the model's 2.25 s window.
 """
 
 from __future__ import annotations
@@ -72,3 +76,30 @@ def record_take(
     if keep_take:
         info["take"] = str(write_wav(Path(out) / "_takes" / f"{label}.{name}.wav", audio, RATE))
     return info
+
+
+ROOM_PIECE_SECONDS = 60.0
+
+
+def record_room(*, seconds: float, out: Path, device: str | None = None) -> dict:
+    """Record the room for `seconds` and file it as one-minute pieces under out/background/
+    (split by file into train / calibration / test by the build, like any background)."""
+    from kwtrain.background import ROOM_LABEL
+
+    audio = capture(seconds, device)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return file_room(audio, Path(out) / ROOM_LABEL, f"room-{stamp}")
+
+
+def file_room(audio: np.ndarray, folder: Path, name: str) -> dict:
+    """`audio` as `name-NNN.wav` pieces of ROOM_PIECE_SECONDS (the last one kept when at least
+    10 s long); returns the files and the seconds filed."""
+    n = int(ROOM_PIECE_SECONDS * RATE)
+    files = []
+    for i, start in enumerate(range(0, len(audio), n)):
+        piece = audio[start : start + n]
+        if len(piece) < 10 * RATE and files:
+            break
+        files.append(str(write_wav(folder / f"{name}-{i:03d}.wav", piece, RATE)))
+    return {"label": "background", "folder": str(folder), "files": len(files),
+            "seconds": round(len(audio) / RATE, 1)}  # fmt: skip

@@ -61,6 +61,17 @@ def add_options(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="calibrate the threshold for at most this many false wakes per hour (default 1)",
     )
+    p.add_argument(
+        "--threshold-rule",
+        choices=["capped", "bound"],
+        default=os.environ.get("KWTRAIN_THRESHOLD_RULE", "capped"),
+        help="capped: the tail model capped by the keyword's held-out positives (default); "
+        "bound: the 95 %% bound of the false-wake rate meets --max-fa-per-hour (needs hours of "
+        "calibration audio to leave the keyword detectable: kwtrain/calibration.py)",
+    )
+    from kwtrain.background import add_build_options
+
+    add_build_options(p)
 
 
 def default_background() -> Path | None:
@@ -72,16 +83,14 @@ def default_background() -> Path | None:
 
 
 def run_build(a: argparse.Namespace) -> dict:
+    from kwtrain.background import calibrated_on, choose
     from kwtrain.embedding.export import export_embedding_eim
     from kwtrain.embedding.train import EmbTrainSettings, build_embedding_model
 
-    background = a.background or default_background()
-    if background is None:
-        print(
-            "kwtrain build: no real background audio found (--background DIR): negatives are "
-            "generated speech only and the threshold is not calibrated on real audio",
-            file=sys.stderr,
-        )
+    chosen = choose(a.background or default_background(), a.data, a.fetch_background)
+    if chosen.warning:
+        print(chosen.warning, file=sys.stderr)
+    background = list(chosen.roots) or None
     # the head is tiny: one torch thread; two on a busy 2-core machine made each step ~30x
     # slower (threads waiting for each other), and the clip workers use both cores anyway
     s = EmbTrainSettings(keyword=a.keyword, seed=a.seed, threads=1)
@@ -92,6 +101,7 @@ def run_build(a: argparse.Namespace) -> dict:
     s = replace(
         s,
         max_fa_per_hour=a.max_fa_per_hour,
+        threshold_rule=a.threshold_rule,
         name=a.name or a.keyword,
         consecutive=max(1, a.consecutive),
         hard_negative_rounds=max(0, a.hard_negative_rounds),
@@ -104,7 +114,8 @@ def run_build(a: argparse.Namespace) -> dict:
     export_embedding_eim(model, eim)
     report["eim"] = str(eim)
     report["eim_bytes"] = eim.stat().st_size
-    report["background"] = str(background) if background else None
+    report["background"] = list(chosen.sources) or None
+    report["calibrated_on"] = calibrated_on(chosen.roots)  # hours per group / source
     report_path = eim.with_name(f"{eim.stem}.report.json")
     report_path.write_text(json.dumps(report, indent=2))
     write_png(report, eim.with_name(f"{eim.stem}.report.png"))
@@ -113,6 +124,7 @@ def run_build(a: argparse.Namespace) -> dict:
         "bytes": eim.stat().st_size,
         "threshold": model.threshold,
         "calibration": report["calibration"],
+        "calibrated_on": report["calibrated_on"],
         "report": str(report_path),
         "seconds": report["seconds"],
     }

@@ -96,9 +96,9 @@ def test_the_positive_cap_lowers_a_threshold_above_what_the_keyword_reaches() ->
     calibration part and a keyword that scores about 0.99, the stated threshold comes down to the
     level 80 % of the detected positives reach, and stays above every calibration event."""
     streams = _streams(np.random.default_rng(5), 0.3, 400.0, 1.0)
-    by_rate = cal.calibrate(streams, 0.3, 1.0)
+    by_rate = cal.calibrate(streams, 0.3, 1.0, rule="capped")
     peaks = _detected(np.random.default_rng(1), 600, 4.5)
-    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=peaks)
+    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=peaks, rule="capped")
     assert by_rate["threshold"] > 0.99 and by_rate["positive_cap"] is None
     assert c["method"] == "positive cap"
     assert c["threshold_by_rate"] == pytest.approx(by_rate["threshold"])
@@ -112,13 +112,21 @@ def test_the_positive_cap_lowers_a_threshold_above_what_the_keyword_reaches() ->
 def test_the_cap_never_raises_the_threshold_nor_goes_below_the_calibration_events() -> None:
     streams = _streams(np.random.default_rng(5), 0.3, 400.0, 0.8)
     top = max(float(cal.event_peaks(h)[0]) for h in streams)
-    by_rate = cal.calibrate(streams, 0.3, 1.0)["threshold"]
+    by_rate = cal.calibrate(streams, 0.3, 1.0, rule="capped")["threshold"]
     high = cal.calibrate(
-        streams, 0.3, 1.0, positive_peaks=_detected(np.random.default_rng(2), 600, 9)
+        streams,
+        0.3,
+        1.0,
+        positive_peaks=_detected(np.random.default_rng(2), 600, 9),
+        rule="capped",
     )
     assert high["threshold"] == pytest.approx(by_rate) and high["method"] == "tail"
     low = cal.calibrate(
-        streams, 0.3, 1.0, positive_peaks=_detected(np.random.default_rng(3), 600, 0.3)
+        streams,
+        0.3,
+        1.0,
+        positive_peaks=_detected(np.random.default_rng(3), 600, 0.3),
+        rule="capped",
     )
     assert low["positive_cap"] < top < low["threshold"] < by_rate
     assert low["method"] in ("calibration count", "tail point estimate")
@@ -136,7 +144,7 @@ def test_the_cap_stops_where_the_fitted_rate_is_several_times_the_asked_one() ->
     streams = _streams(np.random.default_rng(11), 0.3, 400.0, 1.6)
     top = max(float(cal.event_peaks(h)[0]) for h in streams)
     peaks = _detected(np.random.default_rng(4), 600, 1.0)
-    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=peaks)
+    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=peaks, rule="capped")
     want = cal.tail_threshold(c["tail"], cal.RATE_FLOOR_FACTOR, upper=False)
     assert c["rate_floor"] == pytest.approx(want)
     assert c["positive_cap"] < want
@@ -148,8 +156,83 @@ def test_the_cap_stops_where_the_fitted_rate_is_several_times_the_asked_one() ->
 def test_too_few_detected_positives_give_no_cap() -> None:
     streams = _streams(np.random.default_rng(5), 0.3, 400.0, 1.6)
     few = np.r_[np.full(cal.MIN_POSITIVES - 1, 0.9), np.full(500, 0.1)]
-    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=few)
+    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=few, rule="capped")
     assert c["positive_cap"] is None and c["method"] == "tail"
     assert c["positives_detected"] == cal.MIN_POSITIVES - 1
     nan = cal.calibrate(streams, 0.3, 1.0, positive_peaks=np.full(100, np.nan))
     assert nan["positive_cap"] is None
+
+
+@pytest.mark.parametrize(
+    ("count", "hours", "upper"),
+    [  # exact one-sided 95 % upper limits of a Poisson mean (Gehrels 1986, table 1: 3.00, 4.74, 6.30, 10.51, 16.96)
+        (0, 1.0, 2.9957),
+        (1, 1.0, 4.7439),
+        (2, 1.0, 6.2958),
+        (5, 1.0, 10.5130),
+        (10, 1.0, 16.9622),
+        (0, 2.0, 1.4979),  # per hour over 2 h: half the mean's limit
+        (3, 0.5, 15.5073),  # 7.7537 per 0.5 h
+    ],
+)
+def test_poisson_upper_bound_matches_the_published_limits(count, hours, upper) -> None:
+    assert cal.poisson_upper(count, hours) == pytest.approx(upper, abs=2e-4)
+
+
+def test_poisson_bound_is_the_rate_at_which_so_few_events_have_5_percent_chance() -> None:
+    from scipy.stats import poisson
+
+    for k in (0, 1, 4, 20, 100):
+        mu = cal.poisson_upper(k, 1.0)
+        assert poisson.cdf(k, mu) == pytest.approx(0.05, abs=1e-9)
+        lo = cal.poisson_lower(k, 1.0)
+        assert (k == 0 and lo == 0.0) or poisson.sf(k - 1, lo) == pytest.approx(0.05, abs=1e-9)
+    assert cal.poisson_upper(0, 0.0) == float("inf")
+    r = cal.rate_with_bound(2, 2.0)
+    assert r["fa_per_hour"] == 1.0 and r["fa_per_hour_upper_95"] == pytest.approx(3.148, abs=1e-3)
+
+
+def test_by_default_the_stated_threshold_meets_the_bound_and_the_cap_is_only_reported() -> None:
+    """The cap would lower the threshold to where the rate's bound is far over the target: by
+    default it does not; the tail model's bound at the stated threshold meets the target."""
+    streams = _streams(np.random.default_rng(5), 0.3, 400.0, 1.0)
+    peaks = _detected(np.random.default_rng(1), 600, 4.5)
+    c = cal.calibrate(streams, 0.3, 1.0, positive_peaks=peaks)
+    assert c["positive_cap"] is not None and c["positive_cap"] < c["threshold"]
+    assert not c["positive_cap_applied"] and c["method"] == "tail" and c["rule"] == "bound"
+    assert c["meets_bound"] and c["fa_per_hour_upper_95_tail"] <= 1.0 + 1e-6
+    capped = cal.calibrate(streams, 0.3, 1.0, positive_peaks=peaks, rule="capped")
+    assert capped["positive_cap_applied"] and not capped["meets_bound"]
+    assert capped["threshold"] < c["threshold"]
+
+
+def test_with_hours_of_audio_the_count_bound_sets_the_threshold_when_stricter() -> None:
+    """6 h of calibration: 0 events bound the rate at 0.5 per hour, so the count can speak;
+    the stated threshold lets at most the events through whose count's bound meets 1 per hour
+    (2 in 6 h: bound 1.05 > 1, so 1), and the bound of that count meets the target."""
+    streams = _streams(np.random.default_rng(8), 6.0, 400.0, 1.2)
+    c = cal.calibrate(streams, 6.0, 1.0)
+    assert c["bound_floor"] is not None
+    assert c["threshold"] >= c["bound_floor"]
+    assert c["false_wakes"] <= 1
+    assert cal.poisson_upper(c["false_wakes"], 6.0) <= 1.0
+    assert c["meets_bound"]
+    short = cal.calibrate(_streams(np.random.default_rng(8), 0.5, 400.0, 1.2), 0.5, 1.0)
+    assert short["bound_floor"] is None  # 0 events in 0.5 h: below 6 per hour, no more
+
+
+def test_the_capped_rule_is_the_earlier_one_and_the_bound_rule_is_stricter() -> None:
+    """Rule "capped" states what the rule before the bound stated (the observed rate above u),
+    the bound rule a higher threshold from the same hops (the rate above u at its bound)."""
+    streams = _streams(np.random.default_rng(7), 0.3, 400.0, 1.2)
+    capped = cal.calibrate(streams, 0.3, 1.0, rule="capped")
+    bound = cal.calibrate(streams, 0.3, 1.0)
+    fit = capped["tail"]
+    u, k, sig = fit["u"], fit["k"], fit["sigma_upper"]
+    assert capped["threshold"] == pytest.approx(cal.sigmoid(u + sig * np.log(k / 0.3 / 1.0)))
+    assert bound["threshold"] == pytest.approx(
+        cal.sigmoid(u + sig * np.log(cal.poisson_upper(k, 0.3) / 1.0))
+    )
+    assert bound["threshold"] > capped["threshold"]
+    with pytest.raises(ValueError, match="unknown threshold rule"):
+        cal.calibrate(streams, 0.3, 1.0, rule="loose")

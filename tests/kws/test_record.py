@@ -62,3 +62,37 @@ def test_unknown_device_is_a_clear_error(mic, tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 2
     assert "no-such-mic" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_record_the_room_as_background_for_the_build(mic, tmp_path: Path) -> None:
+    """`record --label background`: the room kept whole, as one-minute WAVs under
+    DATA/background/ (not 1 s samples), where a build finds it (kwtrain/background.py)."""
+    from kwtrain.background import choose
+
+    rng = np.random.default_rng(0)
+    room = write_wav(tmp_path / "room.wav", rng.standard_normal(16000 * 20) * 0.05, 16000)
+    proc = subprocess.Popen(
+        [KWTRAIN, "record", "--label", "background", "--seconds", "8",
+         "--out", str(tmp_path / "data"), "--device", "pulse"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mic.env,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        player = mic.play(room)
+        out, err = proc.communicate(timeout=60)
+        player.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    info = json.loads(out)
+    assert info["label"] == "background" and info["files"] == 1 and info["seconds"] == 8.0
+    (piece,) = (tmp_path / "data" / "background").glob("room-*-000.wav")
+    import soundfile as sf
+
+    audio, rate = sf.read(piece)
+    assert rate == 16000 and len(audio) == 8 * 16000
+    assert np.sqrt(np.mean(audio[16000:] ** 2)) > 0.01  # the played noise, not silence
+    got = choose(None, tmp_path / "data", False, tmp_path / "cache", log=lambda m: None)
+    assert got.roots == (tmp_path / "data",) and got.warning is None
