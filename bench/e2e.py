@@ -65,7 +65,9 @@ RESULTS = REPO / "bench" / "results"
 WORK = REPO / "build" / "bench" / "e2e"
 KEYWORDS = ("alexa", "smart mirror", "snowboy", "operator", "wildfire", "voyager")
 CONDITIONS = {"quiet": None, "20dB": 20.0, "10dB": 10.0, "5dB": 5.0}
-BASELINE = "ffedde3"  # main before the keyword was named to the service (d514298: before it was kept)
+BASELINE = (
+    "ffedde3"  # main before the keyword was named to the service (d514298: before it was kept)
+)
 SUCCESS_WER = 0.25
 HEARD = re.compile(r"keyword '.*' heard at ([0-9.]+) s of the input")
 

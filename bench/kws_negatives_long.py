@@ -47,6 +47,7 @@ from kwtrain import negatives
 from kwtrain import streameval as se
 from kwtrain.calibration import calibrate, poisson_upper, rate_with_bound, tail_threshold
 from kwtrain.embedding.frontend import FrontEnd
+from kwtrain.embedding.head import EmbeddingModel
 from kwtrain.embedding.onnxparts import runtime_files
 from kwtrain.embedding.train import (
     EmbTrainSettings,
@@ -56,7 +57,6 @@ from kwtrain.embedding.train import (
     generate,
     heldout_positive_peaks,
 )
-from kwtrain.embedding.head import EmbeddingModel
 from kwtrain.names import slug
 
 KEYWORDS = ("alexa", "smart mirror", "snowboy", "operator", "wildfire", "voyager")
