@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -100,15 +101,21 @@ def test_the_bootstrap_api_checks_the_keyword_before_writing(tmp_path):
 
 @needs_espeak
 def test_text_that_looks_like_an_option_is_spoken_not_obeyed(tmp_path):
-    """`-f FILE` made espeak-ng read FILE aloud: 60 words here, ~20 s of speech. Spoken as
-    text, '-f' and the path take a few seconds; the phonemes are of the path, not the file."""
-    secret = tmp_path / "secret.txt"
-    secret.write_text("zebra " * 60)
-    audio = tts.synthesize(f"-f{secret}")
-    assert 0.5 < len(audio) / 16000 < 10
-    assert "z'i:br" not in synth.phonemes(f"-f{secret}")
-    job = synth.SynthJob("espeak", "en-us", f"-f{secret}", 150, 50)
-    assert len(synth.render(job)) / 16000 < 10
+    """`-f FILE` made espeak-ng read FILE aloud: 300 words here, over a minute of speech.
+    Spoken as text, '-f' and the path take a few seconds; the phonemes are of the path, not the
+    file. (A short folder: pytest's own tmp_path is spelled out letter by letter for 10 s or
+    more, depending on the test's name and the run's number.)"""
+    folder = Path(tempfile.mkdtemp(prefix="kw"))
+    secret = folder / "s.txt"
+    secret.write_text("zebra " * 300)
+    try:
+        audio = tts.synthesize(f"-f{secret}")
+        assert 0.5 < len(audio) / 16000 < 20
+        assert "z'i:br" not in synth.phonemes(f"-f{secret}")
+        job = synth.SynthJob("espeak", "en-us", f"-f{secret}", 150, 50)
+        assert len(synth.render(job)) / 16000 < 20
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @needs_espeak
