@@ -170,6 +170,8 @@ class App:
             self.delivery.stop(timeout=self.s.client.read_timeout if self.s.once else 10.0)
         if self.speculator is not None:
             self.speculator.close()
+        if self.recorder is not None:
+            self.recorder.close()
         if self.spool is not None:
             left = len(self.spool)
             if left:

@@ -162,14 +162,18 @@ TurnProbability = Callable[[], "float | None"]  # the answer so far: None = none
 class TurnModelWorker:
     """Runs SmartTurn on its own thread so audio capture never waits for it.
 
+    The model is loaded on that thread too (a second or more under arm64 emulation): the app
+    starts listening at once, and an offer made before it is loaded is simply answered late.
     `offer(samples)` returns at once with a callable the recorder asks while the pause lasts:
     the probability once it is computed within `deadline_seconds` of the offer, None before
     and forever after a late or failed answer (a late answer is no signal). A newer offer
     replaces one not yet started (only the latest pause matters)."""
 
-    def __init__(self, model: SmartTurn) -> None:
-        self.model = model
-        self.deadline = model.config.deadline_seconds
+    def __init__(self, config: SmartTurnConfig | None = None) -> None:
+        self.config = config or SmartTurnConfig()
+        self.deadline = self.config.deadline_seconds
+        self.model: SmartTurn | None = None
+        self.error: str | None = None
         self._cond = threading.Condition()
         self._job: tuple[int, np.ndarray, float] | None = None
         self._answers: dict[int, float | None] = {}
@@ -179,6 +183,16 @@ class TurnModelWorker:
         self.late = 0
         self._thread = threading.Thread(target=self._run, name="smart-turn", daemon=True)
         self._thread.start()
+
+    def _load(self) -> bool:
+        try:
+            self.model = SmartTurn(self.config)
+        except TurnModelUnavailable as exc:
+            self.error = str(exc)
+            log.warning("%s: the end of turn is decided without it", exc)
+            return False
+        log.info("end of turn also by the audio turn model (Smart Turn): loaded")
+        return True
 
     def offer(self, samples: np.ndarray) -> TurnProbability:
         with self._cond:
@@ -196,6 +210,8 @@ class TurnModelWorker:
         return answer
 
     def _run(self) -> None:
+        if not self._load():
+            return  # every offer stays unanswered: no signal
         while True:
             with self._cond:
                 while self._job is None and not self._stop:

@@ -87,7 +87,7 @@ def test_a_finished_sentence_scores_higher_than_the_same_sentence_cut(smart_turn
 
 def test_worker_answers_off_the_calling_thread_and_a_late_answer_is_no_signal(sentences):
     s = sentences[0]
-    worker = TurnModelWorker(SmartTurn())
+    worker = TurnModelWorker()
     try:
         answer = worker.offer(s.audio)
         deadline = time.monotonic() + 60.0  # emulated arm64 is slow; the answer is not timed
@@ -96,7 +96,7 @@ def test_worker_answers_off_the_calling_thread_and_a_late_answer_is_no_signal(se
         assert worker.calls == 1
     finally:
         worker.close()
-    late = TurnModelWorker(SmartTurn(SmartTurnConfig(deadline_seconds=0.0)))
+    late = TurnModelWorker(SmartTurnConfig(deadline_seconds=0.0))
     try:
         answer = late.offer(s.audio)
         deadline = time.monotonic() + 60.0

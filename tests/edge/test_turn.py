@@ -15,7 +15,14 @@ import pytest
 
 from devkit.speech import RATE
 from edgeml.neural_vad import CHUNK_SAMPLES
-from edgeml.turn import EndOfTurn, TurnConfig, Verdict, allowed_pause, verdict_of_text
+from edgeml.turn import (
+    EndOfTurn,
+    TurnConfig,
+    Verdict,
+    allowed_pause,
+    fused_pause,
+    verdict_of_text,
+)
 from edgeml.vad import EndpointConfig, EndReason, VoiceEndpointer
 
 FRAME = CHUNK_SAMPLES / RATE
@@ -169,6 +176,66 @@ def test_disabled_hints_change_nothing():
     probs = SPEECH + [0.05] * PAUSE_FRAMES + SPEECH + [0.05] * 40
     t, _, _ = _drive(probs, lambda _e, _t: lambda: Verdict.INCOMPLETE, TurnConfig(enabled=False))
     assert t.kept_frames == 30 + round(0.3 / FRAME)  # cut at the pause, as without hints
+
+
+# ------------------------------------------------------------------ the audio turn model
+FUSED = TurnConfig(long_pause_seconds=1.5, early_pause_seconds=0.45, incomplete_probability=0.1)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "p", "pause"),
+    [
+        (Verdict.COMPLETE, 0.9, 0.45),  # both say complete: the early end
+        (Verdict.COMPLETE, 0.3, 0.7),  # the audio model unsure: today's rule
+        (Verdict.COMPLETE, 0.05, 1.5),  # the audio model says not: wait longer
+        (Verdict.INCOMPLETE, 0.95, 1.5),  # the words say not: wait longer
+        (Verdict.COMPLETE, None, 0.7),  # no audio answer (late): today's rule
+        (Verdict.PENDING, 0.9, 1.5),  # the words still on their way: wait for them
+        (Verdict.UNKNOWN, 0.9, 0.7),  # no cue in the words: today's rule
+        (None, 0.9, 0.7),  # no words at all: the fixed pause
+        (None, None, 0.7),
+    ],
+)
+def test_fused_pause_ends_early_only_when_words_and_audio_agree(verdict, p, pause):
+    assert fused_pause(verdict, p, 0.7, FUSED) == pause
+
+
+def test_fused_pause_with_hints_off_is_the_fixed_pause():
+    off = TurnConfig(enabled=False)
+    assert fused_pause(Verdict.COMPLETE, 0.99, 0.7, off) == 0.7
+    assert fused_pause(Verdict.INCOMPLETE, 0.01, 0.7, off) == 0.7
+
+
+def test_end_of_turn_ends_at_the_early_pause_when_both_signals_agree():
+    probs = SPEECH + [0.05] * 60
+    t = EndOfTurn(CFG, FUSED, FRAME)
+    for p in probs:
+        reason = t.push(p)
+        if t.offer_end is not None:
+            t.hint, t.audio_hint = (lambda: Verdict.COMPLETE), (lambda: 0.93)
+        if reason is not None:
+            break
+    assert reason is EndReason.SILENCE and t.probability == 0.93
+    assert t.frames - 30 == _n(0.45)
+    assert t.kept_frames == 30 + round(0.3 / FRAME)  # the audio kept is the same
+
+
+def test_a_broken_or_late_audio_answer_is_no_signal():
+    probs = SPEECH + [0.05] * 60
+
+    def boom():
+        raise RuntimeError("the turn model broke")
+
+    for audio in (boom, lambda: None, lambda: 7.0, lambda: "0.9"):
+        t = EndOfTurn(CFG, FUSED, FRAME)
+        for p in probs:
+            reason = t.push(p)
+            if t.offer_end is not None:
+                t.hint, t.audio_hint = (lambda: Verdict.COMPLETE), audio
+            if reason is not None:
+                break
+        assert reason is EndReason.SILENCE and t.probability is None
+        assert t.frames - 30 == _n(0.7)
 
 
 # ------------------------------------------------------------------ the resume rule (vad.py)
