@@ -26,7 +26,8 @@ later (it waits for the answer).
 The audio turn model (smart_turn.py, issue 22) is a second opinion on the same pause: Smart
 Turn's P(turn complete) of the same offered audio, computed on its own thread. One decision
 from the signals (fused_pause): when the words say COMPLETE and the audio model says complete
-(P >= complete_probability) the pause allowed shrinks to `early_pause_seconds`; when either
+(P >= complete_probability) the pause allowed shrinks to `early_pause_seconds` (also when the
+words are not back yet or carry no cue and P >= alone_probability, if that is set); when either
 says it is not (words INCOMPLETE, or P < incomplete_probability) it grows to
 `long_pause_seconds`; a signal missing (no answer yet, a late or failed one, a text with no
 cue) leaves today's rule (allowed_pause). The audio model never ends a turn alone: it judges
@@ -64,6 +65,9 @@ class TurnConfig:
     early_pause_seconds: float = 0.45  # allowed pause when the words and the audio agree
     complete_probability: float = 0.5  # the audio model says "complete" at or above this
     incomplete_probability: float = 0.1  # ... and "not complete" below this
+    # the audio model this sure ends the turn at early_pause_seconds while the words are still
+    # on their way or say nothing either way (None: never without the words)
+    alone_probability: float | None = None
 
 
 # Words after which an English statement does not end, even when a full stop is written after
@@ -154,6 +158,9 @@ def fused_pause(
     agree = probability is not None and probability >= config.complete_probability
     if verdict is Verdict.COMPLETE and agree:
         return min(config.early_pause_seconds, silence_seconds)
+    sure = config.alone_probability is not None and probability is not None
+    if sure and probability >= config.alone_probability and verdict is not Verdict.COMPLETE:
+        return min(config.early_pause_seconds, silence_seconds)  # the words not yet in
     if verdict is None:
         return silence_seconds
     return allowed_pause(verdict, silence_seconds, config)

@@ -270,3 +270,12 @@ def test_the_stricter_pause_rule_ignores_a_slow_fall_and_flickers_but_not_words(
     words = VoiceEndpointer(strict, FRAME)
     words.push(np.array(SPEECH + [0.1] * 8 + [0.9] + [0.6] * 3 + [0.1] * 3))
     assert words.last_speech_frame == 30 + 8 + 3  # the word resumed, then held at 0.6
+
+
+def test_a_sure_audio_model_may_end_it_before_the_words_are_back_when_so_configured():
+    sure = TurnConfig(early_pause_seconds=0.45, alone_probability=0.9)
+    assert fused_pause(Verdict.PENDING, 0.95, 0.7, sure) == 0.45
+    assert fused_pause(Verdict.UNKNOWN, 0.95, 0.7, sure) == 0.45
+    assert fused_pause(Verdict.PENDING, 0.85, 0.7, sure) == 1.5  # not sure enough: wait
+    assert fused_pause(Verdict.INCOMPLETE, 0.99, 0.7, sure) == 1.5  # the words say not
+    assert fused_pause(Verdict.PENDING, 0.95, 0.7, FUSED) == 1.5  # off by default
