@@ -157,6 +157,7 @@ class App:
         try:
             audio.start()
         except AudioSourceError as exc:
+            recorder.close()  # its turn model's thread
             raise Fatal(str(exc)) from exc
         self.audio, self.spotter, self.recorder = audio, spotter, recorder
         if self._stop.is_set():
@@ -268,6 +269,8 @@ class App:
             )
             return Exit.NO_SPEECH
         hint = f", words {recording.verdict.value}" if recording.verdict else ""
+        if recording.turn_probability is not None:
+            hint += f", turn model {recording.turn_probability:.2f}"
         log.info("recorded %.2f s (%s)%s", recording.seconds, recording.reason.value, hint)
         saved = self.output.save(recording.samples)
         info = RecordingInfo(
@@ -359,6 +362,9 @@ class App:
             if self.audio is not None:
                 self.audio.stop()
                 self.audio = None
+            if self.recorder is not None:
+                self.recorder.close()
+                self.recorder = None
             try:
                 self._open_audio()
                 return
