@@ -802,7 +802,7 @@ def turn_variants(chosen: dict | None = None) -> dict[str, tuple[float, TurnConf
     ]  # fmt: skip
     for point in grid:
         name = "fused " + " ".join(f"{v}" for v in point.values())
-        out[name] = (HINT_SILENCE_S, TurnConfig(**point))
+        out[name] = (HINT_SILENCE_S, TurnConfig(audio=SmartTurnConfig(enabled=True), **point))
     return out
 
 
@@ -877,6 +877,14 @@ def turn_sweep(args, trials: list[Trial], json_path: Path) -> int:
         )
     pi_name = f"{chosen} (audio answer after {args.pi_audio_lag} s: Pi 4 estimate)"
     summary[pi_name] = {g: _turn_summary([pi_rows[i] for i in idx]) for g, idx in index.items()}
+    if args.fast_hint_lag is not None:  # a faster service: the words back sooner (same texts)
+        fast = copy_args(args, hint_lag=args.fast_hint_lag)
+        for name in (f"hints {HINT_SILENCE_S}", chosen):
+            s_, cfg_ = variants[name]
+            out = [decide_fused(t, p, frame_s, o, s_, cfg_, signals, fast)
+                   for t, (o, p) in zip(trials, probs_of, strict=True)]  # fmt: skip
+            label = f"{name} (words back after {args.fast_hint_lag} s)"
+            summary[label] = {g: _turn_summary([out[i] for i in idx]) for g, idx in index.items()}
     model = signals[1]
     cpu_ms = 1000 * statistics.median(model.cpu)
     report = json.loads(json_path.read_text()) if json_path.is_file() else {}
@@ -925,6 +933,7 @@ def turn_sweep(args, trials: list[Trial], json_path: Path) -> int:
     json_path.write_text(json.dumps(report, indent=2, default=str))
     turn_chart(report["turn"], json_path.with_suffix(".png"))
     keys = ["vad 0.7", f"hints {HINT_SILENCE_S}", chosen, pi_name]
+    keys += [k for k in summary if "words back" in k]
     brief = {k: {g: summary[k].get(g) for g in ("noisy dev", "noisy held-out", "quiet")}
              for k in keys}  # fmt: skip
     print(json.dumps({"chosen": chosen, **brief}, indent=2))
@@ -950,19 +959,20 @@ def turn_chart(data: dict, path: Path) -> None:
         if not s:
             continue
         for prefix, style in (("vad ", "o-"), ("hints ", "s-")):
-            names = [n for n in s if n.startswith(prefix)]
+            names = [n for n in s if n.startswith(prefix) and "(" not in n]
             xs = [s[n][group]["delay_median_s"] for n in names]
             ys = [s[n][group]["false_cutoffs"] for n in names]
             ax.plot(xs, ys, style, label=f"today: {prefix.strip()} (silence_seconds)")
             for n, x, y in zip(names, xs, ys, strict=True):
                 ax.annotate(n.split()[-1], (x, y), fontsize=6, xytext=(2, 2),
                             textcoords="offset points")  # fmt: skip
-        grid = [n for n in s if n.startswith("fused") and "Pi 4" not in n]
+        grid = [n for n in s if n.startswith("fused") and "(" not in n]
         ax.scatter([s[n][group]["delay_median_s"] for n in grid],
                    [s[n][group]["false_cutoffs"] for n in grid], s=10, c="tab:gray",
                    label="new: fused, grid")  # fmt: skip
-        for n, marker in ((data["chosen"] if data["chosen"] in s else None, "*"),
-                          (next((n for n in s if "Pi 4" in n), None), "P")):  # fmt: skip
+        marks = [(data["chosen"] if data["chosen"] in s else None, "*")]
+        marks += [(n, "P" if "Pi 4" in n else "D") for n in s if "(" in n]
+        for n, marker in marks:
             if n:
                 ax.scatter([s[n][group]["delay_median_s"]], [s[n][group]["false_cutoffs"]],
                            s=120, marker=marker, label=n[:60])  # fmt: skip
@@ -1107,6 +1117,10 @@ def main() -> int:
     parser.add_argument(
         "--pi-audio-lag", type=float, default=0.7, help="part 6: the same on a Pi 4 (estimate)"
     )
+    parser.add_argument(
+        "--fast-hint-lag", type=float, default=None,
+        help="part 6: also today's hints and the chosen rule with the words back this soon (s)",
+    )  # fmt: skip
     parser.add_argument(
         "--pause-bound", action="store_true", help="only part 5: what the targets allow together"
     )

@@ -164,7 +164,7 @@ OPTIONS = [
          "1|0"),
     _Opt("--turn-model", "EDGEML_TURN_MODEL", "recorder.turn.audio.enabled", _bool,
          "let the audio turn model (Smart Turn) end a recording early when the words agree "
-         "(1/0; needs --turn-hints)", "1|0"),
+         "(1/0; needs --turn-hints; pays only with a service that answers within ~0.2 s)", "1|0"),
     _Opt("--early-pause-seconds", "EDGEML_EARLY_PAUSE_SECONDS",
          "recorder.turn.early_pause_seconds", _positive(float),
          "pause allowed when the words and the audio turn model both say the turn is over", "S"),

@@ -55,7 +55,7 @@ class TurnModelUnavailable(RuntimeError):
 class SmartTurnConfig:
     """The audio turn model (part of turn.TurnConfig, the recorder's config)."""
 
-    enabled: bool = True
+    enabled: bool = False  # off by default: turn.TurnConfig says why (--turn-model 1)
     model_path: Path = MODEL_PATH
     threads: int = 1  # one core: the keyword model, the VAD and the capture need the rest
     # an answer later than this (wall clock, from the offer) counts as no signal: on a slow

@@ -59,14 +59,21 @@ class TurnConfig:
 
     enabled: bool = True  # the transcript hint (the speculative answer's words)
     long_pause_seconds: float = 1.5  # allowed pause when the words so far look unfinished
-    # the audio turn model (smart_turn.py) and how its P(turn complete) counts (fused_pause);
-    # chosen on the development half by bench/endpointing.py --turn (docs/benchmarks.md)
-    audio: SmartTurnConfig = field(default_factory=SmartTurnConfig)
+    # the audio turn model (smart_turn.py) and how its P(turn complete) counts (fused_pause).
+    # Off by default: with the words back 0.5 s after the offer (the local Whisper tiny.en
+    # service) it changed no decision, and on a Pi 4 its answer is estimated to come after
+    # the words; with the words back after 0.2 s it ended turns a median 0.16 s sooner at the
+    # same cut-offs (bench/endpointing.py --turn, docs/benchmarks.md). The values below were
+    # chosen on the development half of both runs.
+    audio: SmartTurnConfig = field(default_factory=SmartTurnConfig)  # enabled=False
     early_pause_seconds: float = 0.45  # allowed pause when the words and the audio agree
     complete_probability: float = 0.5  # the audio model says "complete" at or above this
-    incomplete_probability: float = 0.1  # ... and "not complete" below this
+    # ... and "not complete" below this (0: never; 0.05 and 0.15 only delayed ends on the
+    # development half, no sentence was kept whole by them)
+    incomplete_probability: float = 0.0
     # the audio model this sure ends the turn at early_pause_seconds while the words are still
-    # on their way or say nothing either way (None: never without the words)
+    # on their way or say nothing either way (None: never without the words; 0.9 cut 21 % of
+    # the development inputs with the words back after 0.5 s)
     alone_probability: float | None = None
 
 

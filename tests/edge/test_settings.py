@@ -78,7 +78,7 @@ NOT_ON_THE_COMMAND_LINE = {
     "recorder.keyword_pause_seconds", "speculation.wait_seconds", "speculation.keep",
     "recorder.turn.audio.model_path", "recorder.turn.audio.threads",
     "recorder.turn.audio.deadline_seconds", "recorder.turn.complete_probability",
-    "recorder.turn.incomplete_probability",
+    "recorder.turn.incomplete_probability", "recorder.turn.alone_probability",
 }  # fmt: skip
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from devkit.speech import RATE
 from edgeml.neural_vad import CHUNK_SAMPLES
+from edgeml.smart_turn import SmartTurnConfig
 from edgeml.turn import (
     EndOfTurn,
     TurnConfig,
@@ -179,7 +180,12 @@ def test_disabled_hints_change_nothing():
 
 
 # ------------------------------------------------------------------ the audio turn model
-FUSED = TurnConfig(long_pause_seconds=1.5, early_pause_seconds=0.45, incomplete_probability=0.1)
+FUSED = TurnConfig(
+    long_pause_seconds=1.5,
+    early_pause_seconds=0.45,
+    incomplete_probability=0.1,
+    audio=SmartTurnConfig(enabled=True),
+)
 
 
 @pytest.mark.parametrize(
