@@ -36,7 +36,10 @@ transcription, speculative.py): if that pause turns out to be the end, the final
 exactly the audio offered. `on_pause` may hand back a hint, asked once per chunk while the pause
 lasts: what the words of that audio say about the end of the turn (turn.py). It moves only the
 pause allowed (`silence_seconds` when they look finished or say nothing, `long_pause_seconds`
-when they stop mid-phrase or are still on their way), never the audio kept.
+when they stop mid-phrase or are still on their way), never the audio kept. With the audio
+turn model on (TurnConfig.audio, `--turn-model 1`) the same offered audio also goes to Smart
+Turn on its own thread (smart_turn.TurnModelWorker: capture never waits for it, a late answer
+is none), and turn.fused_pause decides from both hints.
 
 The energy path (the older behaviour, kept as a fallback where onnxruntime is missing):
 
