@@ -63,8 +63,8 @@ class TurnConfig:
     # Off by default: with the words back 0.5 s after the offer (the local Whisper tiny.en
     # service) it changed no decision, and on a Pi 4 its answer is estimated to come after
     # the words; with the words back after 0.2 s it ended turns a median 0.16 s sooner at the
-    # same cut-offs (bench/endpointing.py --turn, docs/benchmarks.md). The values below were
-    # chosen on the development half of both runs.
+    # same cut-offs, as the hints alone do at silence_seconds 0.5 (bench/endpointing.py --turn,
+    # docs/benchmarks.md). The values below were chosen on the development half of both runs.
     audio: SmartTurnConfig = field(default_factory=SmartTurnConfig)  # enabled=False
     early_pause_seconds: float = 0.45  # allowed pause when the words and the audio agree
     complete_probability: float = 0.5  # the audio model says "complete" at or above this
