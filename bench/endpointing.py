@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/endpointing.py [--quick] [--no-latency]      (make bench-endpointing)
     .venv/bin/python bench/endpointing.py --hints [--hint-bed-step 3]   (part 4 only)
+    .venv/bin/python bench/endpointing.py --turn [--hint-bed-step 3]    (part 6 only)
 
 Every real sentence with a transcript (devkit/endpointing.py: utt/ clips, the first phrase of
 the transcribed speech_long/ items) x every real noise bed of ../shared/data/speech/noise_bed at
@@ -42,6 +43,19 @@ sentence before any noise is mixed in; see devkit/endpointing.py.
    reach together for an end rule that cannot tell such a pause from the end
    (devkit.endpointing.target_bound), beside the end delay part 1 measured at that value.
    Results: bench/results/endpointing_bound.json.
+
+6. The turn decision (`--turn`, offline on the same inputs, Silero VAD), the eot-bench way:
+   today's rule (the VAD pause alone over silence_seconds 0.3-1.5; with the transcript hints
+   over 0.5-1.0) and the new one (edgeml/turn.py fused_pause: the VAD pause, Smart Turn's
+   P(complete) answered `--audio-lag` s after each offer, the transcript hint `--hint-lag` s
+   after it) over a small grid, in one run: false cut-offs (ended before the last word), delay
+   from the last word to the decision (median, p90) among the inputs kept whole, and the curve
+   of cut-offs against median delay. The new rule's setting is chosen on the DEVELOPMENT half
+   (lowest median delay among those cutting no more than today's rule with hints there); the
+   held-out half is reported. The chosen setting is rerun with Smart Turn's answer after
+   `--pi-audio-lag` s (the Pi 4 estimate). Smart Turn's CPU per call is measured here; the Pi 4
+   figure is an estimate by operation count (stated in the JSON). Results:
+   bench/results/endpointing_turn.json and endpointing_turn.png.
 
 Results: bench/results/endpointing.json and endpointing.png.
 """
@@ -688,6 +702,289 @@ def hint_chart(data: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+# ---------------------------------------------------------------------- 6. the turn decision
+TURN_SILENCE_CURVE = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5)  # today's rule, VAD alone
+HINT_SILENCE_CURVE = (0.5, 0.6, 0.7, 0.8, 1.0)  # today's rule with the transcript hints
+FUSED_GRID = {  # the new rule's settings tried on the development half (silence_seconds 0.7)
+    "early_pause_seconds": (0.35, 0.45, 0.55),
+    "complete_probability": (0.5, 0.8),
+    "incomplete_probability": (0.0, 0.05, 0.15),
+    "alone_probability": (None, 0.9, 0.97),
+}
+PI4_GMAC_PER_S = (5.0, 12.0)  # one Cortex-A72 core, int8 GEMM in onnxruntime (estimate, below)
+# Whisper-tiny encoder on 8 s (800 mel frames, 400 tokens after the stride-2 conv), d 384,
+# 4 layers, MLP 1536: convs 0.25 G + per layer 400 x (4 x 384^2 + 2 x 384 x 1536) + attention
+# 2 x 400^2 x 384 = 0.9 G x 4; the head is negligible
+SMART_TURN_GMAC = 0.25 + 4 * (400 * (4 * 384**2 + 2 * 384 * 1536) + 2 * 400**2 * 384) / 1e9
+
+
+class TurnModelCache:
+    """Smart Turn (edgeml/smart_turn.py) as the device runs it, cached by the audio, with its
+    process CPU time per call (features + model) measured on the uncached calls."""
+
+    def __init__(self) -> None:
+        from edgeml.smart_turn import SmartTurn, log_mel, window_of
+
+        self.model = SmartTurn()
+        self._features = lambda x: log_mel(window_of(x))
+        self.cache: dict[bytes, float] = {}
+        self.cpu: list[float] = []
+        self.feature_cpu: list[float] = []
+
+    def __call__(self, samples: np.ndarray) -> float:
+        key = hashlib.sha1(samples.tobytes()).digest()
+        if key not in self.cache:
+            t0 = time.process_time()
+            self.cache[key] = self.model.probability(samples)
+            self.cpu.append(time.process_time() - t0)
+            t0 = time.process_time()
+            self._features(samples)
+            self.feature_cpu.append(time.process_time() - t0)
+        return self.cache[key]
+
+
+def _lagged_probability(turn: EndOfTurn, samples: np.ndarray, model, lag_frames: int):
+    """The TurnModelWorker's answer for `samples`, offered now: None (no answer yet) for
+    `lag_frames` frames (the call's time on the device), then Smart Turn's probability."""
+    offered_at = turn.frames
+
+    def answer() -> float | None:
+        if turn.frames - offered_at < lag_frames:
+            return None
+        return model(samples)
+
+    return answer
+
+
+def decide_fused(trial, probs, frame_s, origin, silence, turn_cfg, signals, args):
+    """What the recorder's EndOfTurn decides on `probs` from the keyword's end, with the
+    transcript hint (`args.hint_lag` s after each offer) and Smart Turn's answer
+    (`args.audio_lag` s after it) as the app gives them (offline)."""
+    transcribe, model = signals
+    cfg = EndpointConfig(silence_seconds=silence)
+    k = int(np.ceil((trial.keyword_end - origin) / RATE / frame_s))
+    start = origin + int(round(k * frame_s * RATE))
+    hop = int(round(frame_s * RATE))
+    turn = EndOfTurn(cfg, turn_cfg, frame_s)
+    text_lag = int(round(args.hint_lag / frame_s))
+    audio_lag = int(round(args.audio_lag / frame_s))
+    reason = None
+    for p in probs[k:]:
+        reason = turn.push(float(p))
+        if turn.offer_end is not None and turn_cfg.enabled:
+            offered = trial.audio[start : start + turn.offer_end * hop]
+            turn.hint = _lagged_hint(turn, offered, transcribe, text_lag, {})
+            if turn_cfg.audio.enabled:
+                turn.audio_hint = _lagged_probability(turn, offered, model, audio_lag)
+        if reason is not None:
+            break
+    reason = reason or EndReason.END_OF_INPUT
+    decided = start + turn.frames * hop
+    end = start + turn.kept_frames * hop if reason is EndReason.SILENCE else decided
+    whole = reason is not EndReason.NO_SPEECH and end >= trial.speech_end
+    return Outcome(whole, (decided - trial.speech_end) / RATE, reason.value)
+
+
+def turn_variants(chosen: dict | None = None) -> dict[str, tuple[float, TurnConfig]]:
+    """name: (silence_seconds, TurnConfig). Today's rule over its curve, the new rule over its
+    grid (or, with `chosen`, at the chosen point only)."""
+    from edgeml.smart_turn import SmartTurnConfig
+
+    off = SmartTurnConfig(enabled=False)
+    out: dict[str, tuple[float, TurnConfig]] = {}
+    for s in TURN_SILENCE_CURVE:
+        out[f"vad {s}"] = (s, TurnConfig(enabled=False))
+    for s in HINT_SILENCE_CURVE:
+        out[f"hints {s}"] = (s, TurnConfig(audio=off))
+    grid = [chosen] if chosen else [
+        dict(zip(FUSED_GRID, values, strict=True))
+        for values in __import__("itertools").product(*FUSED_GRID.values())
+    ]  # fmt: skip
+    for point in grid:
+        name = "fused " + " ".join(f"{v}" for v in point.values())
+        out[name] = (HINT_SILENCE_S, TurnConfig(audio=SmartTurnConfig(enabled=True), **point))
+    return out
+
+
+def _turn_summary(outcomes: list[Outcome]) -> dict:
+    """eot-bench's measures: false cut-offs, delay after the last word (median, p90)."""
+    if not outcomes:
+        return {"n": 0}
+    delays = [o.delay for o in outcomes if o.whole]
+    n = len(outcomes)
+    return {
+        "n": n,
+        "whole": round(sum(o.whole for o in outcomes) / n, 4),
+        "false_cutoffs": round(
+            sum((not o.whole) and o.reason == "silence" for o in outcomes) / n, 4
+        ),
+        "ran_to_max": round(
+            sum(o.reason in ("max_length", "end_of_input") for o in outcomes) / n, 4
+        ),
+        "delay_median_s": round(statistics.median(delays), 3) if delays else None,
+        "delay_p90_s": round(float(np.percentile(delays, 90)), 3) if delays else None,
+    }
+
+
+def choose_fused(summary: dict, reference: str) -> tuple[str, str]:
+    """On the development half: the fused setting with the lowest median delay among those
+    that cut no more sentences than today's rule with hints (`reference`) there."""
+    bar = summary[reference]["dev"]["false_cutoffs"]
+    fused = {n: s["dev"] for n, s in summary.items() if n.startswith("fused")}
+    fits = {n: s for n, s in fused.items() if s["false_cutoffs"] <= bar}
+    pool = fits or fused
+    name = min(pool, key=lambda n: (pool[n]["delay_median_s"] or 99, pool[n]["false_cutoffs"]))
+    why = (
+        f"lowest median delay on the development half among the fused settings with false "
+        f"cut-offs <= today's rule with hints ({reference}: {bar:.1%}) there"
+    )
+    return name, why
+
+
+def turn_sweep(args, trials: list[Trial], json_path: Path) -> int:
+    """Part 6 (`--turn`): today's rule (VAD alone, with hints) and the new one (turn.fused_pause)
+    on the same inputs in one run; the new rule's settings chosen on the development half."""
+    speech = speech_dir()
+    splits = {s.name: s.split for s in load_sentences(speech)}
+    splits.update({b.name: b.split for b in load_noise_beds(speech)})
+    trials = hint_trials(trials, args.hint_bed_step)
+    index = groups(trials, splits)
+    index["dev"] = index.get("noisy dev", []) + index.get("quiet dev", [])
+    fn, frame_s = CANDIDATES["silero-vad"]
+    signals = (Transcriber(beam_size=args.hint_beam), TurnModelCache())
+    variants = turn_variants()
+    slow = copy_args(args, audio_lag=args.pi_audio_lag)
+    rows: dict[str, list[Outcome]] = {name: [] for name in variants}
+    pi_rows: list[Outcome] = []
+    probs_of = []
+    for trial in tqdm(trials, desc="turn"):
+        origin = max(0, trial.keyword_start - RATE // 2)
+        probs = fn(trial.audio[origin : trial.keyword_end + int((TAIL_S + 0.5) * RATE)])
+        probs_of.append((origin, probs))
+        for name, (silence, turn_cfg) in variants.items():
+            rows[name].append(
+                decide_fused(trial, probs, frame_s, origin, silence, turn_cfg, signals, args)
+            )
+    summary = {
+        name: {g: _turn_summary([out[i] for i in idx]) for g, idx in index.items()}
+        for name, out in rows.items()
+    }
+    chosen, why = choose_fused(summary, f"hints {HINT_SILENCE_S}")
+    silence, chosen_cfg = variants[chosen]
+    for trial, (origin, probs) in zip(trials, probs_of, strict=True):  # the Pi's slower answer
+        pi_rows.append(
+            decide_fused(trial, probs, frame_s, origin, silence, chosen_cfg, signals, slow)
+        )
+    pi_name = f"{chosen} (audio answer after {args.pi_audio_lag} s: Pi 4 estimate)"
+    summary[pi_name] = {g: _turn_summary([pi_rows[i] for i in idx]) for g, idx in index.items()}
+    if args.fast_hint_lag is not None:  # a faster service: the words back sooner (same texts)
+        fast = copy_args(args, hint_lag=args.fast_hint_lag)
+        for name in (f"hints {HINT_SILENCE_S}", chosen):
+            s_, cfg_ = variants[name]
+            out = [decide_fused(t, p, frame_s, o, s_, cfg_, signals, fast)
+                   for t, (o, p) in zip(trials, probs_of, strict=True)]  # fmt: skip
+            label = f"{name} (words back after {args.fast_hint_lag} s)"
+            summary[label] = {g: _turn_summary([out[i] for i in idx]) for g, idx in index.items()}
+    model = signals[1]
+    cpu_ms = 1000 * statistics.median(model.cpu)
+    report = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    report["turn"] = {
+        "machine": machine_description(),
+        "subset": f"every sentence; quiet + one noise bed in {args.hint_bed_step} (sorted by "
+        "name) at 20/10/5 dB"
+        if args.hint_bed_step > 1
+        else "all inputs",
+        "trials": len(trials),
+        "noise_beds": sorted({t.noise for t in trials if t.noise != "quiet"}),
+        "text_answer_after_s": args.hint_lag,
+        "audio_answer_after_s": args.audio_lag,
+        "whisper_calls": len(signals[0].cache),
+        "smart_turn_calls": len(model.cache),
+        "smart_turn_cpu_ms_per_call_median": round(cpu_ms, 1),
+        "smart_turn_features_cpu_ms_median": round(1000 * statistics.median(model.feature_cpu), 1),
+        "pi4_estimate": {
+            "ms_per_call": [round(SMART_TURN_GMAC / g * 1000) for g in reversed(PI4_GMAC_PER_S)],
+            "how": f"an ESTIMATE by operation count: the Whisper-tiny encoder over 8 s is about "
+            f"{SMART_TURN_GMAC:.1f} G multiply-adds (SMART_TURN_GMAC); one Cortex-A72 core at "
+            f"1.5 GHz (no int8 dot-product instructions) sustains an assumed "
+            f"{PI4_GMAC_PER_S[0]}-{PI4_GMAC_PER_S[1]} G int8 multiply-adds/s in onnxruntime. "
+            f"Here: {cpu_ms:.0f} ms, i.e. {SMART_TURN_GMAC / cpu_ms * 1000:.0f} GMAC/s on this core. "
+            "Not measured on a Pi.",
+        },
+        "fused_grid": {k: list(v) for k, v in FUSED_GRID.items()},
+        "chosen": chosen,
+        "chosen_because": why,
+        "variants": {
+            n: {
+                "silence_seconds": s,
+                "hints": c.enabled,
+                "audio": c.audio.enabled,
+                "early_pause_seconds": c.early_pause_seconds,
+                "complete_probability": c.complete_probability,
+                "incomplete_probability": c.incomplete_probability,
+                "alone_probability": c.alone_probability,
+                "long_pause_seconds": c.long_pause_seconds,
+            }
+            for n, (s, c) in variants.items()
+        },  # fmt: skip
+        "summary": summary,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2, default=str))
+    turn_chart(report["turn"], json_path.with_suffix(".png"))
+    keys = ["vad 0.7", f"hints {HINT_SILENCE_S}", chosen, pi_name]
+    keys += [k for k in summary if "words back" in k]
+    brief = {k: {g: summary[k].get(g) for g in ("noisy dev", "noisy held-out", "quiet")}
+             for k in keys}  # fmt: skip
+    print(json.dumps({"chosen": chosen, **brief}, indent=2))
+    return 0
+
+
+def copy_args(args, **changes):
+    """A copy of the parsed arguments with some values changed."""
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
+def turn_chart(data: dict, path: Path) -> None:
+    """False cut-offs against median delay, noisy held-out inputs: today's rule (VAD alone, and
+    with hints) along their silence_seconds curves, the new rule's grid and its chosen point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for ax, group in zip(axes, ("noisy held-out", "noisy dev"), strict=True):
+        s = {n: v for n, v in data["summary"].items() if v.get(group, {}).get("n")}
+        if not s:
+            continue
+        for prefix, style in (("vad ", "o-"), ("hints ", "s-")):
+            names = [n for n in s if n.startswith(prefix) and "(" not in n]
+            xs = [s[n][group]["delay_median_s"] for n in names]
+            ys = [s[n][group]["false_cutoffs"] for n in names]
+            ax.plot(xs, ys, style, label=f"today: {prefix.strip()} (silence_seconds)")
+            for n, x, y in zip(names, xs, ys, strict=True):
+                ax.annotate(n.split()[-1], (x, y), fontsize=6, xytext=(2, 2),
+                            textcoords="offset points")  # fmt: skip
+        grid = [n for n in s if n.startswith("fused") and "(" not in n]
+        ax.scatter([s[n][group]["delay_median_s"] for n in grid],
+                   [s[n][group]["false_cutoffs"] for n in grid], s=10, c="tab:gray",
+                   label="new: fused, grid")  # fmt: skip
+        marks = [(data["chosen"] if data["chosen"] in s else None, "*")]
+        marks += [(n, "P" if "Pi 4" in n else "D") for n in s if "(" in n]
+        for n, marker in marks:
+            if n:
+                ax.scatter([s[n][group]["delay_median_s"]], [s[n][group]["false_cutoffs"]],
+                           s=120, marker=marker, label=n[:60])  # fmt: skip
+        ax.set_xlabel("median delay, last word to the end decided (s)")
+        ax.set_ylabel("false cut-offs (ended before the last word)")
+        ax.set_title(f"{group} inputs", fontsize=9)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"turn decision, {data['trials']} inputs ({data['subset']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 # ---------------------------------------------------------------------- chart
 def chart(report: dict, path: Path) -> None:
     import matplotlib
@@ -811,6 +1108,20 @@ def main() -> int:
     parser.add_argument("--hint-lag", type=float, default=0.5, help="answer's round trip (s)")
     parser.add_argument("--long-pause", type=float, default=1.5, help="long_pause_seconds")
     parser.add_argument(
+        "--turn", action="store_true", help="only part 6: today's turn rule against the new one"
+    )
+    parser.add_argument("--turn-out", default="endpointing_turn.json", help="part 6's JSON name")
+    parser.add_argument(
+        "--audio-lag", type=float, default=0.05, help="part 6: Smart Turn's answer after (s)"
+    )
+    parser.add_argument(
+        "--pi-audio-lag", type=float, default=0.7, help="part 6: the same on a Pi 4 (estimate)"
+    )
+    parser.add_argument(
+        "--fast-hint-lag", type=float, default=None,
+        help="part 6: also today's hints and the chosen rule with the words back this soon (s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--pause-bound", action="store_true", help="only part 5: what the targets allow together"
     )
     args = parser.parse_args()
@@ -831,6 +1142,8 @@ def main() -> int:
         return only_replay(args, trials, speech, json_path, png_path)
     if args.hints:
         return hint_sweep(args, trials, args.out / args.hint_out)
+    if args.turn:
+        return turn_sweep(args, trials, args.out / args.turn_out)
     splits = {s.name: s.split for s in load_sentences(speech)}
     splits.update({b.name: b.split for b in load_noise_beds(speech)})
     index = groups(trials, splits)

@@ -292,9 +292,12 @@ def replay_trial(
         except InputEnded:
             return None
         recorder = Recorder(audio, config)
-        if use_estimate:
-            return recorder.record(detection.end_index, detection.keyword_end)
-        return recorder.record(detection.end_index)
+        try:
+            if use_estimate:
+                return recorder.record(detection.end_index, detection.keyword_end)
+            return recorder.record(detection.end_index)
+        finally:
+            recorder.close()
     finally:
         audio.stop()
 

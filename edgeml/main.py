@@ -158,6 +158,7 @@ class App:
         try:
             audio.start()
         except AudioSourceError as exc:
+            recorder.close()  # its turn model's thread
             raise Fatal(str(exc)) from exc
         self.audio, self.spotter, self.recorder = audio, spotter, recorder
         if self._stop.is_set():
@@ -171,6 +172,8 @@ class App:
             self.delivery.stop(timeout=self.s.client.read_timeout if self.s.once else 10.0)
         if self.speculator is not None:
             self.speculator.close()
+        if self.recorder is not None:
+            self.recorder.close()
         if self.spool is not None:
             left = len(self.spool)
             if left:
@@ -277,6 +280,8 @@ class App:
             )
             return Exit.NO_SPEECH
         hint = f", words {recording.verdict.value}" if recording.verdict else ""
+        if recording.turn_probability is not None:
+            hint += f", turn model {recording.turn_probability:.2f}"
         log.info("recorded %.2f s (%s)%s", recording.seconds, recording.reason.value, hint)
         saved = self.output.save(recording.samples)
         info = RecordingInfo(
@@ -368,6 +373,9 @@ class App:
             if self.audio is not None:
                 self.audio.stop()
                 self.audio = None
+            if self.recorder is not None:
+                self.recorder.close()
+                self.recorder = None
             try:
                 self._open_audio()
                 return

@@ -36,7 +36,10 @@ transcription, speculative.py): if that pause turns out to be the end, the final
 exactly the audio offered. `on_pause` may hand back a hint, asked once per chunk while the pause
 lasts: what the words of that audio say about the end of the turn (turn.py). It moves only the
 pause allowed (`silence_seconds` when they look finished or say nothing, `long_pause_seconds`
-when they stop mid-phrase or are still on their way), never the audio kept.
+when they stop mid-phrase or are still on their way), never the audio kept. With the audio
+turn model on (TurnConfig.audio, `--turn-model 1`) the same offered audio also goes to Smart
+Turn on its own thread (smart_turn.TurnModelWorker: capture never waits for it, a late answer
+is none), and turn.fused_pause decides from both hints.
 
 The energy path (the older behaviour, kept as a fallback where onnxruntime is missing):
 
@@ -59,6 +62,7 @@ import numpy as np
 from edgeml.audio import Audio, InputEnded
 from edgeml.audioformat import SAMPLE_RATE
 from edgeml.neural_vad import CHUNK_SAMPLES, NeuralVadConfig, SileroVAD, VadUnavailable
+from edgeml.smart_turn import TurnModelWorker
 from edgeml.turn import EndOfTurn, TurnConfig, TurnHint, Verdict
 from edgeml.vad import (
     FRAME_SAMPLES,
@@ -118,6 +122,7 @@ class Recording:
     speech_end_index: int | None = None
     decided_index: int | None = None  # where the end was decided (past the kept trail)
     verdict: Verdict | None = None  # the transcript hint in force when the end was decided
+    turn_probability: float | None = None  # the audio turn model's answer then (None: none)
     after_keyword_index: int | None = None  # where the words after the keyword were judged from
     keyword_kept: bool = False  # the samples begin with the keyword (no clear pause after it)
 
@@ -154,6 +159,14 @@ class Recorder:
                 log.info("end of speech by the neural VAD (Silero, onnxruntime): loaded")
             except VadUnavailable as exc:
                 log.warning("%s: ending recordings by energy instead", exc)
+        self.turn_model: TurnModelWorker | None = None
+        if self._vad is not None and self.config.turn.enabled and self.config.turn.audio.enabled:
+            self.turn_model = TurnModelWorker(self.config.turn.audio)  # loads on its thread
+
+    def close(self) -> None:
+        """Stop the audio turn model's thread (if any)."""
+        if self.turn_model is not None:
+            self.turn_model.close()
 
     @property
     def vad_kind(self) -> str:
@@ -279,6 +292,7 @@ class _VoiceRecording:
         self.estimate = keyword_index if keyword_end is None else keyword_end
         self.look_back = keyword_end is None  # no estimate: the detection may have been late
         self.on_pause = on_pause
+        self.turn_model = recorder.turn_model
         # the keyword is inside the window that fired: its audio is kept from where it begins
         self.onset = self._keyword_onset(max(keyword_index - window - ONSET_SLACK, 0))
         self.vad.reset()
@@ -392,7 +406,7 @@ class _VoiceRecording:
             reason = turn.push(p)
             c += 1
             if turn.offer_end is not None:
-                turn.hint = self._offer(first, first + turn.offer_end, turn.vad)
+                turn.hint, turn.audio_hint = self._offer(first, first + turn.offer_end, turn.vad)
         ep = turn.vad
         end = first + turn.kept_frames if reason is EndReason.SILENCE else c
         kept = self._keep_keyword(ep)
@@ -411,6 +425,7 @@ class _VoiceRecording:
             else self._at(first + ep.last_speech_frame + 1),
             decided_index=self._at(c),
             verdict=turn.verdict if reason is EndReason.SILENCE else None,
+            turn_probability=turn.probability if reason is EndReason.SILENCE else None,
         )
 
     def _keep_keyword(self, ep: VoiceEndpointer) -> bool:
@@ -427,19 +442,20 @@ class _VoiceRecording:
         """The keyword's audio (when kept), then chunks [first, end) (the words after it)."""
         return np.concatenate([self.prefix if kept else self.prefix[:0], *self.chunks[first:end]])
 
-    def _offer(self, first: int, end_chunk: int, ep: VoiceEndpointer) -> TurnHint | None:
-        """Hand the recording so far to on_pause; its hint, if any. An error there is logged."""
+    def _offer(self, first: int, end_chunk: int, ep: VoiceEndpointer):
+        """Hand the recording so far to on_pause and to the audio turn model (both answer on
+        their own threads); their hints, if any. An error there is logged."""
+        kept = self._keep_keyword(ep)
+        samples = self._samples(first, end_chunk, kept)
+        audio = self.turn_model.offer(samples) if self.turn_model is not None else None
         if self.on_pause is None:
-            return None
+            return None, audio
         try:
-            kept = self._keep_keyword(ep)
-            hint = self.on_pause(
-                self._samples(first, end_chunk, kept), kept and len(self.prefix) > 0
-            )
+            hint = self.on_pause(samples, kept and len(self.prefix) > 0)
         except Exception:  # noqa: BLE001 - a speculation must never break a recording
             log.exception("the pause handler failed; recording goes on")
-            return None
-        return hint if callable(hint) else None
+            return None, audio
+        return (hint if callable(hint) else None), audio
 
 
 def _speech_run_start(speech: list[bool], max_gap: int) -> int | None:

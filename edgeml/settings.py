@@ -162,6 +162,12 @@ OPTIONS = [
     _Opt("--turn-hints", "EDGEML_TURN_HINTS", "recorder.turn.enabled", _bool,
          "let the speculative answer's words move the end of a recording (1/0; needs --speculate)",
          "1|0"),
+    _Opt("--turn-model", "EDGEML_TURN_MODEL", "recorder.turn.audio.enabled", _bool,
+         "let the audio turn model (Smart Turn) end a recording early when the words agree "
+         "(1/0; needs --turn-hints; pays only with a service that answers within ~0.2 s)", "1|0"),
+    _Opt("--early-pause-seconds", "EDGEML_EARLY_PAUSE_SECONDS",
+         "recorder.turn.early_pause_seconds", _positive(float),
+         "pause allowed when the words and the audio turn model both say the turn is over", "S"),
     _Opt("--max-seconds", "EDGEML_MAX_SECONDS", "recorder.endpoint.max_seconds", _positive(float),
          "longest recording", "S"),
     _Opt("--no-speech-seconds", "EDGEML_NO_SPEECH_SECONDS", "recorder.endpoint.no_speech_seconds",
@@ -294,6 +300,11 @@ def _check(parser: argparse.ArgumentParser, s: Settings) -> None:
         parser.error(
             f"--max-seconds ({ep.max_seconds}) must be longer than --long-pause-seconds "
             f"({turn.long_pause_seconds})"
+        )
+    if turn.enabled and turn.audio.enabled and turn.early_pause_seconds <= ep.trail_seconds:
+        parser.error(
+            f"--early-pause-seconds ({turn.early_pause_seconds}) must be longer than "
+            f"{ep.trail_seconds} s (the audio turn model is asked after that much pause)"
         )
     if ep.silence_seconds < ep.trail_seconds:
         parser.error(

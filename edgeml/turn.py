@@ -21,17 +21,28 @@ vad.EndpointConfig.trail_seconds after the last speech, whenever the decision is
 
 Measured (bench/endpointing.py --hints, docs/benchmarks.md): on real sentences under real
 noise, 96.3 % recorded whole instead of 88.9 %, the printed text no later; the end is decided
-later (it waits for the answer). Acoustic cues (final pitch, energy slope) are not used: they
-were not measured here.
+later (it waits for the answer).
+
+The audio turn model (smart_turn.py, issue 22) is a second opinion on the same pause: Smart
+Turn's P(turn complete) of the same offered audio, computed on its own thread. One decision
+from the signals (fused_pause): when the words say COMPLETE and the audio model says complete
+(P >= complete_probability) the pause allowed shrinks to `early_pause_seconds` (also when the
+words are not back yet or carry no cue and P >= alone_probability, if that is set); when either
+says it is not (words INCOMPLETE, or P < incomplete_probability) it grows to
+`long_pause_seconds`; a signal missing (no answer yet, a late or failed one, a text with no
+cue) leaves today's rule (allowed_pause). The audio model never ends a turn alone: it judges
+pauses inside sentences incomplete only 16-50 % of the time (issue 22), so an early end waits
+for the words to agree.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
+from edgeml.smart_turn import SmartTurnConfig, TurnProbability
 from edgeml.vad import EndpointConfig, EndReason, VoiceEndpointer
 
 
@@ -46,8 +57,24 @@ class Verdict(str, Enum):
 class TurnConfig:
     """How the transcript hint moves the end of a recording (the recorder applies it)."""
 
-    enabled: bool = True
+    enabled: bool = True  # the transcript hint (the speculative answer's words)
     long_pause_seconds: float = 1.5  # allowed pause when the words so far look unfinished
+    # the audio turn model (smart_turn.py) and how its P(turn complete) counts (fused_pause).
+    # Off by default: with the words back 0.5 s after the offer (the local Whisper tiny.en
+    # service) it changed no decision, and on a Pi 4 its answer is estimated to come after
+    # the words; with the words back after 0.2 s it ended turns a median 0.16 s sooner at the
+    # same cut-offs, as the hints alone do at silence_seconds 0.5 (bench/endpointing.py --turn,
+    # docs/benchmarks.md). The values below were chosen on the development half of both runs.
+    audio: SmartTurnConfig = field(default_factory=SmartTurnConfig)  # enabled=False
+    early_pause_seconds: float = 0.45  # allowed pause when the words and the audio agree
+    complete_probability: float = 0.5  # the audio model says "complete" at or above this
+    # ... and "not complete" below this (0: never; 0.05 and 0.15 only delayed ends on the
+    # development half, no sentence was kept whole by them)
+    incomplete_probability: float = 0.0
+    # the audio model this sure ends the turn at early_pause_seconds while the words are still
+    # on their way or say nothing either way (None: never without the words; 0.9 cut 21 % of
+    # the development inputs with the words back after 0.5 s)
+    alone_probability: float | None = None
 
 
 # Words after which an English statement does not end, even when a full stop is written after
@@ -123,6 +150,29 @@ def allowed_pause(verdict: Verdict, silence_seconds: float, config: TurnConfig) 
     return silence_seconds
 
 
+def fused_pause(
+    verdict: Verdict | None, probability: float | None, silence_seconds: float, config: TurnConfig
+) -> float:
+    """The pause (s) after which the recording ends, from the words' verdict (None: no hint)
+    and the audio model's P(turn complete) (None: no answer in time). The module docstring."""
+    if not config.enabled:
+        return silence_seconds  # turn hints off: the fixed pause, as without them
+    long_pause = max(config.long_pause_seconds, silence_seconds)
+    if verdict is Verdict.INCOMPLETE:
+        return long_pause
+    if probability is not None and probability < config.incomplete_probability:
+        return long_pause
+    agree = probability is not None and probability >= config.complete_probability
+    if verdict is Verdict.COMPLETE and agree:
+        return min(config.early_pause_seconds, silence_seconds)
+    sure = config.alone_probability is not None and probability is not None
+    if sure and probability >= config.alone_probability and verdict is not Verdict.COMPLETE:
+        return min(config.early_pause_seconds, silence_seconds)  # the words not yet in
+    if verdict is None:
+        return silence_seconds
+    return allowed_pause(verdict, silence_seconds, config)
+
+
 TurnHint = Callable[[], Verdict]  # the words' verdict on one offered pause, asked while it lasts
 
 
@@ -144,7 +194,16 @@ class EndOfTurn:
         self.vad = VoiceEndpointer(endpoint, frame_seconds)
         self.trail = int(round(endpoint.trail_seconds / frame_seconds))
         self.hint: TurnHint | None = None  # set by the driver after an offer
+        self.audio_hint: TurnProbability | None = None  # the audio model's, likewise
         self.verdict: Verdict | None = None  # the hint's last verdict in this pause
+        self.probability: float | None = None  # the audio model's last answer in this pause
+        # from this pause on the signals are asked (the earliest they can end a turn)
+        audio_on = turn.audio.enabled and turn.enabled
+        self._ask_from = (
+            min(turn.early_pause_seconds, endpoint.silence_seconds)
+            if audio_on
+            else (endpoint.silence_seconds)
+        )
         self.offer_end: int | None = None  # frames to offer (from the first), due this frame
         self._offered: int | None = None
 
@@ -160,14 +219,19 @@ class EndOfTurn:
     def push(self, p: float) -> EndReason | None:
         """Feed P(speech) of the next frame; why the recording ends, or None to go on."""
         ep = self.vad
-        due = ep.pause_seconds + self.frame_seconds >= self.endpoint.silence_seconds
-        if self.hint is not None and due and self.turn.enabled:  # only where it can matter
-            self.verdict = _ask(self.hint)
-            ep.allowed_pause = allowed_pause(self.verdict, self.endpoint.silence_seconds, self.turn)
+        due = ep.pause_seconds + self.frame_seconds >= self._ask_from - 1e-9
+        hinted = self.hint is not None or self.audio_hint is not None
+        if hinted and due and self.turn.enabled:  # only where it can matter
+            self.verdict = _ask(self.hint) if self.hint is not None else None
+            self.probability = _ask_probability(self.audio_hint)
+            ep.allowed_pause = fused_pause(
+                self.verdict, self.probability, self.endpoint.silence_seconds, self.turn
+            )
         last = ep.last_speech_frame
         reason = ep.push(p)
         if ep.last_speech_frame != last:  # speech (again): any hint was for another pause
             self.hint, self.verdict = None, None
+            self.audio_hint, self.probability = None, None
             ep.allowed_pause = self.endpoint.silence_seconds
         self.offer_end = None
         if ep.last_speech_frame is not None and ep.frames - 1 - ep.last_speech_frame == self.trail:
@@ -184,3 +248,14 @@ def _ask(hint: TurnHint) -> Verdict:
     except Exception:  # noqa: BLE001 - a hint must never break a recording
         return Verdict.UNKNOWN
     return verdict if isinstance(verdict, Verdict) else Verdict.UNKNOWN
+
+
+def _ask_probability(hint: TurnProbability | None) -> float | None:
+    """The audio model's answer so far; None when there is none or it is not a probability."""
+    if hint is None:
+        return None
+    try:
+        p = hint()
+    except Exception:  # noqa: BLE001 - a hint must never break a recording
+        return None
+    return float(p) if isinstance(p, float | int) and 0.0 <= p <= 1.0 else None

@@ -243,7 +243,8 @@ class VoiceEndpointer:
         else:
             self._follow(p)
         self.frames += 1
-        if self.first_speech_frame is not None and self.pause_seconds >= cfg.silence_seconds:
+        shortest = min(cfg.silence_seconds, self.allowed_pause)  # turn.py may end sooner
+        if self.first_speech_frame is not None and self.pause_seconds >= shortest:
             if self._speech * self.frame_seconds < cfg.min_utterance_seconds:
                 self.first_speech_frame = self.last_speech_frame = None  # a click, not speech
                 self._speech = 0

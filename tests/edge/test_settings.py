@@ -76,6 +76,9 @@ NOT_ON_THE_COMMAND_LINE = {
     "recorder.endpoint.resume_probability",
     "recorder.neural.model_path", "recorder.neural.threads", "recorder.keyword_search_seconds",
     "recorder.keyword_pause_seconds", "speculation.wait_seconds", "speculation.keep",
+    "recorder.turn.audio.model_path", "recorder.turn.audio.threads",
+    "recorder.turn.audio.deadline_seconds", "recorder.turn.complete_probability",
+    "recorder.turn.incomplete_probability", "recorder.turn.alone_probability",
 }  # fmt: skip
 
 

@@ -7,6 +7,7 @@ transcript belongs to.
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -177,7 +178,7 @@ def test_the_answers_words_decide_whether_a_long_pause_ends_the_recording(
     result, stored = _run_once(
         keyword_eim, wav, fault_server.url, spool, save,
         ["--input-speed", "realtime", "--silence-seconds", "0.7", "--long-pause-seconds", "1.6",
-         "--turn-hints", hints],
+         "--turn-hints", hints, "--turn-model", "0"],  # the words alone
     )  # fmt: skip
     assert result.stdout.splitlines() == [f"REC {int(stored[0])} {audio_id(stored)}{words}"]
     assert _holds(stored, first[:1600]) and _holds(stored, first[-1600:])
@@ -186,6 +187,30 @@ def test_the_answers_words_decide_whether_a_long_pause_ends_the_recording(
     said = {"1": "words incomplete" if whole else "words complete"}.get(hints)
     assert (said in line) if said else ("words" not in line), line
     assert not list(spool.glob("*.json"))
+
+
+def test_the_audio_turn_model_answers_inside_the_app_without_holding_up_the_recording(
+    fault_server, keyword_eim, keyword_audio, tmp_path
+):
+    """The app in real time with the audio turn model on: its answer for the final pause is
+    part of the decision (logged with the recording), and the printed line is the answer for
+    exactly the stored recording, which holds the whole sentence. Under emulation the model
+    may answer after its deadline: then no probability is logged and the recording still ends
+    by the other signals (a late answer is no signal)."""
+    said = speak("what is the weather like tomorrow morning")
+    audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), said, quiet(2.5))
+    fault_server.suffix = lambda _samples: " MORNING."
+    wav = write_wav(tmp_path / "in.wav", audio)
+    save, spool = tmp_path / "save", tmp_path / "spool"
+    result, stored = _run_once(
+        keyword_eim, wav, fault_server.url, spool, save,
+        ["--input-speed", "realtime", "--turn-model", "1", "--early-pause-seconds", "0.45"],
+    )  # fmt: skip
+    assert result.stdout.splitlines() == [f"REC {int(stored[0])} {audio_id(stored)} MORNING."]
+    assert _holds(stored, said[:1600]) and _holds(stored, said[-1600:])
+    (line,) = [x for x in result.stderr.splitlines() if "recorded " in x]
+    assert "words complete" in line, line
+    assert "turn model" not in line or re.search(r"turn model [01]\.\d\d", line), line
 
 
 def _run_once(model, wav, endpoint: str, spool, save, extra: list[str]):

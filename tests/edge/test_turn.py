@@ -15,7 +15,15 @@ import pytest
 
 from devkit.speech import RATE
 from edgeml.neural_vad import CHUNK_SAMPLES
-from edgeml.turn import EndOfTurn, TurnConfig, Verdict, allowed_pause, verdict_of_text
+from edgeml.smart_turn import SmartTurnConfig
+from edgeml.turn import (
+    EndOfTurn,
+    TurnConfig,
+    Verdict,
+    allowed_pause,
+    fused_pause,
+    verdict_of_text,
+)
 from edgeml.vad import EndpointConfig, EndReason, VoiceEndpointer
 
 FRAME = CHUNK_SAMPLES / RATE
@@ -171,6 +179,71 @@ def test_disabled_hints_change_nothing():
     assert t.kept_frames == 30 + round(0.3 / FRAME)  # cut at the pause, as without hints
 
 
+# ------------------------------------------------------------------ the audio turn model
+FUSED = TurnConfig(
+    long_pause_seconds=1.5,
+    early_pause_seconds=0.45,
+    incomplete_probability=0.1,
+    audio=SmartTurnConfig(enabled=True),
+)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "p", "pause"),
+    [
+        (Verdict.COMPLETE, 0.9, 0.45),  # both say complete: the early end
+        (Verdict.COMPLETE, 0.3, 0.7),  # the audio model unsure: today's rule
+        (Verdict.COMPLETE, 0.05, 1.5),  # the audio model says not: wait longer
+        (Verdict.INCOMPLETE, 0.95, 1.5),  # the words say not: wait longer
+        (Verdict.COMPLETE, None, 0.7),  # no audio answer (late): today's rule
+        (Verdict.PENDING, 0.9, 1.5),  # the words still on their way: wait for them
+        (Verdict.UNKNOWN, 0.9, 0.7),  # no cue in the words: today's rule
+        (None, 0.9, 0.7),  # no words at all: the fixed pause
+        (None, None, 0.7),
+    ],
+)
+def test_fused_pause_ends_early_only_when_words_and_audio_agree(verdict, p, pause):
+    assert fused_pause(verdict, p, 0.7, FUSED) == pause
+
+
+def test_fused_pause_with_hints_off_is_the_fixed_pause():
+    off = TurnConfig(enabled=False)
+    assert fused_pause(Verdict.COMPLETE, 0.99, 0.7, off) == 0.7
+    assert fused_pause(Verdict.INCOMPLETE, 0.01, 0.7, off) == 0.7
+
+
+def test_end_of_turn_ends_at_the_early_pause_when_both_signals_agree():
+    probs = SPEECH + [0.05] * 60
+    t = EndOfTurn(CFG, FUSED, FRAME)
+    for p in probs:
+        reason = t.push(p)
+        if t.offer_end is not None:
+            t.hint, t.audio_hint = (lambda: Verdict.COMPLETE), (lambda: 0.93)
+        if reason is not None:
+            break
+    assert reason is EndReason.SILENCE and t.probability == 0.93
+    assert t.frames - 30 == _n(0.45)
+    assert t.kept_frames == 30 + round(0.3 / FRAME)  # the audio kept is the same
+
+
+def test_a_broken_or_late_audio_answer_is_no_signal():
+    probs = SPEECH + [0.05] * 60
+
+    def boom():
+        raise RuntimeError("the turn model broke")
+
+    for audio in (boom, lambda: None, lambda: 7.0, lambda: "0.9"):
+        t = EndOfTurn(CFG, FUSED, FRAME)
+        for p in probs:
+            reason = t.push(p)
+            if t.offer_end is not None:
+                t.hint, t.audio_hint = (lambda: Verdict.COMPLETE), audio
+            if reason is not None:
+                break
+        assert reason is EndReason.SILENCE and t.probability is None
+        assert t.frames - 30 == _n(0.7)
+
+
 # ------------------------------------------------------------------ the resume rule (vad.py)
 def test_a_one_frame_flicker_does_not_restart_the_pause_unless_resume_frames_is_0():
     """Under babble P(speech) jumps over 0.5 for single frames after the last word."""
@@ -203,3 +276,12 @@ def test_the_stricter_pause_rule_ignores_a_slow_fall_and_flickers_but_not_words(
     words = VoiceEndpointer(strict, FRAME)
     words.push(np.array(SPEECH + [0.1] * 8 + [0.9] + [0.6] * 3 + [0.1] * 3))
     assert words.last_speech_frame == 30 + 8 + 3  # the word resumed, then held at 0.6
+
+
+def test_a_sure_audio_model_may_end_it_before_the_words_are_back_when_so_configured():
+    sure = TurnConfig(early_pause_seconds=0.45, alone_probability=0.9)
+    assert fused_pause(Verdict.PENDING, 0.95, 0.7, sure) == 0.45
+    assert fused_pause(Verdict.UNKNOWN, 0.95, 0.7, sure) == 0.45
+    assert fused_pause(Verdict.PENDING, 0.85, 0.7, sure) == 1.5  # not sure enough: wait
+    assert fused_pause(Verdict.INCOMPLETE, 0.99, 0.7, sure) == 1.5  # the words say not
+    assert fused_pause(Verdict.PENDING, 0.95, 0.7, FUSED) == 1.5  # off by default
