@@ -1,7 +1,8 @@
 """Speculative transcription: send the recording at a short pause, use the answer if that pause
 was the end.
 
-    Recorder --on_pause(samples)--> Speculator --its own CloudML request--> (answer held back)
+    Recorder --on_pause(samples, keyword kept)--> Speculator --its own CloudML request, the same
+        transcript prefix as the final one--> (answer held back)
     Recorder <--the hint: what the answer's words say (turn.py)-- Speculator
     Delivery --transcribe(stored samples)--> SpeculativeClient --the held answer, or CloudML
 

@@ -1,6 +1,6 @@
 """End of turn: does the speech so far look finished? A hint that sets how long a pause may be.
 
-    Recorder --on_pause(samples)--> Speculator --answer text--> verdict_of_text --> Verdict
+    Recorder --on_pause(samples, keyword kept)--> Speculator --answer text--> verdict_of_text --> Verdict
     Recorder: the pause allowed before the recording ends = allowed_pause(verdict, ...)
 
 Why: one fixed pause allowance cannot serve both ends of the trade-off. A speaker reading a
