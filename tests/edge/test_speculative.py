@@ -60,11 +60,10 @@ def test_an_answer_is_used_only_for_the_prefix_it_was_asked_with(fault_server, c
     different request: the service's answer differs, so the held one is not handed out."""
     speculator, client = clients
     audio = _clip(5)
-    speculator.offer(audio, "Alexa,")
+    _settled(speculator.offer(audio, "Alexa,"))  # the guess answered and held
     assert client.transcribe(audio.copy()).text.endswith(audio_id(audio))  # no prefix: asked
     assert [r.prefix for r in fault_server.requests] == ["Alexa,", None]
     assert speculator.used == 0
-    speculator.offer(audio, "Alexa,")
     client.transcribe(audio.copy(), prefix="Alexa,")
     assert speculator.used == 1 and len(fault_server.requests) == 2  # the held answer
 
