@@ -270,6 +270,7 @@ class App:
         return self.spotter.listen(resume_at), None
 
     def _record_after(self, detection: Detection) -> Recording:
+        """The keyword's recording; what is known of it is kept for a stop mid-recording."""
         start = max(detection.end_index - (detection.window_samples or SAMPLE_RATE), 0)
         info = RecordingInfo(keyword=self.spotter.label, keyword_score=round(detection.score, 4),
                              end_reason="stopped", keyword_in_audio=True)  # fmt: skip
@@ -282,6 +283,7 @@ class App:
         )
 
     def _record_continuation(self, onset: int, previous: _Previous) -> Recording:
+        """Speech that resumed at `onset` after `previous` ended, recorded without a keyword."""
         log.info("speech resumed %.2f s after the recording ended: recording its continuation",
                  (onset - previous.end_index) / SAMPLE_RATE)  # fmt: skip
         info = RecordingInfo(end_reason="stopped", continues=previous.id)
