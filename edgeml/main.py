@@ -54,7 +54,7 @@ from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
 from edgeml.keys import KeyProblem, hide_from_children, install_log_scrubber
 from edgeml.keywordtext import transcript_prefix
 from edgeml.output import Output, printed_text
-from edgeml.recorder import Recorder, Recording
+from edgeml.recorder import MAX_CONTINUATIONS, Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
 from edgeml.sources import AudioSourceError, list_devices, open_source
 from edgeml.speculative import SpeculativeClient, Speculator
@@ -303,7 +303,7 @@ class App:
             or self.s.once
             or rc.continue_seconds <= 0
             or recording.reason is not EndReason.SILENCE
-            or chain >= rc.max_continuations
+            or chain >= MAX_CONTINUATIONS
         ):
             return None
         return _Previous(rid, chain, recording.resume_index)

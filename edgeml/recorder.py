@@ -92,6 +92,7 @@ CLEAR_PAUSE = SAMPLE_RATE * 2 // 5  # 400 ms
 FLOOR_REFRESH_FRAMES = 12  # recompute the background level every 240 ms
 VAD_KINDS = ("silero", "energy")
 VAD_WARMUP = SAMPLE_RATE  # the VAD starts this long before the keyword's estimated end
+MAX_CONTINUATIONS = 3  # a chain of continuations ends here (a TV must not go on forever)
 DIP_CHUNKS = 5  # a dip in P(speech) up to 5 chunks (160 ms) after the estimate is its end
 
 
@@ -107,7 +108,6 @@ class RecorderConfig:
     # after a recording ends by silence, speech that starts within this many seconds of the end
     # decision is recorded without a keyword, as its continuation (0: off; main.py, watch())
     continue_seconds: float = 0.0
-    max_continuations: int = 3  # a chain of continuations ends here (a TV must not go on forever)
 
 
 # on_pause(the audio so far, whether it begins with the keyword) -> its turn hint
