@@ -29,16 +29,22 @@ def phrases() -> tuple[np.ndarray, np.ndarray]:
     return speak("what is the weather like"), speak("tomorrow morning")
 
 
-def _run(tmp_path, model, endpoint: str, audio: np.ndarray, window: str | None):
+FIXED_PAUSE = ["--speculate", "0"]  # the end at SILENCE exactly (no transcript hints)
+# speculation on, the hints' long pause only just above SILENCE: the end comes at 0.7-0.8 s
+# whenever the answer arrives (a replay runs faster than the endpoint answers)
+SPECULATING = ["--speculate", "1", "--long-pause-seconds", "0.8"]
+
+
+def _run(tmp_path, model, endpoint: str, audio: np.ndarray, window: str | None, extra=()):
     """The app on `audio` until the input ends: its result, the --jsonl records, and the
     recordings it stored (from --save-dir, in the order recorded)."""
     wav = write_wav(tmp_path / "in.wav", audio)
     jsonl, save, spool = tmp_path / "out.jsonl", tmp_path / "save", tmp_path / "spool"
-    extra = [] if window is None else ["--continue-seconds", window]
+    extra = [*(extra or FIXED_PAUSE), *([] if window is None else ["--continue-seconds", window])]
     result = run_main(
         ["--model", model, "--input", wav, "--input-speed", "fast", "--endpoint", endpoint,
          "--spool-dir", spool, "--save-dir", save, "--jsonl", jsonl,
-         "--silence-seconds", SILENCE, "--speculate", "0", *extra],
+         "--silence-seconds", SILENCE, *extra],
         timeout=90,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -66,15 +72,17 @@ def _whole(recording: np.ndarray, phrase: np.ndarray) -> bool:
     return _holds(recording, phrase[:1600]) and _holds(recording, phrase[-1600:])
 
 
+@pytest.mark.parametrize("mode", [FIXED_PAUSE, SPECULATING], ids=["fixed-pause", "speculating"])
 def test_speech_resuming_inside_the_window_is_delivered_as_the_continuation(
-    fault_server, keyword_eim, keyword_audio, phrases, tmp_path
+    fault_server, keyword_eim, keyword_audio, phrases, tmp_path, mode
 ):
-    """Keyword, a phrase, a 1.2 s pause (ends the recording at 0.7 s; speech resumes 0.5 s
-    into the window), a second phrase: two recordings, each phrase whole in its own, the
-    second's --jsonl record `continues` the first's id, two stdout lines, one keyword."""
+    """Keyword, a phrase, a 1.2 s pause (ends the recording at 0.7-0.8 s; speech resumes
+    0.4-0.5 s into the window), a second phrase: two recordings, each phrase whole in its own,
+    the second's --jsonl record `continues` the first's id, two stdout lines (each the answer
+    for exactly its stored audio, speculative or not), one keyword."""
     first, second = phrases
     audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), first, quiet(1.2), second, quiet(2.5))
-    result, records, stored = _run(tmp_path, keyword_eim, fault_server.url, audio, WINDOW)
+    result, records, stored = _run(tmp_path, keyword_eim, fault_server.url, audio, WINDOW, mode)
     assert len(stored) == 2, result.stderr
     assert _whole(stored[0], first) and not _holds(stored[0], second[:1600])
     assert _whole(stored[1], second) and not _holds(stored[1], first[-1600:])
