@@ -149,10 +149,15 @@ class Delivery:
     # ------------------------------------------------------------------ producer side
     def submit(self, samples: np.ndarray, info: RecordingInfo | None = None) -> int:
         """Store the recording durably and wake the sender. Raises spool.SpoolFull."""
+        return self.submit_item(samples, info).seq
+
+    def submit_item(self, samples: np.ndarray, info: RecordingInfo | None = None) -> SpoolItem:
+        """submit(), answering the stored item (its record's id names the recording, which a
+        continuation refers to). Raises spool.SpoolFull."""
         item = self.spool.add(samples, info)
         with self._cond:
             self._cond.notify_all()
-        return item.seq
+        return item
 
     def wait_for(self, seq: int, timeout: float) -> Outcome | None:
         """The first outcome of recording `seq`: delivered, rejected, or held back by a failure."""

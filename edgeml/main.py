@@ -43,6 +43,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from enum import IntEnum
 
 from edgeml.audio import Audio, AudioStalled, InputEnded, Stopped
@@ -53,17 +54,21 @@ from edgeml.edgeml import EdgeML, ModelCrashed, ModelError
 from edgeml.keys import KeyProblem, hide_from_children, install_log_scrubber
 from edgeml.keywordtext import transcript_prefix
 from edgeml.output import Output, printed_text
-from edgeml.recorder import Recorder, Recording
+from edgeml.recorder import MAX_CONTINUATIONS, Recorder, Recording
 from edgeml.settings import Settings, parse_args, setup_logging
 from edgeml.sources import AudioSourceError, list_devices, open_source
 from edgeml.speculative import SpeculativeClient, Speculator
 from edgeml.spool import RecordingInfo, Spool, SpoolFull, SpoolLocked
 from edgeml.spotter import Detection, KeywordNotInModel, KeywordSpotter, model_label
+from edgeml.vad import EndReason
 
 log = logging.getLogger("edgeml")
 
 MODEL_HEALTHY_SECONDS = 30.0  # a model that fails sooner after a restart is restarted later
 MODEL_MAX_BACKOFF = 60.0
+# a keyword that starts where speech resumes is complete in the window ending a second later;
+# the spotter's windows are scanned this much further (two hops) before it is ruled out
+KEYWORD_SCAN_MARGIN = SAMPLE_RATE // 2
 
 
 class Exit(IntEnum):
@@ -78,6 +83,15 @@ class Exit(IntEnum):
 
 
 _KEPT_EXIT = {Status.HELD: Exit.UNAVAILABLE, Status.NOT_RECORDED: Exit.ERROR}
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """The last recording stored, while speech resuming soon after it may continue it."""
+
+    id: str  # its spool record's id (the continuation's `continues`)
+    chain: int  # continuations before it in this turn (0: the keyword's own recording)
+    end_index: int  # where its end was decided: the continuation window opens here
 
 
 class Fatal(Exception):
@@ -105,7 +119,8 @@ class App:
         self._model_since = time.monotonic()
         self._model_backoff = 0.0
         self.speculator: Speculator | None = None
-        self._recording_after: Detection | None = None  # the keyword of a recording under way
+        # where the recording under way began and what is known of it (kept if stopped)
+        self._partial: tuple[int, RecordingInfo] | None = None
 
     # ------------------------------------------------------------------ stop
     def request_stop(self, signum: int | None = None, _frame=None) -> None:
@@ -196,22 +211,22 @@ class App:
 
     def _loop(self) -> Exit:
         resume_at: int | None = None
+        previous: _Previous | None = None  # the last recording, while speech may continue it
         failures = 0
         while not self.stopping:
             try:
-                self._recording_after = None  # not a recording left by a failed cycle
-                detection = self.spotter.listen(resume_at)
-                self._recording_after = detection
-                recording = self.recorder.record(
-                    detection.end_index,
-                    detection.keyword_end,
-                    on_pause=self._pause_handler(),
-                    keyword_window=detection.window_samples,
-                )
-                self._recording_after = None
+                self._partial = None  # not a recording left by a failed cycle
+                detection, onset = self._next_turn(resume_at, previous)
+                if detection is not None:
+                    previous = None  # the keyword: a new turn
+                    recording = self._record_after(detection)
+                else:
+                    recording = self._record_continuation(onset, previous)
+                self._partial = None
                 resume_at = recording.resume_index
                 self.spotter.reset()
-                result = self._handle(detection, recording)
+                result, rid = self._handle(detection, recording, previous)
+                previous = self._continuable(recording, rid, previous)
                 failures = 0
                 if self.s.once:
                     return result
@@ -221,11 +236,11 @@ class App:
             except ModelCrashed as exc:
                 log.warning("keyword model failed (%s): restarting it", exc)
                 self._restart_model()
-                resume_at = None
+                resume_at, previous = None, None
             except AudioStalled as exc:
                 log.error("%s: reopening the input", exc)
                 self._reopen_audio()
-                resume_at = None
+                resume_at, previous = None, None
             except InputEnded:
                 return self._input_ended()
             except Fatal:
@@ -234,8 +249,64 @@ class App:
                 failures += 1
                 log.exception("listening cycle failed (%d in a row); going on", failures)
                 self._stop.wait(min(30.0, 0.5 * 2**failures))
-                resume_at = None
+                resume_at, previous = None, None
         return Exit.INTERRUPTED if self.s.once else Exit.OK
+
+    def _next_turn(
+        self, resume_at: int | None, previous: _Previous | None
+    ) -> tuple[Detection | None, int | None]:
+        """What starts the next recording: the keyword (a Detection), or speech resuming
+        within --continue-seconds of the previous recording's end (its onset). The spotter
+        hears the window too: a keyword said there starts a new turn, not a continuation, and
+        a window that stays quiet is listened to again from its start (no audio skipped)."""
+        if previous is not None and resume_at is not None:
+            onset = self.recorder.watch(resume_at, self.s.recorder.continue_seconds)
+            if onset is not None:
+                window = round(self.model.info.window_seconds * SAMPLE_RATE)
+                detection = self.spotter.scan(resume_at, onset + window + KEYWORD_SCAN_MARGIN)
+                if detection is None:
+                    return None, onset
+                return detection, None
+        return self.spotter.listen(resume_at), None
+
+    def _record_after(self, detection: Detection) -> Recording:
+        """The keyword's recording; what is known of it is kept for a stop mid-recording."""
+        start = max(detection.end_index - (detection.window_samples or SAMPLE_RATE), 0)
+        info = RecordingInfo(keyword=self.spotter.label, keyword_score=round(detection.score, 4),
+                             end_reason="stopped", keyword_in_audio=True)  # fmt: skip
+        self._partial = (start, info)
+        return self.recorder.record(
+            detection.end_index,
+            detection.keyword_end,
+            on_pause=self._pause_handler(),
+            keyword_window=detection.window_samples,
+        )
+
+    def _record_continuation(self, onset: int, previous: _Previous) -> Recording:
+        """Speech that resumed at `onset` after `previous` ended, recorded without a keyword."""
+        log.info("speech resumed %.2f s after the recording ended: recording its continuation",
+                 (onset - previous.end_index) / SAMPLE_RATE)  # fmt: skip
+        info = RecordingInfo(end_reason="stopped", continues=previous.id)
+        self._partial = (max(onset - SAMPLE_RATE // 4, 0), info)
+        return self.recorder.record_continuation(onset, on_pause=self._pause_handler())
+
+    def _continuable(
+        self, recording: Recording, rid: str | None, previous: _Previous | None
+    ) -> _Previous | None:
+        """The recording just stored, if speech resuming soon may continue it: it ended by
+        silence (not the max length, not a cut input), it was stored, the feature is on
+        (not with --once: that run ends with its first transcript), and the chain is short."""
+        rc = self.s.recorder
+        chain = 0 if previous is None else previous.chain + 1
+        if (
+            rid is None
+            or self.s.once
+            or rc.continue_seconds <= 0
+            or recording.reason is not EndReason.SILENCE
+            or chain >= MAX_CONTINUATIONS
+        ):
+            return None
+        return _Previous(rid, chain, recording.resume_index)
 
     def _pause_handler(self):
         """The recorder's on_pause: the recording so far offered to the speculator with the
@@ -248,19 +319,18 @@ class App:
         )
 
     def _keep_partial(self) -> None:
-        """Stopped mid-recording: what was said after the keyword so far goes to the spool, to
-        be sent (by the next run if not now), with a log line; it was dropped without a word."""
-        detection, self._recording_after = self._recording_after, None
-        if detection is None or self.audio is None:
+        """Stopped mid-recording: what was said after the keyword (or since speech resumed)
+        so far goes to the spool, to be sent (by the next run if not now), with a log line;
+        it was dropped without a word."""
+        partial, self._partial = self._partial, None
+        if partial is None or self.audio is None:
             return
-        start = max(detection.end_index - (detection.window_samples or SAMPLE_RATE), 0)
+        start, info = partial
         end = self.audio.end
         samples = self.audio.history(end, (end - start) / SAMPLE_RATE)
         if not len(samples):
             log.warning("stopped while recording: the audio so far is no longer held")
             return
-        info = RecordingInfo(keyword=self.spotter.label, keyword_score=round(detection.score, 4),
-                             end_reason="stopped", keyword_in_audio=True)  # fmt: skip
         try:
             self.delivery.submit(samples, info)
         except SpoolFull as exc:
@@ -270,37 +340,48 @@ class App:
         log.info("stopped while recording: the %.2f s recorded so far are kept in %s",
                  len(samples) / SAMPLE_RATE, self.spool.dir)  # fmt: skip
 
-    def _handle(self, detection: Detection, recording: Recording) -> Exit:
-        """A recording is done: store it for delivery; with --once, wait for its transcript."""
+    def _handle(
+        self, detection: Detection | None, recording: Recording, previous: _Previous | None
+    ) -> tuple[Exit, str | None]:
+        """A recording is done: store it for delivery; with --once, wait for its transcript.
+        Without a detection it is the continuation of `previous`. Answers the exit code and
+        the stored recording's id (None: not stored)."""
         if not recording.has_speech:
+            if detection is None:
+                log.info("speech resumed but too briefly to be a continuation (%s)",
+                         recording.reason.value)  # fmt: skip
+                return Exit.NO_SPEECH, None
             log.info(
                 "keyword heard but nothing said within %.1f s (%s)",
                 self.s.recorder.endpoint.no_speech_seconds,
                 recording.reason.value,
             )
-            return Exit.NO_SPEECH
+            return Exit.NO_SPEECH, None
         hint = f", words {recording.verdict.value}" if recording.verdict else ""
         if recording.turn_probability is not None:
             hint += f", turn model {recording.turn_probability:.2f}"
+        if detection is None:
+            hint += f", continues {previous.id}"
         log.info("recorded %.2f s (%s)%s", recording.seconds, recording.reason.value, hint)
         saved = self.output.save(recording.samples)
         info = RecordingInfo(
-            keyword=self.spotter.label,
-            keyword_score=round(detection.score, 4),
+            keyword=self.spotter.label if detection is not None else None,
+            keyword_score=round(detection.score, 4) if detection is not None else None,
             end_reason=recording.reason.value,
             saved_copy=str(saved) if saved else None,
             keyword_in_audio=recording.keyword_kept,
+            continues=previous.id if detection is None else None,
         )
         try:
-            seq = self.delivery.submit(recording.samples, info)
+            item = self.delivery.submit_item(recording.samples, info)
         except SpoolFull as exc:
             log.error("%s", exc)
             if self.s.once:
                 raise Fatal(str(exc)) from exc
-            return Exit.ERROR
+            return Exit.ERROR, None
         if not self.s.once:
-            return Exit.OK
-        return self._await(seq)
+            return Exit.OK, item.record.id
+        return self._await(item.seq), item.record.id
 
     def _await(self, seq: int) -> Exit:
         c = self.s.client

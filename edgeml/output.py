@@ -316,4 +316,6 @@ def _json_record(outcome: Outcome) -> dict:
         record.update(error=str(outcome.error), text=None)
     if info is not None and info.saved_copy:
         record["wav"] = info.saved_copy
+    if info is not None and info.continues:
+        record["continues"] = info.continues  # speech resumed after that recording ended
     return record

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -92,6 +92,7 @@ CLEAR_PAUSE = SAMPLE_RATE * 2 // 5  # 400 ms
 FLOOR_REFRESH_FRAMES = 12  # recompute the background level every 240 ms
 VAD_KINDS = ("silero", "energy")
 VAD_WARMUP = SAMPLE_RATE  # the VAD starts this long before the keyword's estimated end
+MAX_CONTINUATIONS = 3  # a chain of continuations ends here (a TV must not go on forever)
 DIP_CHUNKS = 5  # a dip in P(speech) up to 5 chunks (160 ms) after the estimate is its end
 
 
@@ -104,6 +105,9 @@ class RecorderConfig:
     keyword_search_seconds: float = 0.6  # an early keyword estimate: look this far for its end
     keyword_pause_seconds: float = 0.096  # still speaking at the estimate: this pause ends it
     turn: TurnConfig = field(default_factory=TurnConfig)  # the transcript hint (turn.py)
+    # after a recording ends by silence, speech that starts within this many seconds of the end
+    # decision is recorded without a keyword, as its continuation (0: off; main.py, watch())
+    continue_seconds: float = 0.0
 
 
 # on_pause(the audio so far, whether it begins with the keyword) -> its turn hint
@@ -200,6 +204,34 @@ class Recorder:
         window = KEYWORD_WINDOW if keyword_window is None else keyword_window
         return _VoiceRecording(self, keyword_index, keyword_end, on_pause, window).run()
 
+    def watch(self, from_index: int, seconds: float) -> int | None:
+        """Where speech starts within `seconds` after `from_index` (None: it stays quiet, or
+        the energy fallback, which has no continuation). The neural VAD runs from VAD_WARMUP
+        before `from_index` (the previous recording's pause) so its state is settled; speech is
+        `min_voiced_frames` chunks in a row at `speech_probability`, as a recording's start.
+        Raises what Audio.read raises (InputEnded included: the caller's loop handles it)."""
+        if self._vad is None or seconds <= 0:
+            return None
+        cfg = self.config.endpoint
+        self._vad.reset()
+        origin = max(from_index - VAD_WARMUP, self.audio.oldest, 0)
+        stop = from_index + int(seconds * SAMPLE_RATE)
+        pos, run = origin, 0
+        while pos < stop:
+            p = self._vad.chunk_probability(self.audio.read(pos, CHUNK_SAMPLES))
+            run = run + 1 if p >= cfg.speech_probability and pos >= from_index else 0
+            if run >= cfg.min_voiced_frames:
+                return pos - (run - 1) * CHUNK_SAMPLES
+            pos += CHUNK_SAMPLES
+        return None
+
+    def record_continuation(self, onset: int, on_pause: PauseHandler | None = None) -> Recording:
+        """Record speech that resumed at `onset` (watch()) after a recording ended: from
+        KEYWORD_MARGIN before it (the VAD's onset lags a soft first consonant), no keyword,
+        ending by the usual rules. Speech too short to count (a cough) gives a Recording
+        without speech after `continue_seconds` at most, not after no_speech_seconds."""
+        return _Continuation(self, onset, on_pause).run()
+
     def _record_energy(self, keyword_index: int) -> Recording:
         """The energy endpointer from the detection point minus the pre-roll (the fallback)."""
         cfg = self.config.endpoint
@@ -282,7 +314,7 @@ class _VoiceRecording:
         keyword_index: int,
         keyword_end: int | None,
         on_pause: PauseHandler | None,
-        window: int = 0,
+        window: int | None = 0,
     ) -> None:
         self.audio = recorder.audio
         self.config = recorder.config
@@ -294,7 +326,12 @@ class _VoiceRecording:
         self.on_pause = on_pause
         self.turn_model = recorder.turn_model
         # the keyword is inside the window that fired: its audio is kept from where it begins
-        self.onset = self._keyword_onset(max(keyword_index - window - ONSET_SLACK, 0))
+        # (no window: no keyword, a continuation)
+        self.onset = (
+            self.estimate
+            if window is None
+            else self._keyword_onset(max(keyword_index - window - ONSET_SLACK, 0))
+        )
         self.vad.reset()
         self.origin = max(self.estimate - VAD_WARMUP, self.audio.oldest, 0)
         self.probs: list[float] = []  # P(speech) of chunk k = [origin + k * CHUNK, ...)
@@ -456,6 +493,21 @@ class _VoiceRecording:
             log.exception("the pause handler failed; recording goes on")
             return None, audio
         return (hint if callable(hint) else None), audio
+
+
+class _Continuation(_VoiceRecording):
+    """Speech that resumed shortly after a recording ended (Recorder.record_continuation):
+    judged from a little before its onset, with nothing before it to keep."""
+
+    def __init__(self, recorder: Recorder, onset: int, on_pause: PauseHandler | None) -> None:
+        start = max(onset - KEYWORD_MARGIN, recorder.audio.oldest, 0)
+        super().__init__(recorder, start, start, on_pause, window=None)
+        wait = max(recorder.config.continue_seconds, CHUNK_SAMPLES * 4 / SAMPLE_RATE)
+        endpoint = replace(self.config.endpoint, no_speech_seconds=wait)
+        self.config = replace(self.config, endpoint=endpoint)
+
+    def start_chunk(self) -> int:
+        return max(0, (self.estimate - self.origin) // CHUNK_SAMPLES)
 
 
 def _speech_run_start(speech: list[bool], max_gap: int) -> int | None:

@@ -168,6 +168,10 @@ OPTIONS = [
     _Opt("--early-pause-seconds", "EDGEML_EARLY_PAUSE_SECONDS",
          "recorder.turn.early_pause_seconds", _positive(float),
          "pause allowed when the words and the audio turn model both say the turn is over", "S"),
+    _Opt("--continue-seconds", "EDGEML_CONTINUE_SECONDS", "recorder.continue_seconds",
+         _non_negative,
+         "speech within this long after a recording ended is recorded without the keyword, "
+         "as its continuation (0: off; not with --once)", "S"),
     _Opt("--max-seconds", "EDGEML_MAX_SECONDS", "recorder.endpoint.max_seconds", _positive(float),
          "longest recording", "S"),
     _Opt("--no-speech-seconds", "EDGEML_NO_SPEECH_SECONDS", "recorder.endpoint.no_speech_seconds",

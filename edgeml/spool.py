@@ -80,6 +80,7 @@ class RecordingInfo:
     end_reason: str | None = None
     saved_copy: str | None = None  # where --save-dir put a copy
     keyword_in_audio: bool = False  # the recording starts with the keyword (recorder.py)
+    continues: str | None = None  # the id of the recording this one continues (main.py)
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,10 @@ _TYPES = {
     "seq": int, "id": str, "created": str, "created_ts": float, "audio_seconds": float,
     "attempts": int, "last_error": str, "last_attempt_ts": float, "rejected": str,
     "keyword": str, "keyword_score": float, "end_reason": str, "saved_copy": str,
+    "continues": str,
 }  # fmt: skip
 _OPTIONAL = {"last_error", "last_attempt_ts", "rejected", "keyword", "keyword_score",
-             "end_reason", "saved_copy"}  # fmt: skip
+             "end_reason", "saved_copy", "continues"}  # fmt: skip
 
 
 def _check_types(obj) -> None:

@@ -170,8 +170,24 @@ class KeywordSpotter:
 
         Raises what Audio.read raises (Stopped, AudioStalled, InputEnded) and ModelCrashed.
         """
+        detection = self._listen(start_index, None)
+        assert detection is not None  # unbounded: windows() ends only by raising
+        return detection
+
+    def scan(self, start_index: int, until: int) -> Detection | None:
+        """listen() over the windows ending in (start_index, until] only: None when the keyword
+        is not heard there. The app asks this of the audio where speech resumed after a
+        recording: a keyword there is a new turn, not a continuation (main.py)."""
+        try:
+            return self._listen(start_index, until)
+        except InputEnded:  # the input ended inside the span: no keyword there
+            return None
+
+    def _listen(self, start_index: int | None, until: int | None) -> Detection | None:
         window_samples = round(self.model.info.window_seconds * SAMPLE_RATE)
         for window in self.windows(window_samples, start_index):
+            if until is not None and window.end_index > until:
+                return None
             score = self._score(window.samples)
             self._raw.append((window.end_index, score))
             detection = self.detector.update(score, window.end_index)
@@ -184,7 +200,7 @@ class KeywordSpotter:
                     detection.score, (detection.keyword_end - detection.end_index) / SAMPLE_RATE,
                 )  # fmt: skip
                 return detection
-        raise AssertionError("unreachable: windows() ends only by raising")
+        return None  # unreachable: windows() ends only by raising
 
     def _score(self, samples: np.ndarray) -> float:
         return float(self.model.classify(samples, SAMPLE_RATE).get(self.label, 0.0))
