@@ -22,13 +22,13 @@ recurrent state (2 x 1 x 128) is carried from chunk to chunk.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeml.audioformat import INT16_SCALE, SAMPLE_RATE
+from edgeml.onnxmodel import load_session
 
 CHUNK_SAMPLES = 512  # the model's chunk at 16 kHz: 32 ms
 CONTEXT_SAMPLES = 64  # samples of the previous chunk the model sees in front of each chunk
@@ -48,39 +48,20 @@ class NeuralVadConfig:
     threads: int = 1  # one core: the keyword model and the capture need the other
 
 
-def _check_model(path: Path) -> None:
-    if not path.is_file():
-        raise VadUnavailable(f"the VAD model {path} is missing (reinstall edgeml, or --vad energy)")
-    if path == MODEL_PATH:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != MODEL_SHA256:
-            raise VadUnavailable(f"the VAD model {path} is damaged (sha256 {digest[:12]}...)")
-
-
 class SileroVAD:
     """Streaming speech probability, one value per 32 ms chunk, state carried across calls."""
 
     def __init__(self, config: NeuralVadConfig | None = None) -> None:
         self.config = config or NeuralVadConfig()
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise VadUnavailable(
-                "onnxruntime is not installed (pip install onnxruntime, or --vad energy)"
-            ) from exc
-        _check_model(Path(self.config.model_path))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.config.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(self.config.model_path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
-            raise VadUnavailable(
-                f"cannot load the VAD model {self.config.model_path}: {exc}"
-            ) from exc
+        self._session = load_session(
+            Path(self.config.model_path),
+            shipped=MODEL_PATH,
+            sha256=MODEL_SHA256,
+            threads=self.config.threads,
+            error=VadUnavailable,
+            what="the VAD model",
+            hint="--vad energy",
+        )
         self._rate = np.array(SAMPLE_RATE, dtype=np.int64)
         self.reset()
 

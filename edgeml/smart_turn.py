@@ -24,7 +24,6 @@ then Whisper's log-mel features (80 mel bands, 25 ms Hann window, 10 ms hop, 800
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeml.audioformat import INT16_SCALE, SAMPLE_RATE
+from edgeml.onnxmodel import load_session
 
 log = logging.getLogger("edgeml.smart_turn")
 
@@ -119,35 +119,19 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- the model
-def _check_model(path: Path) -> None:
-    if not path.is_file():
-        raise TurnModelUnavailable(f"the turn model {path} is missing (reinstall edgeml)")
-    if path == MODEL_PATH:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != MODEL_SHA256:
-            raise TurnModelUnavailable(f"the turn model {path} is damaged ({digest[:12]}...)")
-
-
 class SmartTurn:
     """P(the turn is complete) of the audio so far, one onnxruntime call."""
 
     def __init__(self, config: SmartTurnConfig | None = None) -> None:
         self.config = config or SmartTurnConfig()
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise TurnModelUnavailable("onnxruntime is not installed") from exc
-        _check_model(Path(self.config.model_path))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.config.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(self.config.model_path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
-            raise TurnModelUnavailable(f"cannot load {self.config.model_path}: {exc}") from exc
+        self._session = load_session(
+            Path(self.config.model_path),
+            shipped=MODEL_PATH,
+            sha256=MODEL_SHA256,
+            threads=self.config.threads,
+            error=TurnModelUnavailable,
+            what="the turn model",
+        )
 
     def probability(self, samples: np.ndarray) -> float:
         """P(turn complete) for int16 `samples`: the recording up to now, pause included."""
