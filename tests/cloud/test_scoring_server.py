@@ -42,7 +42,9 @@ def test_health_and_swagger_describe_request_and_answer(scoring_server):
         assert request_schema["properties"]["data"]["items"] == {"type": "number"}
         assert request_schema["properties"]["sample_rate"]["type"] == "integer"
         assert "audio/wav" in request_schema["description"]
-        assert set(answer_schema["properties"]) == CONTRACT_FIELDS
+        assert set(answer_schema["required"]) == CONTRACT_FIELDS
+        # "prefix" only when the X-Transcript-Prefix words were decoded after (scoring/prefix.py)
+        assert set(answer_schema["properties"]) == CONTRACT_FIELDS | {"prefix"}
         assert answer_schema["properties"]["engine"]["enum"] == ["ctc", "whisper"]
     assert "/score" in v2["paths"] and v3["openapi"].startswith("3.")
 
