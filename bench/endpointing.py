@@ -531,6 +531,22 @@ def variant_config(variant) -> EndpointConfig:
     return EndpointConfig(**fields)
 
 
+def _first_frame(trial: Trial, origin: int, frame_s: float) -> tuple[int, int, int]:
+    """(first frame judged: the one after the keyword's end, its sample, samples per frame)."""
+    k = int(np.ceil((trial.keyword_end - origin) / RATE / frame_s))
+    return k, origin + int(round(k * frame_s * RATE)), int(round(frame_s * RATE))
+
+
+def _outcome(trial: Trial, turn: EndOfTurn, start: int, hop: int, reason) -> Outcome:
+    """Whole or cut, and the decision's delay after the last word, from where EndOfTurn
+    stopped (no reason: the input ended first)."""
+    reason = reason or EndReason.END_OF_INPUT
+    decided = start + turn.frames * hop
+    end = start + turn.kept_frames * hop if reason is EndReason.SILENCE else decided
+    whole = reason is not EndReason.NO_SPEECH and end >= trial.speech_end
+    return Outcome(whole, (decided - trial.speech_end) / RATE, reason.value)
+
+
 def decide_turn(
     trial: Trial, probs: np.ndarray, frame_s: float, origin: int, variant, args, transcribe
 ) -> tuple[Outcome, dict]:
@@ -539,9 +555,7 @@ def decide_turn(
     cfg = variant_config(variant)
     hints = variant[1]
     turn_cfg = TurnConfig(enabled=hints, long_pause_seconds=args.long_pause)
-    k = int(np.ceil((trial.keyword_end - origin) / RATE / frame_s))
-    start = origin + int(round(k * frame_s * RATE))
-    hop = int(round(frame_s * RATE))
+    k, start, hop = _first_frame(trial, origin, frame_s)
     turn = EndOfTurn(cfg, turn_cfg, frame_s)
     lag = int(round(args.hint_lag / frame_s))
     reason, boxes = None, []
@@ -553,11 +567,7 @@ def decide_turn(
             turn.hint = _lagged_hint(turn, offered, transcribe, lag, boxes[-1])
         if reason is not None:
             break
-    reason = reason or EndReason.END_OF_INPUT
-    decided = start + turn.frames * hop
-    end = start + turn.kept_frames * hop if reason is EndReason.SILENCE else decided
-    whole = reason is not EndReason.NO_SPEECH and end >= trial.speech_end
-    outcome = Outcome(whole, (decided - trial.speech_end) / RATE, reason.value)
+    outcome = _outcome(trial, turn, start, hop, reason)
     last = next((b for b in reversed(boxes) if "verdict" in b), {})
     detail = {
         "verdict_at_end": turn.verdict.value if turn.verdict else None,
@@ -762,9 +772,7 @@ def decide_fused(trial, probs, frame_s, origin, silence, turn_cfg, signals, args
     (`args.audio_lag` s after it) as the app gives them (offline)."""
     transcribe, model = signals
     cfg = EndpointConfig(silence_seconds=silence)
-    k = int(np.ceil((trial.keyword_end - origin) / RATE / frame_s))
-    start = origin + int(round(k * frame_s * RATE))
-    hop = int(round(frame_s * RATE))
+    k, start, hop = _first_frame(trial, origin, frame_s)
     turn = EndOfTurn(cfg, turn_cfg, frame_s)
     text_lag = int(round(args.hint_lag / frame_s))
     audio_lag = int(round(args.audio_lag / frame_s))
@@ -778,11 +786,7 @@ def decide_fused(trial, probs, frame_s, origin, silence, turn_cfg, signals, args
                 turn.audio_hint = _lagged_probability(turn, offered, model, audio_lag)
         if reason is not None:
             break
-    reason = reason or EndReason.END_OF_INPUT
-    decided = start + turn.frames * hop
-    end = start + turn.kept_frames * hop if reason is EndReason.SILENCE else decided
-    whole = reason is not EndReason.NO_SPEECH and end >= trial.speech_end
-    return Outcome(whole, (decided - trial.speech_end) / RATE, reason.value)
+    return _outcome(trial, turn, start, hop, reason)
 
 
 def turn_variants(chosen: dict | None = None) -> dict[str, tuple[float, TurnConfig]]:

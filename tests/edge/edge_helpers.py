@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+import numpy as np
+
 from devkit.paths import EDGE_MAIN
 
 # Deadlines of a process, not budgets being measured: they stretch where the CPU is slow. The
@@ -75,3 +77,13 @@ def wait_for_line(stream, needle: str, timeout: float, seen: list[str] | None = 
     thread.start()
     thread.join(max(0.0, deadline - time.monotonic()))
     return bool(box)
+
+
+def holds(recording: np.ndarray, piece: np.ndarray) -> bool:
+    """`piece` occurs sample-exact in `recording`: a replayed file reaches the app sample-exact at
+    16 kHz, so a stored recording holds exactly the audio said (or does not hold it at all)."""
+    raw, part = recording.astype("<i2").tobytes(), piece.astype("<i2").tobytes()
+    at = raw.find(part)
+    while at != -1 and at % 2:
+        at = raw.find(part, at + 1)
+    return at != -1

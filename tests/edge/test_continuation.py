@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from edge_helpers import run_main
+from edge_helpers import holds, run_main
 
 from devkit.speech import audio_id, compose, quiet, speak, write_wav
 
@@ -59,17 +59,8 @@ def _line(recording: np.ndarray) -> str:
     return f"REC {int(recording[0])} {audio_id(recording)}"
 
 
-def _holds(recording: np.ndarray, piece: np.ndarray) -> bool:
-    """`piece` occurs sample-exact in `recording` (the replay is sample-exact at 16 kHz)."""
-    raw, part = recording.astype("<i2").tobytes(), piece.astype("<i2").tobytes()
-    at = raw.find(part)
-    while at != -1 and at % 2:
-        at = raw.find(part, at + 1)
-    return at != -1
-
-
 def _whole(recording: np.ndarray, phrase: np.ndarray) -> bool:
-    return _holds(recording, phrase[:1600]) and _holds(recording, phrase[-1600:])
+    return holds(recording, phrase[:1600]) and holds(recording, phrase[-1600:])
 
 
 @pytest.mark.parametrize("mode", [FIXED_PAUSE, SPECULATING], ids=["fixed-pause", "speculating"])
@@ -84,8 +75,8 @@ def test_speech_resuming_inside_the_window_is_delivered_as_the_continuation(
     audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), first, quiet(1.2), second, quiet(2.5))
     result, records, stored = _run(tmp_path, keyword_eim, fault_server.url, audio, WINDOW, mode)
     assert len(stored) == 2, result.stderr
-    assert _whole(stored[0], first) and not _holds(stored[0], second[:1600])
-    assert _whole(stored[1], second) and not _holds(stored[1], first[-1600:])
+    assert _whole(stored[0], first) and not holds(stored[0], second[:1600])
+    assert _whole(stored[1], second) and not holds(stored[1], first[-1600:])
     assert result.stdout.splitlines() == [_line(stored[0]), _line(stored[1])]
     one, two = records
     assert one["keyword"] == "listen" and "continues" not in one
@@ -122,7 +113,7 @@ def test_window_off_records_only_the_first_phrase(
     audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), first, quiet(1.2), second, quiet(2.5))
     result, records, stored = _run(tmp_path, keyword_eim, fault_server.url, audio, "0")
     assert len(stored) == 1, result.stderr
-    assert _whole(stored[0], first) and not _holds(stored[0], second[:1600])
+    assert _whole(stored[0], first) and not holds(stored[0], second[:1600])
     assert result.stdout.splitlines() == [_line(stored[0])]
     assert "continues" not in records[0]
     assert "--continue-seconds" in run_main(["--help"]).stdout
@@ -139,7 +130,7 @@ def test_speech_after_the_window_is_not_recorded(
     assert len(stored) == 1, result.stderr
     assert _whole(stored[0], first)
     assert result.stdout.splitlines() == [_line(stored[0])]
-    assert not any(_holds(s, second[-1600:]) for s in stored)
+    assert not any(holds(s, second[-1600:]) for s in stored)
 
 
 def test_a_keyword_inside_the_window_starts_a_new_turn(

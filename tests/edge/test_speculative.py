@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from edge_helpers import run_main
+from edge_helpers import holds, run_main
 
 from devkit.speech import audio_id, compose, quiet, speak, write_wav
 from edgeml.cloudml import CloudML
@@ -180,8 +180,8 @@ def test_the_answers_words_decide_whether_a_long_pause_ends_the_recording(
          "--turn-hints", hints, "--turn-model", "0"],  # the words alone
     )  # fmt: skip
     assert result.stdout.splitlines() == [f"REC {int(stored[0])} {audio_id(stored)}{words}"]
-    assert _holds(stored, first[:1600]) and _holds(stored, first[-1600:])
-    assert _holds(stored, second[-1600:]) is whole, "the second phrase, after the pause"
+    assert holds(stored, first[:1600]) and holds(stored, first[-1600:])
+    assert holds(stored, second[-1600:]) is whole, "the second phrase, after the pause"
     (line,) = [x for x in result.stderr.splitlines() if "recorded " in x]
     said = {"1": "words incomplete" if whole else "words complete"}.get(hints)
     assert (said in line) if said else ("words" not in line), line
@@ -206,7 +206,7 @@ def test_the_audio_turn_model_answers_inside_the_app_without_holding_up_the_reco
         ["--input-speed", "realtime", "--turn-model", "1", "--early-pause-seconds", "0.45"],
     )  # fmt: skip
     assert result.stdout.splitlines() == [f"REC {int(stored[0])} {audio_id(stored)} MORNING."]
-    assert _holds(stored, said[:1600]) and _holds(stored, said[-1600:])
+    assert holds(stored, said[:1600]) and holds(stored, said[-1600:])
     (line,) = [x for x in result.stderr.splitlines() if "recorded " in x]
     assert "words complete" in line, line
     assert "turn model" not in line or re.search(r"turn model [01]\.\d\d", line), line
@@ -223,12 +223,3 @@ def _run_once(model, wav, endpoint: str, spool, save, extra: list[str]):
     assert result.returncode == 0, result.stderr
     (wav_saved,) = save.glob("*.wav")
     return result, sf.read(wav_saved, dtype="int16")[0]
-
-
-def _holds(recording: np.ndarray, piece: np.ndarray) -> bool:
-    """`piece` occurs sample-exact in `recording` (the replay is sample-exact at 16 kHz)."""
-    raw, part = recording.astype("<i2").tobytes(), piece.astype("<i2").tobytes()
-    at = raw.find(part)
-    while at != -1 and at % 2:
-        at = raw.find(part, at + 1)
-    return at != -1

@@ -28,27 +28,35 @@ def mic(tmp_path_factory: pytest.TempPathFactory):
         yield m
 
 
-def test_record_a_take_into_the_dataset(mic, tmp_path: Path) -> None:
-    gap = np.zeros(int(0.9 * 16000), dtype=np.float32)
-    words = [tts.synthesize("listen", tts.Voice(v, speed=150)) * 0.6 for v in ("en-us", "en-gb")]
-    take = write_wav(tmp_path / "take.wav", np.concatenate([gap, words[0], gap, words[1], gap]),
-                     16000)  # fmt: skip
+def _record_while_playing(mic, audio: Path, args: list[str], settle: float) -> dict:
+    """`kwtrain record ARGS --device pulse`, with `audio` played into the virtual microphone
+    once the stream has had `settle` s to open; its JSON answer (it must exit 0)."""
     proc = subprocess.Popen(
-        [KWTRAIN, "record", "--label", "listen", "--seconds", "7",
-         "--out", str(tmp_path / "data"), "--device", "pulse", "--keep-take"],
+        [KWTRAIN, "record", *args, "--device", "pulse"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mic.env,
     )  # fmt: skip
     try:
-        time.sleep(2.0)  # the stream is open and recording
-        player = mic.play(take)
+        time.sleep(settle)  # the stream is open and recording
+        player = mic.play(audio)
         out, err = proc.communicate(timeout=60)
-        player.wait(timeout=30)
+        player.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err[-2000:]
-    info = json.loads(out)
+    return json.loads(out)
+
+
+def test_record_a_take_into_the_dataset(mic, tmp_path: Path) -> None:
+    gap = np.zeros(int(0.9 * 16000), dtype=np.float32)
+    words = [tts.synthesize("listen", tts.Voice(v, speed=150)) * 0.6 for v in ("en-us", "en-gb")]
+    take = write_wav(tmp_path / "take.wav", np.concatenate([gap, words[0], gap, words[1], gap]),
+                     16000)  # fmt: skip
+    info = _record_while_playing(
+        mic, take, ["--label", "listen", "--seconds", "7", "--out", str(tmp_path / "data"),
+                    "--keep-take"], settle=2.0,
+    )  # fmt: skip
     assert info["label"] == "listen" and info["samples"] == 2, info
     assert len(list((tmp_path / "data" / "listen").glob("listen.rec*.wav"))) == 2
     assert Path(info["take"]).is_file()
@@ -71,22 +79,12 @@ def test_record_the_room_as_background_for_the_build(mic, tmp_path: Path) -> Non
 
     rng = np.random.default_rng(0)
     room = write_wav(tmp_path / "room.wav", rng.standard_normal(16000 * 20) * 0.05, 16000)
-    proc = subprocess.Popen(
-        [KWTRAIN, "record", "--label", "background", "--seconds", "8",
-         "--out", str(tmp_path / "data"), "--device", "pulse"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mic.env,
-    )  # fmt: skip
-    try:
-        time.sleep(1.0)
-        player = mic.play(room)
-        out, err = proc.communicate(timeout=60)
-        player.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err[-2000:]
-    info = json.loads(out)
+    info = _record_while_playing(
+        mic,
+        room,
+        ["--label", "background", "--seconds", "8", "--out", str(tmp_path / "data")],
+        settle=1.0,
+    )
     assert info["label"] == "background" and info["files"] == 1 and info["seconds"] == 8.0
     (piece,) = (tmp_path / "data" / "background").glob("room-*-000.wav")
     import soundfile as sf
