@@ -91,9 +91,6 @@ KEYWORD_INNER_GAP = SAMPLE_RATE * 3 // 10  # a pause this short is inside the ke
 CLEAR_PAUSE = SAMPLE_RATE * 2 // 5  # 400 ms
 FLOOR_REFRESH_FRAMES = 12  # recompute the background level every 240 ms
 VAD_KINDS = ("silero", "energy")
-# what happens to the keyword's audio when a clear pause follows it: kept in the recording (the
-# service decodes after the keyword's words, X-Transcript-Prefix), or cut at that pause
-KEYWORD_AUDIO = ("keep", "cut")
 VAD_WARMUP = SAMPLE_RATE  # the VAD starts this long before the keyword's estimated end
 MAX_CONTINUATIONS = 3  # a chain of continuations ends here (a TV must not go on forever)
 DIP_CHUNKS = 5  # a dip in P(speech) up to 5 chunks (160 ms) after the estimate is its end
@@ -111,9 +108,6 @@ class RecorderConfig:
     # after a recording ends by silence, speech that starts within this many seconds of the end
     # decision is recorded without a keyword, as its continuation (0: off; main.py, watch())
     continue_seconds: float = 0.0
-    # "keep": the keyword's audio always leads the recording; "cut": left out where a clear
-    # pause follows it (_VoiceRecording._keep_keyword says why "keep" is the default)
-    keyword_audio: str = "keep"
 
 
 # on_pause(the audio so far, whether it begins with the keyword) -> its turn hint
@@ -476,19 +470,7 @@ class _VoiceRecording:
         the speaker was quiet where the keyword should end and stayed quiet CLEAR_PAUSE or more
         before speaking again. Then the cut is safe, and a lone keyword, which speech models
         often hear as other words, stays out of the transcript. No speech after the pause
-        ("Alexa, stop." and silence): kept, the words said are before it.
-
-        That is the rule of `keyword_audio="cut"`. By default ("keep") the keyword's audio is
-        never cut: the pause that looks clear is found from the keyword's estimated end, which
-        is the detection point (the model fires up to 0.7 s after the keyword), and a short
-        first word said right after the keyword ("Snowboy, eight. The press yard") lies before
-        that point: the pause after "eight" looked like the pause after the keyword and the cut
-        took "eight" with the keyword (bench/e2e.py, 2026-12-07: most first words lost in cut
-        recordings were of this kind). Since the service is told the keyword's words
-        (X-Transcript-Prefix) a lone keyword is no longer heard as other words, which was the
-        reason for the cut; a service that ignores the prefix leaves them to keywordtext."""
-        if self.config.keyword_audio == "keep":
-            return True
+        ("Alexa, stop." and silence): kept, the words said are before it."""
         first_speech = ep.first_speech_frame
         clear = first_speech is not None and first_speech * CHUNK_SAMPLES >= CLEAR_PAUSE
         return not (self.quiet_at_estimate and clear)

@@ -26,7 +26,7 @@ from edgeml.cloudml import FORMATS, ClientConfig, escape_controls
 from edgeml.edgeml import ModelConfig
 from edgeml.keys import ALLOW_HTTP_ENV, KeyProblem, read_key
 from edgeml.output import OutputConfig, jsonl_problem
-from edgeml.recorder import KEYWORD_AUDIO, VAD_KINDS, RecorderConfig
+from edgeml.recorder import VAD_KINDS, RecorderConfig
 from edgeml.sources import INPUT_SPEEDS, SourceConfig, input_problem
 from edgeml.speculative import SpeculationConfig
 from edgeml.spool import SpoolConfig
@@ -181,9 +181,6 @@ OPTIONS = [
     _Opt("--vad", "EDGEML_VAD", "recorder.vad", str,
          "what ends a recording: silero (neural VAD) or energy (level over the noise floor)",
          None, VAD_KINDS),
-    _Opt("--keyword-audio", "EDGEML_KEYWORD_AUDIO", "recorder.keyword_audio", str,
-         "the keyword's audio: keep it in the recording (the service is told its words), or "
-         "cut it where a clear pause follows it", None, KEYWORD_AUDIO),
     _Opt("--speculate", "EDGEML_SPECULATE", "speculation.enabled", _bool,
          "send the recording at a short pause, use that answer if the pause was the end (1/0)",
          "1|0"),
