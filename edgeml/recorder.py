@@ -111,8 +111,11 @@ class RecorderConfig:
     continue_seconds: float = 0.0
     # the level guard of a continuation: the speech in its first CONTINUE_GUARD_SECONDS must be
     # no more than this many dB below the turn's own speech (Recording.speech_level_dbfs), so a
-    # TV, a radio or another person further away does not continue the turn (0: no guard)
-    continue_level_db: float = 0.0
+    # TV, a radio or another person further away does not continue the turn (0: no guard).
+    # 3 dB: of 0/3/6/10 the fewest false continuations on the development half with another
+    # talker at -10 dB (94 % -> 17 % per turn, 1.0 s window) and no word lost there in noise
+    # (bench/continuation.py, docs/benchmarks.md); not enough to turn continuations on
+    continue_level_db: float = 3.0
 
 
 # on_pause(the audio so far, whether it begins with the keyword) -> its turn hint
