@@ -108,8 +108,8 @@ def test_a_chain_of_continuations_stops_at_its_maximum(
 def test_window_off_records_only_the_first_phrase(
     fault_server, keyword_eim, keyword_audio, phrases, tmp_path
 ):
-    """--continue-seconds 0 (the default): today's behaviour, one recording; the phrase after
-    the pause is not recorded (no keyword said before it)."""
+    """--continue-seconds 0 (off; the default is 0.8 s): one recording; the phrase after the
+    pause is not recorded (no keyword said before it)."""
     first, second = phrases
     audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), first, quiet(1.2), second, quiet(2.5))
     result, records, stored = _run(tmp_path, keyword_eim, fault_server.url, audio, "0")
@@ -165,7 +165,7 @@ def test_quieter_speech_after_the_turn_is_not_a_continuation(
 ):
     """The turn, then 1.2 s later (0.5 s into the window) a TV or another person across the
     room: other words, 14 dB below the speaker's. With the level guard (--continue-level-db,
-    default 3) they are not recorded: one recording, one line; without it (0) the same audio
+    default 1) they are not recorded: one recording, one line; without it (0) the same audio
     is taken for the speaker resuming and a second line of words the user never said is
     printed. The
     speaker's own voice at their own level after the same pause is still a continuation."""
