@@ -92,6 +92,7 @@ class _Previous:
     id: str  # its spool record's id (the continuation's `continues`)
     chain: int  # continuations before it in this turn (0: the keyword's own recording)
     end_index: int  # where its end was decided: the continuation window opens here
+    level_dbfs: float | None = None  # the turn's speech level (its keyword recording's)
 
 
 class Fatal(Exception):
@@ -260,7 +261,9 @@ class App:
         hears the window too: a keyword said there starts a new turn, not a continuation, and
         a window that stays quiet is listened to again from its start (no audio skipped)."""
         if previous is not None and resume_at is not None:
-            onset = self.recorder.watch(resume_at, self.s.recorder.continue_seconds)
+            onset = self.recorder.watch(
+                resume_at, self.s.recorder.continue_seconds, previous.level_dbfs
+            )
             if onset is not None:
                 window = round(self.model.info.window_seconds * SAMPLE_RATE)
                 detection = self.spotter.scan(resume_at, onset + window + KEYWORD_SCAN_MARGIN)
@@ -306,7 +309,10 @@ class App:
             or chain >= MAX_CONTINUATIONS
         ):
             return None
-        return _Previous(rid, chain, recording.resume_index)
+        # the guard's reference stays the keyword recording's level along the chain (a TV
+        # that slipped through must not become the level the next continuation is held to)
+        level = recording.speech_level_dbfs if previous is None else previous.level_dbfs
+        return _Previous(rid, chain, recording.resume_index, level)
 
     def _pause_handler(self):
         """The recorder's on_pause: the recording so far offered to the speculator with the

@@ -171,7 +171,11 @@ OPTIONS = [
     _Opt("--continue-seconds", "EDGEML_CONTINUE_SECONDS", "recorder.continue_seconds",
          _non_negative,
          "speech within this long after a recording ended is recorded without the keyword, "
-         "as its continuation (0: off; not with --once)", "S"),
+         "as its continuation (default 0.8; 0: off; not with --once)", "S"),
+    _Opt("--continue-level-db", "EDGEML_CONTINUE_LEVEL_DB", "recorder.continue_level_db",
+         _non_negative,
+         "a continuation's speech may be at most this many dB quieter than the turn's own "
+         "speech (a TV or another person further away is quieter; 0: no level check)", "DB"),
     _Opt("--max-seconds", "EDGEML_MAX_SECONDS", "recorder.endpoint.max_seconds", _positive(float),
          "longest recording", "S"),
     _Opt("--no-speech-seconds", "EDGEML_NO_SPEECH_SECONDS", "recorder.endpoint.no_speech_seconds",

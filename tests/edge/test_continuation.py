@@ -19,6 +19,7 @@ import soundfile as sf
 from edge_helpers import holds, run_main
 
 from devkit.speech import audio_id, compose, quiet, speak, write_wav
+from kwtrain.tts import Voice
 
 SILENCE = "0.7"  # the end rule: a pause this long ends a recording
 WINDOW = "1.0"  # --continue-seconds in these tests: counted from where the end was decided
@@ -107,8 +108,8 @@ def test_a_chain_of_continuations_stops_at_its_maximum(
 def test_window_off_records_only_the_first_phrase(
     fault_server, keyword_eim, keyword_audio, phrases, tmp_path
 ):
-    """--continue-seconds 0 (the default): today's behaviour, one recording; the phrase after
-    the pause is not recorded (no keyword said before it)."""
+    """--continue-seconds 0 (off; the default is 0.8 s): one recording; the phrase after the
+    pause is not recorded (no keyword said before it)."""
     first, second = phrases
     audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), first, quiet(1.2), second, quiet(2.5))
     result, records, stored = _run(tmp_path, keyword_eim, fault_server.url, audio, "0")
@@ -149,6 +150,39 @@ def test_a_keyword_inside_the_window_starts_a_new_turn(
     assert [r["keyword"] for r in records] == ["listen", "listen"]
     assert all("continues" not in r for r in records)
     assert result.stdout.splitlines() == [_line(s) for s in stored]
+
+
+OTHER_VOICE = Voice("en-us+m3", speed=170, pitch=30)  # someone else, not the keyword's speaker
+
+
+@pytest.mark.parametrize(
+    ("who", "guard", "recordings"),
+    [("other", None, 1), ("other", "0", 2), ("own", None, 2)],
+    ids=["quieter-voice-guarded", "quieter-voice-no-guard", "own-voice-guarded"],
+)
+def test_quieter_speech_after_the_turn_is_not_a_continuation(
+    fault_server, keyword_eim, keyword_audio, phrases, tmp_path, who, guard, recordings
+):
+    """The turn, then 1.2 s later (0.5 s into the window) a TV or another person across the
+    room: other words, 14 dB below the speaker's. With the level guard (--continue-level-db,
+    default 1) they are not recorded: one recording, one line; without it (0) the same audio
+    is taken for the speaker resuming and a second line of words the user never said is
+    printed. The
+    speaker's own voice at their own level after the same pause is still a continuation."""
+    first, second = phrases
+    after = second if who == "own" else speak("turn left at the next corner", OTHER_VOICE, 0.14)
+    audio, _ = compose(quiet(1.0), keyword_audio, quiet(0.3), first, quiet(1.2), after, quiet(2.5))
+    result, records, stored = _run(
+        tmp_path, keyword_eim, fault_server.url, audio, WINDOW,
+        [*FIXED_PAUSE, *([] if guard is None else ["--continue-level-db", guard])],
+    )  # fmt: skip
+    assert len(stored) == recordings, result.stderr
+    assert _whole(stored[0], first) and not holds(stored[0], after[:1600])
+    assert result.stdout.splitlines() == [_line(s) for s in stored]
+    if recordings == 2:
+        assert _whole(stored[1], after) and records[1]["continues"] == records[0]["id"]
+    else:
+        assert "dB below the speaker's level: not a continuation" in result.stderr
 
 
 def test_the_spool_record_carries_continues_and_old_records_still_load():

@@ -196,3 +196,13 @@ def test_log_messages_carry_no_raw_control_characters():
         "x\x1b[2J\x07\r\nINFO forged",), None)  # fmt: skip
     line = SafeFormatter("%(levelname)s %(message)s").format(record)
     assert line == "ERROR endpoint said x\\x1b[2J\\x07\\x0d\\x0aINFO forged"
+
+
+def test_continuation_flags_and_a_negative_level_guard(capsys):
+    """Continuations are on by default at 0.8 s with the 1 dB level guard (bench/continuation.py:
+    the setting its rule chose on the development half); both flags and their variables work."""
+    s = parse_args([], env={})
+    assert s.recorder.continue_seconds == 0.8 and s.recorder.continue_level_db == 1.0
+    s = parse_args(["--continue-seconds", "0"], env={"EDGEML_CONTINUE_LEVEL_DB": "6"})
+    assert s.recorder.continue_seconds == 0 and s.recorder.continue_level_db == 6.0
+    assert "--continue-level-db" in _refused(["--continue-level-db", "-3"], capsys)
