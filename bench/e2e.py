@@ -161,7 +161,7 @@ def attribute(records: list[dict], audio: np.ndarray, trials: list[chain.Trial])
         k = int(np.argmax(overlap))
         if overlap[k] > 0 and k not in out:
             out[k] = dict(rec, start=offset, end=end)
-    return out
+    return chain.join_continuations(records, out)
 
 
 def ceiling(url: str, audio: np.ndarray, trials: list[chain.Trial]) -> list[str]:
@@ -189,6 +189,7 @@ def judge(
         row = {
             "keyword": keyword, "sentence": t.sentence_name, "clip": t.keyword_name, "gap": t.gap,
             "level_db": t.level_db, "heard": rec is not None, "text": text,
+            "continued": (rec or {}).get("continued", 0),
             "wer": chain.wer(t.reference, text) if rec else None,
             "keyword_text": bool(rec) and chain.keyword_in_text(keyword, text, t.reference),
             "first_word_kept": bool(rec) and chain.first_word_kept(t.reference, text),

@@ -172,3 +172,18 @@ def keyword_in_text(keyword: str, text: str, reference: str) -> bool:
             if edit_distance(run, target) <= 0.25 * len(target):
                 return True
     return False
+
+
+def join_continuations(records: list[dict], found: dict[int, dict]) -> dict[int, dict]:
+    """A continuation (--continue-seconds: its record names the recording it `continues`) is
+    printed as its own line right after its turn's: the person reads both, so its text is
+    joined to the trial's (a chain joins in order)."""
+    for k, rec in found.items():
+        texts, rid = [rec.get("text") or ""], rec.get("id")
+        for nxt in records:
+            if rid is not None and nxt.get("continues") == rid:
+                texts.append(nxt.get("text") or "")
+                rid = nxt.get("id")
+        if len(texts) > 1:
+            found[k] = dict(rec, text=" ".join(t for t in texts if t), continued=len(texts) - 1)
+    return found

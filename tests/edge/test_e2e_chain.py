@@ -82,3 +82,17 @@ def test_keyword_text_and_wer():
     assert chain.wer(ref, "WHAT TIME IS IT?") == 0.0
     assert chain.wer(ref, "") == 1.0
     assert chain.wer(ref, "TIME IS IT") == pytest.approx(0.25)
+
+
+def test_a_continuation_is_read_with_its_turn():
+    """The person reads a continuation's line right after its turn's: the benchmark judges the
+    two together, a chain in order, and leaves other turns alone."""
+    records = [
+        {"id": "a", "text": "SEVEN OF"},
+        {"id": "b", "text": "WHAT TIME IS IT"},
+        {"id": "c", "text": "CLUBS", "continues": "a"},
+        {"id": "d", "text": "PLEASE", "continues": "c"},
+    ]
+    found = chain.join_continuations(records, {0: dict(records[0]), 1: dict(records[1])})
+    assert found[0]["text"] == "SEVEN OF CLUBS PLEASE" and found[0]["continued"] == 2
+    assert found[1]["text"] == "WHAT TIME IS IT" and "continued" not in found[1]
