@@ -104,9 +104,10 @@ class EmbTrainSettings:
     hard_negative_rounds: int = 1  # retrain with the train background's hardest windows
     hard_negative_boost: float = 10.0  # ...weighted this many times more
     # extra clips of each keyword utterance, confusable and other word, drawn the same way and
-    # then passed through a telephone line or a cheap microphone (`augment.channel`); chosen on
-    # the TUNE keywords of bench/kws_real.py (alexa, smart mirror, snowboy); 0 = the recipe
-    # before it (every clip of which stays cached)
+    # then passed through a telephone line or a cheap microphone (`augment.channel`). Off: on
+    # the TUNE keywords of bench/kws_real.py (alexa, smart mirror, snowboy) 1 copy missed more
+    # at the stated threshold (10 dB, mean 5.8 -> 10.6 %) and at <= 1 false wake/h (4.5 ->
+    # 5.0 %); docs/benchmarks.md. 0 = none (every other clip's cache entry is the same either way)
     channel_copies: int = 0
     name: str = ""
 
