@@ -430,7 +430,7 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
-MODEL_NAMES = {"old": "old recipe", "new": "new recipe", "mfcc": "MFCC+CNN"}
+MODEL_NAMES = {"old": "old recipe (default)", "new": "new: + channel copies", "mfcc": "MFCC+CNN"}
 
 
 def keyword_label(kw: str, r: dict) -> str:
@@ -517,8 +517,12 @@ def _plot(result: dict, name: str = "kws_real.json") -> None:
     import matplotlib.pyplot as plt
 
     kws = ordered(result)
-    fig, axes = plt.subplots(1, len(kws), figsize=(5 * len(kws), 4.2), squeeze=False)
-    for ax, kw in zip(axes[0], kws, strict=True):
+    cols = min(4, len(kws))
+    rows = -(-len(kws) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(kws) :]:
+        ax.set_visible(False)
+    for ax, kw in zip(axes.flat, kws, strict=False):
         for model, style in (("old", "--"), ("new", "-"), ("mfcc", ":")):
             if model not in result["keywords"][kw]:
                 continue
@@ -536,7 +540,9 @@ def _plot(result: dict, name: str = "kws_real.json") -> None:
         ax.set_title(keyword_label(kw, result["keywords"][kw]) + " real clips")
         ax.set_ylim(0, 100)
         ax.legend(fontsize=8)
-    fig.suptitle("kw_real through the SDK, 250 ms hops; x = the model's own threshold")
+    how = {r.get("scored", "SDK") for r in result["keywords"].values()}
+    how_s = "through the SDK" if how == {"SDK"} else "with the .eim's own code (in-process)"
+    fig.suptitle(f"kw_real {how_s}, 250 ms hops; x = the model's own threshold")
     fig.tight_layout()
     fig.savefig(RESULTS / f"{Path(name).stem}.png", dpi=110)
 
