@@ -83,3 +83,33 @@ def test_channel_copies_add_clips_and_move_no_other() -> None:
     plain = Counter(it[0] for it in without)
     assert counts["positive"] == 40 and counts["confusable"] == 20
     assert counts["word"] == plain["word"] and "sentence" not in counts
+
+
+def test_a_channel_item_is_the_same_clip_heard_through_a_channel(tmp_path, monkeypatch) -> None:
+    """`_work` on ("word", f, seed, "channel") draws the clip of ("word", f, seed) and then
+    passes it through the channel: the real front end is given the band-limited clip."""
+    import soundfile as sf
+
+    from kwtrain.embedding import train
+    from kwtrain.embedding.onnxfiles import FrontEndUnavailable
+    from kwtrain.embedding.onnxparts import runtime_files
+
+    try:
+        files = runtime_files()
+    except FrontEndUnavailable as exc:
+        pytest.skip(str(exc))
+    wav = tmp_path / "word.wav"
+    sf.write(wav, _white(7, 0.8), RATE)
+    monkeypatch.setattr(train, "_W", {})
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what _init_worker sets, undone afterwards
+    train._init_worker(files, {}, train.EmbTrainSettings(keyword="alexa"), None)
+    front = train._W["fe"]
+    heard: list[np.ndarray] = []
+    embed = front.embeddings
+    monkeypatch.setattr(front, "embeddings", lambda x, stride: heard.append(x) or embed(x, stride))
+    plain = train._work(("word", str(wav), 11))
+    through = train._work(("word", str(wav), 11, "channel"))
+    assert plain["end"] == through["end"] and len(heard[0]) == len(heard[1])
+    assert through["emb"].shape == plain["emb"].shape
+    assert not np.allclose(through["emb"], plain["emb"])
+    assert _share(heard[1], 7000, 8000) < 0.3 * _share(heard[0], 7000, 8000)
