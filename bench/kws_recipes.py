@@ -4,8 +4,9 @@
 
 Development set: "stop" (kw_pos + kw_pos_stop: 135 clips, 80 Speech Commands speakers) and the
 DEV fifth of each kw_real keyword (`kws_real.dev_test_split`: a fixed hash of the clip's file
-name; Picovoice's files name no speaker, so speakers may recur in the other four fifths, on
-which bench/kws_real.py reports). Every model is trained from generated data only (`kwtrain
+name; Picovoice's files name no speaker, so speakers may recur in the other four fifths).
+These are bench/kws_real.py's TUNE keywords, whose figures it labels "tuned on"; its REPORT
+keywords (operator, wildfire, voyager, amelia) must not be given here. Every model is trained from generated data only (`kwtrain
 build`'s pipeline with the recipe's settings), scored in-process on cached embeddings of the
 same streams as bench/kws_real.py (clean and 10 dB in test-part noise beds; false wakes on the
 test part of the background), which is the .eim's arithmetic (tests/kws/test_embedding.py).
