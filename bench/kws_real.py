@@ -34,7 +34,7 @@ wakes per hour).
 real clips of half of the speakers added to training, scored on the other half).
 
 Writes bench/results/kws_real.json and kws_real.png. Trained models are kept under
-build/bench/ (ignored: new/<slug> and old_recipe/<slug>) and reused; --retrain trains again.
+build/bench/ (ignored: old_recipe/<slug>, new_recipe/<slug>) and reused; --retrain trains again.
 """
 
 from __future__ import annotations
@@ -152,15 +152,17 @@ def train_new(
     retrain: bool,
     data: Path | None = None,
     tag: str = "",
-    recipe: str = "new",
+    recipe: str | None = None,
 ) -> Path:
-    """The speech-embedding model of `recipe` (RECIPES), trained once under build/bench/."""
-    folder = "new" if recipe == "new" else f"{recipe}_recipe"
+    """The speech-embedding model of `recipe` (RECIPES: build/bench/<recipe>_recipe/), or of
+    plain `kwtrain build` with None (build/bench/new/, which the other benches read), trained
+    once."""
+    folder = "new" if recipe is None else f"{recipe}_recipe"
     out = WORK / folder / (slug(keyword) + tag)
     eim = out / f"{slug(keyword)}.eim"
     if retrain or not eim.is_file():
         args = ["build", "--keyword", keyword, "--out", str(out), "--eim", str(eim),
-                "--background", str(speech_dir()), *RECIPES[recipe]]  # fmt: skip
+                "--background", str(speech_dir()), *RECIPES.get(recipe, ())]  # fmt: skip
         if data is not None:
             args += ["--data", str(data)]
         cli(*args)

@@ -1,6 +1,6 @@
 """The in-process scores of bench/kws_real.py against the real SDK, on real clips.
 
-    .venv/bin/python bench/kws_sdk_check.py [--models old_recipe/operator,new/amelia]
+    .venv/bin/python bench/kws_sdk_check.py [--models old_recipe/operator,new_recipe/amelia]
 
 `bench/kws_real.py --in-process` scores with the .eim's own numpy + onnxruntime code on cached
 embeddings, because 14 models through the SDK on 2.4 h of background each do not fit a short
@@ -51,7 +51,7 @@ def check(eim: Path, conds: list) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="old_recipe/operator,new/amelia",
+    ap.add_argument("--models", default="old_recipe/operator,new_recipe/amelia",
                     help="folder/keyword under build/bench/, comma-separated")  # fmt: skip
     a = ap.parse_args()
     if (sp := kw_real_root("kws_sdk_check")) is None:
