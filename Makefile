@@ -126,7 +126,7 @@ keyword-model-mfcc: setup  ## the MFCC+CNN listen model (Edge Impulse's block), 
 bench-e2e: setup  ## THE product figure: real people, keyword + sentence, through the app, old vs new (needs ../shared/data/speech; ~40 min)
 	$(PY) bench/e2e.py
 
-bench-kws-real: setup  ## real people (kw_real), old vs new front end, FA/h (needs ../shared/data/speech)
+bench-kws-real: setup  ## real people (kw_real): REPORT keywords, then TUNE (tuned on), old vs new recipe (needs ../shared)
 	$(PY) bench/kws_real.py
 
 bench-kws-threshold: setup  ## the stated threshold, tail model alone vs capped, on real people (after bench-kws-real)

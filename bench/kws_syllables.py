@@ -38,7 +38,7 @@ RESULTS = REPO / "bench" / "results"
 # kws_real result files in the order they were committed (git log): a later one replaces an
 # earlier one's figure for the same keyword
 FILES = (
-    "kws_real.json",
+    "kws_real_round1.json",  # kws_real.json until the TUNE / REPORT run replaced it
     "kws_real_alexa_round1_recipe.json",
     "kws_real_round2.json",
     "kws_real_round2_more.json",

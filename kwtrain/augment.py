@@ -6,6 +6,9 @@ a room (synthetic reverberation), microphone colouring (spectral tilt) and band 
 cheap or phone-quality microphone, an upsampled recording), background noise
 from the noise pool at a random signal-to-noise ratio, a random gain, and a microphone's
 noise floor. Everything is numpy on float windows in [-1, 1].
+
+`channel` is the speech-embedding recipe's: a whole clip (keyword and background) through a
+telephone line or a cheap microphone.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import soxr
 
 from edgeml.audioformat import SAMPLE_RATE
 from kwtrain import noise as noisegen
@@ -143,3 +147,56 @@ class Augmenter:
             level = rng.uniform(*s.floor_dbfs)
             y = y + noisegen.at_level(rng.standard_normal(n), level)
         return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- channels
+CHANNELS = ("telephone", "cheap_mic")
+
+
+def _butter_band(freqs: np.ndarray, low: float, high: float, order: int) -> np.ndarray:
+    """Magnitude of a Butterworth high-pass at `low` times a low-pass at `high` (Hz)."""
+    f = np.maximum(freqs, 1.0)
+    return 1 / np.sqrt((1 + (low / f) ** (2 * order)) * (1 + (f / high) ** (2 * order)))
+
+
+def mu_law(x: np.ndarray, bits: int = 8, mu: float = 255.0) -> np.ndarray:
+    """G.711-style companding to `bits`: the quantisation noise a phone line adds."""
+    y = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+    levels = 2 ** (bits - 1)
+    y = np.round(y * levels) / levels
+    return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu).astype(np.float32)
+
+
+def channel(x: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """`x` (16 kHz, whatever it carries: speech and its background) as heard through a
+    telephone line or a cheap microphone, same length and peak.
+
+    WHY: the synthetic voices are full-band studio audio, while real people reach a keyword
+    spotter through small MEMS microphones, laptops and phone lines (band edges, resonances,
+    clipping, codec noise); the head must not learn "energy above 4 kHz" as part of the keyword.
+        telephone  8 kHz sampling (nothing above 4 kHz), band-pass from 200-400 Hz to
+                   3.0-3.6 kHz (4th order), 8-bit mu-law
+        cheap_mic  high-pass 100-500 Hz, low-pass 3.5-7 kHz, a resonance of +3..+10 dB at
+                   1.5-5 kHz, soft clipping (tanh, drive 1-4)"""
+    kind = kind or str(rng.choice(CHANNELS))
+    n = len(x)
+    peak = float(np.max(np.abs(x))) + 1e-9
+    y = x.astype(np.float64) / peak
+    freqs = np.fft.rfftfreq(n, 1.0 / 16000)
+    if kind == "telephone":
+        y = soxr.resample(y, 16000, 8000)
+        y = soxr.resample(y, 8000, 16000)
+        y = np.pad(y, (0, max(0, n - len(y))))[:n]
+        band = _butter_band(freqs, rng.uniform(200, 400), rng.uniform(3000, 3600), 4)
+        y = np.fft.irfft(np.fft.rfft(y) * band, n)
+        y = mu_law(y / (np.max(np.abs(y)) + 1e-9) * 0.9)
+    elif kind == "cheap_mic":
+        band = _butter_band(freqs, rng.uniform(100, 500), rng.uniform(3500, 7000), 3)
+        f0, gain = rng.uniform(1500, 5000), 10 ** (rng.uniform(3, 10) / 20)
+        bump = 1 + (gain - 1) * np.exp(-0.5 * (np.log2(np.maximum(freqs, 1) / f0) / 0.25) ** 2)
+        y = np.fft.irfft(np.fft.rfft(y) * band * bump, n)
+        drive = rng.uniform(1.0, 4.0)
+        y = np.tanh(drive * y / (np.max(np.abs(y)) + 1e-9)) / np.tanh(drive)
+    else:
+        raise ValueError(f"unknown channel {kind!r} (one of {', '.join(CHANNELS)})")
+    return (y / (np.max(np.abs(y)) + 1e-9) * peak).astype(np.float32)

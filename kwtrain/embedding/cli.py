@@ -56,6 +56,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "weighted 10x (real audio that looks like the keyword; default 1)",
     )
     p.add_argument(
+        "--channel-copies",
+        type=int,
+        default=int(os.environ.get("KWTRAIN_CHANNEL_COPIES", "0")),  # EmbTrainSettings
+        help="extra clips of each keyword utterance, confusable and word heard through a "
+        "telephone line or a cheap microphone (default 0: none)",
+    )
+    p.add_argument(
         "--max-fa-per-hour",
         type=float,
         default=1.0,
@@ -105,6 +112,7 @@ def run_build(a: argparse.Namespace) -> dict:
         name=a.name or a.keyword,
         consecutive=max(1, a.consecutive),
         hard_negative_rounds=max(0, a.hard_negative_rounds),
+        channel_copies=max(0, a.channel_copies),
     )
     real = []
     if a.data is not None and (a.data / a.keyword).is_dir():
