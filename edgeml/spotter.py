@@ -250,23 +250,35 @@ class KeywordSpotter:
         self._raw.clear()
 
     def windows(self, size: int, start_index: int | None = None) -> Iterator[Window]:
-        """Windows of `size` samples, one per hop, from `start_index` on."""
+        """Windows of `size` samples, one per hop, the first ending after `start_index`.
+
+        Windows end on the stream's own grid (multiples of the hop since its first sample),
+        wherever listening resumes: where a recording happened to end then does not move the
+        hops over the next keyword. A keyword whose score sits at the threshold's margin is
+        heard or missed by the grid's phase alone, so without the anchor two versions of the
+        recorder that end recordings a few chunks apart are heard differently on the same
+        audio, and the chain's benchmark compares hop phases instead of recorders."""
         audio = self.audio
         hop = int(HOP_SECONDS * SAMPLE_RATE)
         max_lag = int(self.config.max_lag_seconds * SAMPLE_RATE)
         if start_index is None:
             start_index = audio.end if audio.live else audio.position
-        end = start_index
+        end = _grid_floor(start_index, hop)
         while True:
             end += hop
             if audio.live and audio.end - end > max_lag:
                 self.skipped_samples += audio.end - end
                 log.debug("spotter behind by %.2f s: skipping", (audio.end - end) / SAMPLE_RATE)
-                end = audio.end
+                end = _grid_floor(audio.end, hop)
             try:
                 samples = audio.read(end - size, size)
             except Overrun as exc:
                 log.warning("audio overwritten before it was read: skipping to live audio")
-                end = max(exc.oldest + size, audio.end)
+                end = _grid_floor(max(exc.oldest + size, audio.end), hop)
                 continue
             yield Window(samples=samples, end_index=end)
+
+
+def _grid_floor(index: int, hop: int) -> int:
+    """The last hop boundary of the stream at or before `index`."""
+    return index - index % hop

@@ -215,3 +215,38 @@ def test_highpass_removes_50hz_hum_keeps_speech_band_and_is_seamless_across_bloc
 
     assert level(whole, 50) < level(x, 50) * 0.2  # hum down by more than 14 dB
     assert level(whole, 1000) > level(x, 1000) * 0.95
+
+
+def test_spotter_windows_end_on_the_streams_grid_wherever_listening_resumes(tmp_path):
+    """After a recording, listening resumes where it ended; the windows still end on multiples
+    of the hop, so the same keyword audio is scored in the same windows whatever the recorder
+    did before it (the chain's benchmark compares recorders, not hop phases)."""
+    import wave
+
+    from edgeml.audio import Audio
+    from edgeml.edgeml import ModelInfo
+    from edgeml.sources import FileSource
+    from edgeml.spotter import HOP_SECONDS, KeywordSpotter
+
+    path = tmp_path / "in.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(RATE)
+        w.writeframes((np.arange(RATE * 3) % 1000).astype(np.int16).tobytes())
+
+    class Model:
+        info = ModelInfo("x", ("listen", "noise"), RATE, RATE)
+
+    hop = int(HOP_SECONDS * RATE)
+    stream = Audio(FileSource(path, realtime=False))
+    stream.start()
+    try:
+        spotter = KeywordSpotter(stream, Model(), DetectorConfig("listen"))
+        for start, first in [(0, hop), (1234, hop), (hop - 1, hop), (hop, 2 * hop), (9001, 3 * hop)]:
+            windows = spotter.windows(RATE, start)
+            ends = [next(windows).end_index for _ in range(3)]
+            assert ends == [first, first + hop, first + 2 * hop], start
+        window = next(spotter.windows(RATE, 30001))
+        assert window.end_index == 8 * hop
+        assert np.array_equal(window.samples, np.arange(8 * hop - RATE, 8 * hop) % 1000)
+    finally:
+        stream.stop()
