@@ -21,7 +21,10 @@ Behaviours (keyword arguments):
   listen()); later starts behave.
 - `flood=N`: answer every classify with N bytes that never end in the protocol's NUL;
 - `fail_classify=True`: answer every classify with `"success": false` (a model that refuses);
-- `hello_params={...}`: put these into the hello's `model_parameters` (absurd sizes, ...).
+- `hello_params={...}`: put these into the hello's `model_parameters` (absurd sizes, ...);
+- `late_seconds=S`: with a template, only alignments whose keyword ends at least S seconds
+  before the window's end count: the model fires S later than a whole match would, as a
+  kwtrain model that decides over several positions does (state it or not with hello_params).
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ class Scripted:
 
     def correlate(self, window):
         w = np.asarray(window, dtype=np.float64)
+        late = int(round((CONFIG.get("late_seconds") or 0.0) * CONFIG["frequency"]))
+        w = w[: len(w) - late] if late else w
         t = self.template
         n = len(w) - len(t) + 1
         if n <= 0:
@@ -165,6 +170,7 @@ def write_eim(
     flood: int | None = None,
     fail_classify: bool = False,
     hello_params: dict | None = None,
+    late_seconds: float = 0.0,
     shebang: str | None = None,
     name: str = "scripted-kws",
 ) -> Path:
@@ -192,6 +198,7 @@ def write_eim(
         "flood": flood,
         "fail_classify": fail_classify,
         "hello_params": hello_params,
+        "late_seconds": late_seconds,
     }
     path.write_text(
         SCRIPT.format(

@@ -108,6 +108,9 @@ class ModelInfo:
     frequency: int
     window_samples: int
     threshold: float | None = None  # the model's own calibrated keyword threshold, if it says
+    # how long after the keyword's end the model's score first reaches its peak, if it says
+    # (a kwtrain model decides over several grid positions: spotter.KeywordSpotter.track)
+    keyword_delay_seconds: float = 0.0
 
     @property
     def window_seconds(self) -> float:
@@ -128,6 +131,17 @@ def model_threshold(params: dict) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if value is not None and 0.0 < value <= 1.0 else None
+
+
+def model_keyword_delay(params: dict, window_seconds: float) -> float:
+    """`keyword_delay_seconds` from a hello (kwtrain states it), within [0, the window]; 0 when
+    absent or not a number: Edge Impulse's models state none, and the spotter then places the
+    keyword's end where their score peaks."""
+    try:
+        value = float(params.get("keyword_delay_seconds", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+    return value if 0.0 <= value <= window_seconds else 0.0
 
 
 def ensure_interpreter_on_path(env: os._Environ | dict = os.environ) -> None:
@@ -514,6 +528,7 @@ def _model_info(hello: dict) -> ModelInfo:
         frequency=frequency,
         window_samples=window,
         threshold=model_threshold(params),
+        keyword_delay_seconds=model_keyword_delay(params, window / frequency),
     )
 
 

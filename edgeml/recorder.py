@@ -374,7 +374,9 @@ class _VoiceRecording:
         self.chunks: list[np.ndarray] = []  # the audio of chunk k (kept: the ring moves on)
         self.ended = False
         self.prefix = np.zeros(0, np.int16)  # the keyword's audio, before the judged chunks
-        self.quiet_at_estimate = False  # the speaker had paused where the keyword should end
+        # a pause follows the keyword: the speaker was quiet at the estimate, or paused within
+        # keyword_search_seconds after it (start_chunk); only then may the keyword be left out
+        self.keyword_pause = False
 
     def _at(self, chunk: int) -> int:
         return self.origin + chunk * CHUNK_SAMPLES
@@ -419,7 +421,7 @@ class _VoiceRecording:
         at = self._chunk_of(self.estimate)
         back = self._chunk_of(self.estimate - int(cfg.pre_roll_seconds * SAMPLE_RATE))
         if self._quiet(at) and not self.ended:  # already quiet: where did this pause begin?
-            self.quiet_at_estimate = True
+            self.keyword_pause = True
             c = at
             while c > back and self._quiet(c - 1):
                 c -= 1
@@ -439,6 +441,7 @@ class _VoiceRecording:
         # back: a pause before it may be the one between the words of the keyword)
         ahead = at + int(cfg.keyword_search_seconds * SAMPLE_RATE / CHUNK_SAMPLES)
         found = self._pause_from(at, ahead)
+        self.keyword_pause = found is not None
         return at if found is None else found
 
     def _keyword_onset(self, window_start: int) -> int:
@@ -511,13 +514,14 @@ class _VoiceRecording:
 
     def _keep_keyword(self, ep: VoiceEndpointer) -> bool:
         """Keep the keyword's audio unless a clear pause separates it from the words after it:
-        the speaker was quiet where the keyword should end and stayed quiet CLEAR_PAUSE or more
-        before speaking again. Then the cut is safe, and a lone keyword, which speech models
+        the speaker paused where the keyword ends (at the estimate, or at the first pause after
+        it while the keyword was still being said) and stayed quiet CLEAR_PAUSE or more before
+        speaking again. Then the cut is safe, and a lone keyword, which speech models
         often hear as other words, stays out of the transcript. No speech after the pause
         ("Alexa, stop." and silence): kept, the words said are before it."""
         first_speech = ep.first_speech_frame
         clear = first_speech is not None and first_speech * CHUNK_SAMPLES >= CLEAR_PAUSE
-        return not (self.quiet_at_estimate and clear)
+        return not (self.keyword_pause and clear)
 
     def _samples(self, first: int, end: int, kept: bool = True) -> np.ndarray:
         """The keyword's audio (when kept), then chunks [first, end) (the words after it)."""

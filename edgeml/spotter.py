@@ -15,7 +15,11 @@ window's worth, `track_seconds`), takes the earliest window that reaches the pea
 narrows that down between two hops with a few extra windows `probe_seconds` apart: the
 keyword is complete in the first window that scores as high as the best one. That estimate
 (`Detection.keyword_end_index`) is what the recorder starts from; the VAD's pause after it
-(recorder.py) places the cut. These extra calls happen once per detection, not per hop.
+(recorder.py) places the cut. These extra calls happen once per detection, not per hop. A model
+that decides over several positions (a kwtrain model scores the lowest of its last three, 240 ms
+apart) first peaks that long after the keyword ended, and says so in its hello
+(`keyword_delay_seconds`): the estimate is moved back by it. Without that, a sentence's short
+first word said at once sits where the spotter thinks the keyword ends, and the cut takes it.
 
 A live source that gets ahead of the spotter by more than `max_lag_seconds` (the model was
 slow, the machine busy) is caught up by skipping to live audio: a keyword assistant must react
@@ -226,8 +230,14 @@ class KeywordSpotter:
             pass
         best = max(s for _, s in seen)
         first = next(end for end, s in seen if s >= best - cfg.peak_tolerance)
-        end = self._probe_before(first, best, window_samples)
+        end = self._probe_before(first, best, window_samples) - self._delay_samples()
+        end = max(end, detection.end_index - window_samples)  # the keyword is in the window
         return replace(detection, keyword_end_index=end, peak_score=round(best, 4))
+
+    def _delay_samples(self) -> int:
+        """How long after the keyword's end the model's score peaks, as the model states it
+        (ModelInfo.keyword_delay_seconds; 0 for a model that states nothing)."""
+        return round(self.model.info.keyword_delay_seconds * SAMPLE_RATE)
 
     def _probe_before(self, end: int, best: float, window_samples: int) -> int:
         """The earliest window end in the hop before `end` whose score is near `best`."""

@@ -21,12 +21,13 @@ from importlib import resources
 import numpy as np
 
 from kwtrain.eim_server import Classification, audio_model_parameters, project_info
-from kwtrain.embedding.frontend import FrontEnd, StreamingEmbedder
+from kwtrain.embedding.frontend import MEL_HOP, FrontEnd, StreamingEmbedder
 from kwtrain.embedding.head import EmbeddingModel
 from kwtrain.embedding.onnxfiles import RUNTIME_FILES
 
 PACKAGED_MODEL = "embedding_head.npz"
 HOP_SAMPLES = 4000  # the runner's 250 ms hop at 16 kHz
+MEL_HOP_SECONDS = MEL_HOP / 16000  # the front end's 10 ms mel frames (the stride counts them)
 
 
 class EmbeddingImpulse:
@@ -49,6 +50,7 @@ class EmbeddingImpulse:
         )
         params["slice_size"] = self.hop
         params["keyword_threshold"] = model.threshold  # read by EdgeML when --threshold is unset
+        params["keyword_delay_seconds"] = keyword_delay_seconds(model)  # read by the spotter
         self._hello = {"project": project_info(model.name), "model_parameters": params}
 
     def hello(self) -> dict:
@@ -93,6 +95,16 @@ class EmbeddingImpulse:
         return Classification(
             scores=scores, dsp_ms=int(fe_s * 1000), classification_ms=int(head_s * 1000)
         )
+
+
+def keyword_delay_seconds(model: EmbeddingModel) -> float:
+    """How long after the keyword's end the score first reaches its peak: a position scores the
+    lowest of its last `consecutive` positions, so the first position that scores high comes
+    (k - 1) grid strides after the first one that heard the whole keyword (0.48 s for k = 3 and
+    240 ms). Stated in the hello so the device places the keyword's end, and so the cut between
+    keyword and sentence, where the keyword ended rather than where the decision fell."""
+    k = int(model.info.get("consecutive", 1))
+    return round(max(0, k - 1) * model.spec.stride * MEL_HOP_SECONDS, 4)
 
 
 def load_packaged() -> EmbeddingImpulse:

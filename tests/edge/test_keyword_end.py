@@ -38,10 +38,12 @@ def hello_world() -> np.ndarray:
     return speak("hello world")
 
 
-def _model(path, template, keyword, window_samples: int = RATE) -> Iterator[EdgeML]:
+def _model(
+    path, template, keyword, window_samples: int = RATE, **behaviour
+) -> Iterator[EdgeML]:
     eim = write_eim(
         path, keyword=keyword, labels=(keyword, "noise"), template=template,
-        window_samples=window_samples,
+        window_samples=window_samples, **behaviour,
     )  # fmt: skip
     model = EdgeML(eim)
     model.start()
@@ -70,6 +72,18 @@ def whole_model(tmp_path_factory, hello_world):
     yield from _model(
         tmp_path_factory.mktemp("m") / "hw.eim", hello_world, "hello_world", RATE * 3 // 2
     )
+
+
+LATE = 0.48  # a kwtrain model's delay: the lowest of three positions 240 ms apart
+
+
+@pytest.fixture(scope="module")
+def late_model(tmp_path_factory, keyword_audio):
+    """Fires LATE seconds after the keyword is whole in its window, and says so in its hello."""
+    yield from _model(
+        tmp_path_factory.mktemp("m") / "late.eim", keyword_audio, "listen", RATE * 3 // 2,
+        late_seconds=LATE, hello_params={"keyword_delay_seconds": LATE},
+    )  # fmt: skip
 
 
 def run(tmp_path, model: EdgeML, keyword: str, audio: np.ndarray, silence: float = 0.6):
@@ -212,3 +226,24 @@ def test_a_short_command_then_silence_keeps_everything(tmp_path, listen_model, k
     _, rec = run(tmp_path, listen_model, "listen", audio)
     assert rec.keyword_kept and rec.start_index <= parts[1].start
     assert locate(rec.samples, stop)[1] > 0.99
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_a_late_model_keeps_a_short_first_word_said_at_once(
+    tmp_path, late_model, keyword_audio, sentence_audio, phase
+):
+    """"Listen, eight. <pause> ...": the model fires about 0.5 s after the keyword, in the
+    pause after "eight". Placed from the detection, the keyword's end falls after "eight" and
+    the clear pause cuts it off with the keyword; placed from the delay the model states, the
+    cut falls between "listen" and "eight"."""
+    eight = speak("eight")
+    audio, parts = compose(
+        quiet(1.0 + phase), keyword_audio, quiet(0.1), eight, quiet(0.6), sentence_audio,
+        quiet(1.5),
+    )  # fmt: skip
+    detection, rec = run(tmp_path, late_model, "listen", audio, silence=1.0)
+    assert detection.end_index >= parts[3].end, "the test model should fire after 'eight'"
+    assert abs(detection.keyword_end - parts[1].end) <= 0.3 * RATE
+    assert locate(rec.samples, eight)[1] > 0.99, "the first word was cut"
+    assert rec.start_index <= parts[3].start
+    check(rec, parts[1], parts[5], sentence_audio)

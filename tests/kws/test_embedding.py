@@ -239,8 +239,24 @@ def test_edgeml_reads_the_stated_threshold(eim: Path) -> None:
         info = model.start()
         assert info.threshold == pytest.approx(0.7)
         assert info.window_samples == 36000
+        assert info.keyword_delay_seconds == 0.0  # one position decides: no delay to state
         scores = model.classify(speechlike(2.25).astype(np.int16))
         assert set(scores) == {"listen", "unknown"}
+
+
+@pytest.mark.usefixtures("eim_path")
+def test_the_eim_states_its_keyword_delay(tmp_path: Path) -> None:
+    """The lowest of the last 3 positions 240 ms apart first peaks 0.48 s after the keyword's
+    end: the hello says so and EdgeML reads it (the spotter moves its estimate back by it)."""
+    if FRONT is None:
+        pytest.skip("front-end ONNX files missing")
+    from edgeml.edgeml import EdgeML
+    from kwtrain.embedding.export import export_embedding_eim
+
+    head = random_head(stride=24, context=6)
+    head.info = {"consecutive": 3}
+    with EdgeML(export_embedding_eim(head, tmp_path / "k3.eim")) as model:
+        assert model.start().keyword_delay_seconds == pytest.approx(0.48)
 
 
 def test_the_spotter_uses_the_model_threshold_unless_given() -> None:
