@@ -374,8 +374,10 @@ class _VoiceRecording:
         self.chunks: list[np.ndarray] = []  # the audio of chunk k (kept: the ring moves on)
         self.ended = False
         self.prefix = np.zeros(0, np.int16)  # the keyword's audio, before the judged chunks
-        # a pause follows the keyword: the speaker was quiet at the estimate, or paused within
-        # keyword_search_seconds after it (start_chunk); only then may the keyword be left out
+        # the speaker was quiet at the keyword's estimated end: only then may the keyword be
+        # left out. A pause found later by the forward search is not enough: when the estimate
+        # falls inside a short first word said at once ("Alexa one, two, three"), that pause is
+        # the one after "one", and cutting there loses it (bench/e2e.py, e2e_delay32.json)
         self.keyword_pause = False
 
     def _at(self, chunk: int) -> int:
@@ -441,7 +443,6 @@ class _VoiceRecording:
         # back: a pause before it may be the one between the words of the keyword)
         ahead = at + int(cfg.keyword_search_seconds * SAMPLE_RATE / CHUNK_SAMPLES)
         found = self._pause_from(at, ahead)
-        self.keyword_pause = found is not None
         return at if found is None else found
 
     def _keyword_onset(self, window_start: int) -> int:
@@ -514,9 +515,8 @@ class _VoiceRecording:
 
     def _keep_keyword(self, ep: VoiceEndpointer) -> bool:
         """Keep the keyword's audio unless a clear pause separates it from the words after it:
-        the speaker paused where the keyword ends (at the estimate, or at the first pause after
-        it while the keyword was still being said) and stayed quiet CLEAR_PAUSE or more before
-        speaking again. Then the cut is safe, and a lone keyword, which speech models
+        the speaker was quiet where the keyword should end and stayed quiet CLEAR_PAUSE or more
+        before speaking again. Then the cut is safe, and a lone keyword, which speech models
         often hear as other words, stays out of the transcript. No speech after the pause
         ("Alexa, stop." and silence): kept, the words said are before it."""
         first_speech = ep.first_speech_frame
