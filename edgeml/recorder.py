@@ -19,9 +19,9 @@ the cut is safe and the keyword's audio is left out: a speech model hears a lone
 
 Where the words after the keyword begin (Recording.after_keyword_index) is still found as
 before, because the end of the turn is judged on them alone: the spotter says where the keyword is
-complete (its score's peak, Detection.keyword_end); the VAD, run from a second before that
-point, says where the speaker paused: the words start at the start of the pause that follows the
-keyword. If the speaker was already quiet at the estimate (a model that fires late), the pause
+complete (its score's peak, less the delay the model states, Detection.keyword_end); the VAD,
+run from a second before that point, says where the speaker paused: the words start at the start
+of the pause that follows the keyword. If the speaker was already quiet at the estimate (a model that fires late), the pause
 is followed back to where it began, at most `pre_roll_seconds` before the estimate; a gap of
 100 ms or so shows only as a dip of P(speech) below the
 start level (the VAD's own hangover): a dip from one chunk before the estimate to 160 ms after

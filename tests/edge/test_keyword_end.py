@@ -38,9 +38,7 @@ def hello_world() -> np.ndarray:
     return speak("hello world")
 
 
-def _model(
-    path, template, keyword, window_samples: int = RATE, **behaviour
-) -> Iterator[EdgeML]:
+def _model(path, template, keyword, window_samples: int = RATE, **behaviour) -> Iterator[EdgeML]:
     eim = write_eim(
         path, keyword=keyword, labels=(keyword, "noise"), template=template,
         window_samples=window_samples, **behaviour,
@@ -232,7 +230,7 @@ def test_a_short_command_then_silence_keeps_everything(tmp_path, listen_model, k
 def test_a_late_model_keeps_a_short_first_word_said_at_once(
     tmp_path, late_model, keyword_audio, sentence_audio, phase
 ):
-    """"Listen, eight. <pause> ...": the model fires about 0.5 s after the keyword, in the
+    """ "Listen, eight. <pause> ...": the model fires about 0.5 s after the keyword, in the
     pause after "eight". Placed from the detection, the keyword's end falls after "eight" and
     the clear pause cuts it off with the keyword; placed from the delay the model states, the
     cut falls between "listen" and "eight"."""

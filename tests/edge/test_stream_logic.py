@@ -241,7 +241,13 @@ def test_spotter_windows_end_on_the_streams_grid_wherever_listening_resumes(tmp_
     stream.start()
     try:
         spotter = KeywordSpotter(stream, Model(), DetectorConfig("listen"))
-        for start, first in [(0, hop), (1234, hop), (hop - 1, hop), (hop, 2 * hop), (9001, 3 * hop)]:
+        for start, first in [
+            (0, hop),
+            (1234, hop),
+            (hop - 1, hop),
+            (hop, 2 * hop),
+            (9001, 3 * hop),
+        ]:
             windows = spotter.windows(RATE, start)
             ends = [next(windows).end_index for _ in range(3)]
             assert ends == [first, first + hop, first + 2 * hop], start
