@@ -19,7 +19,8 @@ recording kept the keyword) from a git worktree, and the working tree.
 
 Per condition: success (the keyword heard, the printed transcript within 25 % WER of the
 sentence, no keyword text in it), keyword missed (no recording for the trial), first word lost
-(among heard trials whose sentence alone the speech model got with its first word), keyword text
+(among heard trials whose sentence alone the speech model got with its first word; and of those,
+the first word deleted outright, a cut, not a word the speech model spelled otherwise), keyword text
 in the transcript, WER of the successes, and the ceiling: the speech model alone on the same
 sentence in the same noise (no keyword, no device), and how many of those the device loses.
 The detection's delay after the keyword's end comes from the app's log (median, p95).
@@ -193,6 +194,7 @@ def judge(
             "wer": chain.wer(t.reference, text) if rec else None,
             "keyword_text": bool(rec) and chain.keyword_in_text(keyword, text, t.reference),
             "first_word_kept": bool(rec) and chain.first_word_kept(t.reference, text),
+            "first_word_deleted": bool(rec) and chain.first_word_deleted(t.reference, text),
             "ceiling_text": alone[k], "ceiling_wer": chain.wer(t.reference, alone[k]),
             "ceiling_first_word": chain.first_word_kept(t.reference, alone[k]),
             "delay_s": round(delays[0], 3) if delays else None,
@@ -219,6 +221,9 @@ def summary(rows: list[dict]) -> dict:
         if fair
         else None,
         "first_word_judged": len(fair),
+        "first_word_deleted": sum(r.get("first_word_deleted", False) for r in fair) / len(fair)
+        if fair
+        else None,
         "keyword_text": sum(r["keyword_text"] for r in heard) / len(heard) if heard else None,
         "wer_of_successes": float(np.mean([r["wer"] for r in succ])) if succ else None,
         "ceiling": len(ok) / n if n else None,
@@ -293,8 +298,8 @@ def markdown(pool: dict, versions) -> str:
     def pct(x):
         return "-" if x is None else f"{100 * x:.1f} %"
 
-    lines = ["| condition | version | success | missed | first word lost | keyword text | device loses | ceiling | delay median / p95 |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| condition | version | success | missed | first word lost | of which deleted | keyword text | device loses | ceiling | delay median / p95 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for cond, by in pool.items():
         for v in versions:
             s = by[v]
@@ -304,6 +309,7 @@ def markdown(pool: dict, versions) -> str:
                 else f"{s['delay_median_s']:.2f} / {s['delay_p95_s']:.2f} s"
             )
             lines.append(f"| {cond} | {v} | {pct(s['success'])} | {pct(s['missed'])} | {pct(s['first_word_lost'])} "
+                         f"| {pct(s.get('first_word_deleted'))} "
                          f"| {pct(s['keyword_text'])} | {pct(s['device_loses'])} | {pct(s['ceiling'])} | {d} |")  # fmt: skip
     return "\n".join(lines)
 

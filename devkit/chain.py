@@ -145,6 +145,20 @@ def first_word_kept(reference: str, hypothesis: str) -> bool:
     return first.type == "equal"
 
 
+def first_word_deleted(reference: str, hypothesis: str) -> bool:
+    """Is the reference's first word missing outright (aligned as a deletion)? The recording was
+    cut, or the speech model skipped it; a first word spelled otherwise ("FOR" for "four",
+    "A LESS" for "unless") is not counted: that is the speech model's guess, and it moves with
+    the recording's edges whatever the recorder does."""
+    chunks, _, hyp = _alignment(reference, hypothesis)
+    if chunks is None:
+        return False
+    if not chunks:
+        return True
+    first = next(c for c in chunks if c.ref_start_idx <= 0 < c.ref_end_idx)
+    return first.type == "delete"
+
+
 def wer(reference: str, hypothesis: str) -> float:
     import jiwer
 

@@ -71,6 +71,21 @@ def test_first_word_kept(reference, heard, kept):
     assert chain.first_word_kept(reference, heard) is kept
 
 
+@pytest.mark.parametrize(
+    ("reference", "heard", "deleted"),
+    [
+        ("one two three", "TWO, THREE.", True),  # cut with the keyword
+        ("one two three", "ONE, TWO, THREE.", False),
+        ("four queen of clubs", "FOR QUEEN OF CLUBS.", False),  # spelled otherwise: not a cut
+        ("she had your dark suit", "DARK SUIT.", True),
+        ("one two three", "", True),
+    ],
+)
+def test_first_word_deleted(reference, heard, deleted):
+    pytest.importorskip("jiwer")
+    assert chain.first_word_deleted(reference, heard) is deleted
+
+
 def test_keyword_text_and_wer():
     pytest.importorskip("jiwer")
     ref = "what time is it"
