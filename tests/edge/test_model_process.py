@@ -76,6 +76,19 @@ def test_a_hello_with_absurd_parameters_is_refused_at_start(eim_dir, params, mes
     assert not model.running
 
 
+@pytest.mark.parametrize(
+    ("stated", "read"),
+    [(0.48, 0.48), (None, 0.0), ("soon", 0.0), (-1.0, 0.0), (99.0, 0.0), (float("nan"), 0.0)],
+)
+def test_a_stated_keyword_delay_is_used_only_within_the_window(stated, read):
+    """A delay the spotter would move its estimate back by: a number within the model's window,
+    else none (the estimate stays where the score peaks)."""
+    from edgeml.edgeml import model_keyword_delay
+
+    params = {} if stated is None else {"keyword_delay_seconds": stated}
+    assert model_keyword_delay(params, window_seconds=1.5) == read
+
+
 @pytest.mark.native_speed  # the 1-2-4 s backoff within 9 s of real-time input
 def test_a_model_that_refuses_every_classify_is_restarted_with_backoff(tmp_path, eim_dir):
     """Each refusal is a crash and each crash a restart, but not in a tight loop: restarts come
